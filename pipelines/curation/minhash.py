@@ -1,0 +1,584 @@
+"""Exact and MinHash near-duplicate detection over texts, vectorised with numpy.
+
+How a text becomes a signature (deterministic for a seed, in any process, on any machine):
+
+1. Normalise: case fold; every run of non-word characters (punctuation, symbols, whitespace,
+   ``_``) separates words. ASCII text is normalised on its bytes with a lookup table; other text
+   goes through :func:`normalize_text` first. Both give exactly the words of ``normalize_text``.
+2. Word hashes: a polynomial hash of each word's bytes modulo 2**64, for a whole batch of
+   documents at once from one cumulative sum (``C[end] - C[start]``, rescaled by an inverse
+   power of the base), then mixed with splitmix64's finaliser.
+3. Shingles: ``ngram`` consecutive word hashes combined with fixed odd multipliers; a document
+   with fewer than ``ngram`` words is a single shingle, one without words has none.
+4. Signature: one-permutation hashing. Each shingle hash, mixed with the seed, picks one of
+   ``num_perm`` bins with its high 32 bits and offers its low 32 bits as that bin's value; a
+   bin keeps its minimum. Empty bins (short documents) copy the first non-empty bin in a fixed,
+   seeded probe order (Shrivastava's "optimal densification"), so equal bins still estimate the
+   Jaccard similarity. A document without words has every bin at :data:`EMPTY`.
+
+The share of equal bins between two signatures estimates the Jaccard similarity of the two
+shingle sets. :class:`LSHIndex` bands signatures to find candidate pairs cheaply, verifies them
+and clusters the survivors with :class:`UnionFind`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import multiprocessing
+import re
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+__all__ = [
+    "EMPTY", "LSHIndex", "UnionFind", "estimated_jaccard", "exact_duplicate_groups", "jaccard",
+    "minhash_signatures", "near_duplicate_clusters", "normalize_text", "normalized_digest",
+    "optimal_bands", "shingle_set",
+]
+
+T = TypeVar("T", bound=Hashable)
+
+EMPTY = np.uint32(0xFFFFFFFF)
+"""Signature value of a bin that no shingle reached (only documents without words keep it)."""
+
+_U64 = np.uint64
+_MASK64 = (1 << 64) - 1
+_NON_WORD = re.compile(r"[\W_]+")
+_WORD_BASE = 0x100000001B3  # odd, so its powers are invertible modulo 2**64
+_SEGMENT_BYTES = 1 << 21  # word hashing works on at most this many bytes at once (power tables stay small)
+_BATCH_BYTES = 1 << 20  # documents per numpy batch: large enough to amortise calls, small enough for cache
+_ALL_PAIRS_MAX = 64  # LSH buckets up to this size give all pairs; larger ones a star around their first member
+
+
+def normalize_text(text: str) -> str:
+    """Case-fold ``text`` and replace every run of non-word characters by one space, trimmed.
+
+    Word characters are Unicode letters and digits; punctuation, symbols, whitespace and ``_``
+    only separate words: ``normalize_text("Hello,  World_42!") == "hello world 42"``.
+    """
+    return _NON_WORD.sub(" ", text.casefold()).strip()
+
+
+def normalized_digest(text: str) -> bytes:
+    """A 16-byte digest of ``normalize_text(text)``: a compact key for exact-duplicate grouping."""
+    return hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).digest()
+
+
+def _byte_table() -> bytes:
+    """Byte map for ``bytes.translate``: ASCII letters and digits lower-cased, other ASCII to 0."""
+    table = bytearray(256)
+    for b in range(256):
+        if b >= 0x80:
+            table[b] = b  # part of a non-ASCII character; such text went through normalize_text already
+        elif chr(b).isalnum():
+            table[b] = ord(chr(b).lower())
+    return bytes(table)
+
+
+_BYTE_TABLE = _byte_table()
+
+
+def _mix_int(x: int) -> int:
+    """splitmix64's finaliser on one Python int (for constants)."""
+    x &= _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on a uint64 array (returns a new array)."""
+    x = x ^ (x >> _U64(30))
+    x *= _U64(0xBF58476D1CE4E5B9)
+    x ^= x >> _U64(27)
+    x *= _U64(0x94D049BB133111EB)
+    x ^= x >> _U64(31)
+    return x
+
+
+def _seed_key(seed: int, purpose: int) -> int:
+    """A 64-bit key derived from the user's seed, different for each internal use."""
+    return _mix_int(_mix_int(seed) ^ (0x9E3779B97F4A7C15 * (purpose + 1)))
+
+
+def _power_table(base: int, n: int) -> np.ndarray:
+    """``base**i mod 2**64`` for ``i < n``, by repeated doubling of the filled prefix."""
+    out = np.empty(n, np.uint64)
+    out[0] = 1
+    filled = 1
+    while filled < n:
+        step = min(filled, n - filled)
+        np.multiply(out[:step], _U64(pow(base, filled, 1 << 64)), out=out[filled:filled + step])
+        filled += step
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Powers of the word-hash base and of its inverse modulo 2**64, ``size`` of each."""
+    return _power_table(_WORD_BASE, size), _power_table(pow(_WORD_BASE, -1, 1 << 64), size)
+
+
+def _word_hashes_segment(buf: bytes, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start offsets and mixed hashes of the words in ``buf[start:stop]`` (0 bytes separate words)."""
+    data = np.frombuffer(buf, np.uint8, count=stop - start, offset=start)
+    n = data.size
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0, np.uint64)
+    is_word = data != 0
+    edge = np.empty(n + 1, bool)
+    edge[0], edge[n] = is_word[0], is_word[n - 1]
+    np.not_equal(is_word[1:], is_word[:-1], out=edge[1:n])
+    bounds = np.flatnonzero(edge)
+    starts, ends = bounds[0::2], bounds[1::2]
+    powers, inverse = _powers(max(_SEGMENT_BYTES, 1 << (n - 1).bit_length()))
+    prefix = np.empty(n + 1, np.uint64)
+    prefix[0] = 0
+    np.cumsum(np.multiply(data, powers[:n]), out=prefix[1:])
+    # sum of b[p] * base**p over a word, shifted down by base**-start: the word's own polynomial hash
+    hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
+    return starts + start, _mix(hashes)
+
+
+def _word_hashes(buf: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start offsets and mixed hashes of all words of a translated buffer, segment by segment."""
+    if len(buf) <= _SEGMENT_BYTES:
+        return _word_hashes_segment(buf, 0, len(buf))
+    starts, hashes = [], []
+    pos = 0
+    while pos < len(buf):
+        stop = min(pos + _SEGMENT_BYTES, len(buf))
+        if stop < len(buf):
+            cut = buf.rfind(b"\0", pos + 1, stop)
+            if cut < 0:  # one word longer than a segment: end the segment after it
+                cut = buf.find(b"\0", stop)
+            stop = len(buf) if cut < 0 else cut
+        s, h = _word_hashes_segment(buf, pos, stop)
+        starts.append(s)
+        hashes.append(h)
+        pos = stop
+    return np.concatenate(starts), np.concatenate(hashes)
+
+
+@functools.lru_cache(maxsize=16)
+def _ngram_multipliers(ngram: int) -> tuple[np.uint64, ...]:
+    """Fixed odd multipliers, one per position in an n-gram (odd: no information is lost)."""
+    return tuple(_U64(_mix_int(0xD6E8FEB86659FD93 * (k + 1)) | 1) for k in range(ngram))
+
+
+def _encode(text: str) -> bytes:
+    """UTF-8 bytes of ``text`` for the byte table; non-ASCII text is normalised in Python first."""
+    return text.encode("ascii") if text.isascii() else normalize_text(text).encode("utf-8")
+
+
+def _shingle_hashes(texts: Sequence[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shingle hashes of a batch of texts (concatenated in order) and how many each text has."""
+    if not texts:
+        return np.empty(0, np.uint64), np.empty(0, np.int64)
+    parts = [_encode(t) for t in texts]
+    buf = b"\0".join(parts).translate(_BYTE_TABLE)
+    doc_starts = np.zeros(len(parts), np.int64)
+    np.cumsum(np.fromiter(map(len, parts[:-1]), np.int64, len(parts) - 1) + 1, out=doc_starts[1:])
+    word_starts, word_hashes = _word_hashes(buf)
+    first_word = np.searchsorted(word_starts, doc_starts)
+    n_words = np.diff(first_word, append=word_starts.size)
+    return _combine_ngrams(word_hashes, first_word, n_words, ngram)
+
+
+def _combine_ngrams(word_hashes: np.ndarray, first_word: np.ndarray, n_words: np.ndarray,
+                    ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """Word n-gram hashes per document from word hashes; a short document is one shingle."""
+    counts = np.where(n_words >= ngram, n_words - ngram + 1, np.minimum(n_words, 1))
+    offsets = np.zeros(counts.size + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    first = np.repeat(first_word - offsets[:-1], counts) + np.arange(offsets[-1])
+    mult = _ngram_multipliers(ngram)
+    n_all = word_hashes.size
+    # every n-gram of the whole batch from shifted slices (cheaper than gathers); pad for short tails
+    padded = np.concatenate([word_hashes, np.zeros(ngram - 1, np.uint64)])
+    combined = padded[:n_all] * mult[0]
+    for k in range(1, ngram):
+        combined += padded[k:k + n_all] * mult[k]
+    shingles = combined[first] if first.size else np.empty(0, np.uint64)
+    short = np.flatnonzero((n_words > 0) & (n_words < ngram))
+    if short.size:  # these shingles must not take words of the next document
+        value = word_hashes[first_word[short]] * mult[0]
+        for k in range(1, ngram - 1):
+            has = n_words[short] > k
+            value[has] += word_hashes[first_word[short][has] + k] * mult[k]
+        shingles[offsets[short]] = value
+    return shingles, counts
+
+
+@functools.lru_cache(maxsize=8)
+def _probe_order(num_perm: int, seed: int) -> np.ndarray:
+    """For each bin, all bins in a seeded order: where an empty bin looks for a value to copy."""
+    cells = np.arange(num_perm * num_perm, dtype=np.uint64).reshape(num_perm, num_perm)
+    keys = _mix(cells ^ _U64(_seed_key(seed, 2)))
+    return np.argsort(keys, axis=1).astype(np.intp)
+
+
+def _densify(sig: np.ndarray, seed: int) -> None:
+    """Fill empty bins of rows that have some non-empty bin, in place."""
+    num_perm = sig.shape[1]
+    empty = sig == EMPTY
+    rows = np.flatnonzero(empty.any(axis=1) & ~empty.all(axis=1))
+    if rows.size == 0:
+        return
+    probe = _probe_order(num_perm, seed)
+    chunk = max(1, (1 << 22) // (num_perm * num_perm))  # bounds the (rows, bins, probes) boolean block
+    bins = np.arange(num_perm)[None, :]
+    for lo in range(0, rows.size, chunk):
+        r = rows[lo:lo + chunk]
+        filled = ~empty[r]
+        first_hit = filled[:, probe].argmax(axis=2)  # (rows, bins): first filled probe of each bin
+        source = probe[bins, first_hit]
+        block = sig[r]
+        sig[r] = np.where(empty[r], np.take_along_axis(block, source, axis=1), block)
+
+
+def _signatures_from_shingles(shingles: np.ndarray, counts: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
+    """One-permutation MinHash signatures, ``(len(counts), num_perm)`` uint32, from shingle hashes."""
+    n_docs = counts.size
+    x = _mix(shingles ^ _U64(_seed_key(seed, 1)))
+    bins = ((x >> _U64(32)) * _U64(num_perm)) >> _U64(32)  # fair range reduction without a modulo
+    cells = bins.astype(np.int64)
+    cells += np.repeat(np.arange(n_docs, dtype=np.int64) * num_perm, counts)
+    sig = np.full(n_docs * num_perm, EMPTY, np.uint32)
+    np.minimum.at(sig, cells, x.astype(np.uint32))  # the cast keeps the low 32 bits
+    sig = sig.reshape(n_docs, num_perm)
+    _densify(sig, seed)
+    return sig
+
+
+def _check_params(num_perm: int, ngram: int) -> None:
+    if not 1 <= num_perm <= 4096:
+        raise ValueError(f"num_perm must be between 1 and 4096, got {num_perm}")
+    if ngram < 1:
+        raise ValueError(f"ngram must be at least 1, got {ngram}")
+
+
+def _signature_batch(texts: Sequence[str], num_perm: int, ngram: int, seed: int) -> np.ndarray:
+    """Signatures of one batch (a top-level function so that worker processes can run it)."""
+    shingles, counts = _shingle_hashes(texts, ngram)
+    return _signatures_from_shingles(shingles, counts, num_perm, seed)
+
+
+def _batches(texts: Iterable[str], batch_bytes: int) -> Iterator[list[str]]:
+    """Group texts into lists of about ``batch_bytes`` characters."""
+    batch: list[str] = []
+    size = 0
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"texts must be str, got {type(text).__name__}")
+        batch.append(text)
+        size += len(text) + 1
+        if size >= batch_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def process_pool(workers: int) -> Any:
+    """A ``multiprocessing`` pool of ``workers`` processes started by forkserver where available.
+
+    Forkserver (not fork) so that a caller's threads cannot leave locks held in the children.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn").Pool(workers)
+
+
+def minhash_signatures(texts: Iterable[str], *, num_perm: int = 128, ngram: int = 3, seed: int = 1,
+                       workers: int = 1, batch_bytes: int = _BATCH_BYTES) -> np.ndarray:
+    """MinHash signatures of ``texts``: a ``(len(texts), num_perm)`` uint32 array, row i for text i.
+
+    Shingles are word ``ngram``-grams of ``normalize_text(text)``. The result depends only on the
+    texts, ``num_perm``, ``ngram`` and ``seed`` (not on batching, ``workers`` or the process).
+    ``workers > 1`` hashes batches of about ``batch_bytes`` characters in a process pool.
+    """
+    _check_params(num_perm, ngram)
+    batches = _batches(texts, batch_bytes)
+    if workers <= 1:
+        parts = [_signature_batch(b, num_perm, ngram, seed) for b in batches]
+    else:
+        with process_pool(workers) as pool:
+            parts = pool.starmap(_signature_batch, ((b, num_perm, ngram, seed) for b in batches), chunksize=1)
+    if not parts:
+        return np.empty((0, num_perm), np.uint32)
+    return np.concatenate(parts)
+
+
+def shingle_set(text: str, *, ngram: int = 3) -> np.ndarray:
+    """The shingle set of ``text`` as sorted unique 64-bit hashes of its normalised word n-grams.
+
+    Two texts' sets compare exactly up to 64-bit hash collisions; see :func:`jaccard`.
+    """
+    _check_params(1, ngram)
+    shingles, _ = _shingle_hashes([text], ngram)
+    return np.unique(shingles)
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard similarity of two sorted unique arrays such as :func:`shingle_set` returns (1.0 if both empty)."""
+    if a.size == 0 and b.size == 0:
+        return 1.0
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    return inter / (a.size + b.size - inter)
+
+
+def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
+    """Share of equal bins between signatures: a float for two rows, an array for two stacks of rows."""
+    share = np.count_nonzero(np.asarray(a) == np.asarray(b), axis=-1) / np.shape(a)[-1]
+    return float(share) if np.ndim(share) == 0 else share
+
+
+def _integrate(f: Any, lo: float, hi: float, points: int = 1001) -> np.ndarray:
+    """Trapezoid rule of a vectorised ``f(s)`` over ``[lo, hi]`` (``f`` may return a column of curves)."""
+    s = np.linspace(lo, hi, points)
+    y = f(s)
+    return (y[..., 1:] + y[..., :-1]).sum(axis=-1) * (hi - lo) / (2 * (points - 1))
+
+
+@functools.lru_cache(maxsize=64)
+def optimal_bands(threshold: float, num_perm: int, *, weights: tuple[float, float] = (0.2, 0.8)) -> tuple[int, int]:
+    """The ``(bands, rows)`` with ``bands * rows <= num_perm`` that minimise weighted LSH errors.
+
+    A pair with Jaccard ``s`` becomes a candidate with probability ``1 - (1 - s**rows)**bands``. The
+    false-positive error is that probability integrated over ``s < threshold``, the false-negative
+    error its complement integrated over ``s >= threshold``; ``weights`` = (false-positive weight,
+    false-negative weight). The default leans to recall because candidates are verified afterwards.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    w_fp, w_fn = weights
+    best: tuple[float, int, int] | None = None
+    for bands in range(1, num_perm + 1):
+        rows = np.arange(1, num_perm // bands + 1)[:, None]
+        fp = _integrate(lambda s: 1 - (1 - s ** rows) ** bands, 0.0, threshold)
+        fn = _integrate(lambda s: (1 - s ** rows) ** bands, threshold, 1.0)
+        cost = w_fp * fp + w_fn * fn
+        i = int(np.argmin(cost))
+        if best is None or cost[i] < best[0]:
+            best = (float(cost[i]), bands, i + 1)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _bucket_pairs(keys: np.ndarray) -> np.ndarray:
+    """Pairs ``(i, j)`` of positions whose keys are equal: all pairs in small buckets, stars in big ones."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    boundary = np.ones(keys.size + 1, bool)
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=boundary[1:-1])
+    run_starts = np.flatnonzero(boundary)
+    run_lens = np.diff(run_starts)
+    multi = run_lens >= 2
+    starts, lens = run_starts[:-1][multi], run_lens[multi]
+    firsts: list[np.ndarray] = []
+    seconds: list[np.ndarray] = []
+    small = lens <= _ALL_PAIRS_MAX
+    s, n = starts[small], lens[small]
+    if s.size:
+        pos = np.repeat(s, n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        end = np.repeat(s + n, n)
+        for d in range(1, int(n.max())):
+            ok = pos + d < end
+            pos, end = pos[ok], end[ok]
+            firsts.append(order[pos])
+            seconds.append(order[pos + d])
+    s, n = starts[~small], lens[~small]
+    if s.size:  # a huge bucket (many copies of one text) would give quadratically many pairs
+        members = np.repeat(s, n - 1) + np.arange((n - 1).sum()) - np.repeat(np.cumsum(n - 1) - (n - 1), n - 1) + 1
+        firsts.append(order[np.repeat(s, n - 1)])
+        seconds.append(order[members])
+    if not firsts:
+        return np.empty((0, 2), np.int64)
+    a, b = np.concatenate(firsts), np.concatenate(seconds)
+    return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1).astype(np.int64)
+
+
+class LSHIndex:
+    """Banded LSH over MinHash signatures, filled batch by batch, keeping only ids and signatures.
+
+    Two documents become a candidate pair when all ``rows`` values of one of the ``bands`` agree.
+    ``bands``/``rows`` default to :func:`optimal_bands` for ``threshold`` and ``num_perm``.
+    """
+
+    def __init__(self, threshold: float = 0.8, num_perm: int = 128, *,
+                 weights: tuple[float, float] = (0.2, 0.8), bands: int | None = None, rows: int | None = None):
+        if (bands is None) != (rows is None):
+            raise ValueError("give both bands and rows, or neither")
+        if bands is None or rows is None:
+            bands, rows = optimal_bands(threshold, num_perm, weights=tuple(weights))
+        if bands < 1 or rows < 1 or bands * rows > num_perm:
+            raise ValueError(f"bands * rows must be at most num_perm={num_perm}, got {bands} x {rows}")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        self.threshold, self.num_perm, self.bands, self.rows = threshold, num_perm, bands, rows
+        self._ids: list[Any] = []
+        self._signatures: list[np.ndarray] = []
+        self._band_keys: list[np.ndarray] = []
+        self._mult = np.array([_mix_int(0xA0761D6478BD642F * (i + 1)) | 1 for i in range(bands * rows)],
+                              np.uint64).reshape(bands, rows)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @property
+    def ids(self) -> list[Any]:
+        """Ids in insertion order: position ``i`` in :meth:`candidate_pairs` is ``ids[i]``."""
+        return self._ids
+
+    @property
+    def signatures(self) -> np.ndarray:
+        """All signatures added so far, ``(len(self), num_perm)``, in insertion order."""
+        if len(self._signatures) != 1:
+            self._signatures = [np.concatenate(self._signatures) if self._signatures
+                                else np.empty((0, self.num_perm), np.uint32)]
+        return self._signatures[0]
+
+    def add_batch(self, ids: Sequence[Any], signatures: np.ndarray) -> None:
+        """Add documents: ``ids[i]`` has signature ``signatures[i]`` (from :func:`minhash_signatures`)."""
+        signatures = np.asarray(signatures)
+        if signatures.ndim != 2 or signatures.shape[1] != self.num_perm:
+            raise ValueError(f"signatures must have shape (n, {self.num_perm}), got {signatures.shape}")
+        if len(ids) != signatures.shape[0]:
+            raise ValueError(f"{len(ids)} ids for {signatures.shape[0]} signatures")
+        if not len(ids):
+            return
+        banded = signatures[:, :self.bands * self.rows].astype(np.uint64).reshape(-1, self.bands, self.rows)
+        self._band_keys.append(_mix((banded * self._mult).sum(axis=2, dtype=np.uint64)))
+        self._signatures.append(signatures.astype(np.uint32, copy=False))
+        self._ids.extend(ids)
+
+    def candidate_pairs(self) -> np.ndarray:
+        """Unique candidate pairs as a sorted ``(p, 2)`` int64 array of positions ``i < j``."""
+        n = len(self)
+        if n < 2:
+            return np.empty((0, 2), np.int64)
+        keys = np.concatenate(self._band_keys)
+        self._band_keys = [keys]
+        codes = [p[:, 0] * n + p[:, 1] for p in (_bucket_pairs(keys[:, band]) for band in range(self.bands))]
+        unique = np.unique(np.concatenate(codes))
+        return np.stack([unique // n, unique % n], axis=1)
+
+    def near_duplicate_pairs(self, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate pairs whose estimated Jaccard is at least ``threshold``, and those estimates."""
+        threshold = self.threshold if threshold is None else threshold
+        pairs = self.candidate_pairs()
+        sigs = self.signatures
+        est = np.empty(len(pairs))
+        step = 1 << 16  # bounds the temporary (pairs, num_perm) comparison block
+        for lo in range(0, len(pairs), step):
+            p = pairs[lo:lo + step]
+            est[lo:lo + step] = np.count_nonzero(sigs[p[:, 0]] == sigs[p[:, 1]], axis=1) / self.num_perm
+        keep = est >= threshold
+        return pairs[keep], est[keep]
+
+    def clusters(self, threshold: float | None = None) -> list[list[Any]]:
+        """Ids grouped by verified near-duplicate pairs (transitively), clusters of two or more only."""
+        pairs, _ = self.near_duplicate_pairs(threshold)
+        return clusters_from_pairs(self._ids, pairs)
+
+
+def clusters_from_pairs(ids: Sequence[Any], pairs: np.ndarray) -> list[list[Any]]:
+    """Connected components of ``pairs`` (positions into ``ids``) as lists of ids.
+
+    Members keep the order of ``ids``; clusters are ordered by their first member.
+    """
+    uf: UnionFind[int] = UnionFind()
+    for i, j in pairs.tolist():
+        uf.union(i, j)
+    groups = sorted(sorted(g) for g in uf.groups())
+    return [[ids[i] for i in g] for g in groups]
+
+
+class UnionFind(Generic[T]):
+    """Disjoint sets of hashable items, created on first use; union by size with path halving."""
+
+    def __init__(self, items: Iterable[T] = ()):
+        self._parent: dict[T, T] = {}
+        self._size: dict[T, int] = {}
+        for item in items:
+            self.add(item)
+
+    def __len__(self) -> int:
+        return len(self._parent)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._parent
+
+    def add(self, item: T) -> None:
+        """Make ``item`` a set of its own unless it is known already."""
+        if item not in self._parent:
+            self._parent[item] = item
+            self._size[item] = 1
+
+    def find(self, item: T) -> T:
+        """The representative of ``item``'s set (adding ``item`` if new)."""
+        self.add(item)
+        parent = self._parent
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]  # path halving keeps later finds short
+            item = parent[item]
+        return item
+
+    def union(self, a: T, b: T) -> bool:
+        """Merge the sets of ``a`` and ``b``; False when they were one set already."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        if self._size[ra] < self._size[rb]:
+            ra, rb = rb, ra
+        self._parent[rb] = ra
+        self._size[ra] += self._size.pop(rb)
+        return True
+
+    def connected(self, a: T, b: T) -> bool:
+        """Whether ``a`` and ``b`` are in the same set."""
+        return self.find(a) == self.find(b)
+
+    def groups(self) -> list[list[T]]:
+        """Every set as a list, members and sets in the order items were first added."""
+        out: dict[T, list[T]] = {}
+        for item in self._parent:
+            out.setdefault(self.find(item), []).append(item)
+        return list(out.values())
+
+
+def exact_duplicate_groups(ids: Iterable[Any], keys: Iterable[Hashable], *, normalize: bool = True) -> list[list[Any]]:
+    """Ids whose keys are equal, as groups of two or more in input order.
+
+    With ``normalize`` (the default) ``keys`` are texts compared by :func:`normalized_digest`, so
+    case, punctuation and spacing do not matter; otherwise they are compared as given.
+    """
+    groups: dict[Hashable, list[Any]] = {}
+    for id_, key in zip(ids, keys, strict=True):
+        groups.setdefault(normalized_digest(key) if normalize else key, []).append(id_)
+    return [g for g in groups.values() if len(g) >= 2]
+
+
+def near_duplicate_clusters(ids: Iterable[Any], texts: Iterable[str], *, threshold: float = 0.8, num_perm: int = 128,
+                            ngram: int = 3, seed: int = 1, exact: bool = False, workers: int = 1) -> list[list[Any]]:
+    """Clusters (two or more ids) of texts whose word ``ngram``-gram sets have Jaccard >= ``threshold``.
+
+    Candidates come from banded LSH over MinHash signatures; a pair is kept when its estimated
+    Jaccard (or, with ``exact``, the Jaccard of the shingle sets) reaches ``threshold``; kept pairs
+    are joined transitively. Members are in input order, clusters ordered by first member.
+    """
+    ids, texts = list(ids), list(texts)
+    if len(ids) != len(texts):
+        raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
+    index = LSHIndex(threshold, num_perm)
+    index.add_batch(ids, minhash_signatures(texts, num_perm=num_perm, ngram=ngram, seed=seed, workers=workers))
+    if not exact:
+        return index.clusters()
+    pairs = index.candidate_pairs()
+    sets: dict[int, np.ndarray] = {}
+    for i in np.unique(pairs).tolist():
+        sets[i] = shingle_set(texts[i], ngram=ngram)
+    keep = [jaccard(sets[i], sets[j]) >= threshold for i, j in pairs.tolist()]
+    return clusters_from_pairs(ids, pairs[np.array(keep, bool)] if keep else pairs)

@@ -1,0 +1,15 @@
+"""Errors that a user can act on: the entry points print them as one line and exit with status 2."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or configuration; the message names the file, line or setting and what to do."""
+
+
+class ParamsError(UserError):
+    """``params.yaml`` has an unknown key, a wrong type or an out-of-range value."""
+
+
+class ModelError(UserError):
+    """A model backend cannot be used: missing files, unreachable endpoint, rejected key."""

@@ -1,0 +1,143 @@
+"""``local`` backend: transformers in-process on a local Hugging Face directory.
+
+Tool calls are rendered and parsed with :mod:`pipelines.llm.toolcalls` through the directory's chat
+template (``models/base/`` carries the project's tool-aware ChatML template).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import ModelError
+from pipelines.llm.base import ContextLengthError, Reply, Usage, assistant_message
+from pipelines.llm.toolcalls import CLOSE, OPEN, parse_assistant_text
+
+
+class LocalModel:
+    """A causal LM loaded lazily from ``path`` (plus an optional PEFT adapter).
+
+    Sampling keys: ``max_tokens``, ``temperature`` (0 = greedy), ``top_p``, ``seed``, and
+    ``tool_choice``: ``"auto"`` (default), ``"required"`` (the turn starts inside a tool call), or
+    ``{"type": "function", "function": {"name": N}}`` (the turn calls N), and
+    ``parallel_tool_calls`` (default True; False ends the turn after its first tool call), as in the
+    OpenAI API.
+    """
+
+    def __init__(self, path: str | Path, *, name: str = "local", adapter: str | Path | None = None,
+                 max_context: int = 8192, device: str = "auto", sampling: dict[str, Any] | None = None):
+        self.name = name
+        self.path = Path(path)
+        self.adapter = Path(adapter) if adapter else None
+        self.max_context = max_context
+        self.device = device
+        self.defaults = dict(sampling or {})
+        self._lock = threading.Lock()  # one generate at a time; batching across episodes is separate work
+        self._model = None
+        self._tokenizer = None
+
+    # ------------------------------------------------------------------ loading
+    def load(self) -> "LocalModel":
+        """Load tokenizer and weights now (otherwise the first chat() does)."""
+        if self._model is not None:
+            return self
+        check_model_dir(self.path)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+        if not self._tokenizer.chat_template:
+            raise ModelError(f"{self.path}: the tokenizer has no chat template; rebuild it with `dvc repro base_model`")
+        model = AutoModelForCausalLM.from_pretrained(self.path, dtype="auto")
+        if self.adapter:
+            if not (self.adapter / "adapter_config.json").exists():
+                raise ModelError(f"{self.adapter}: no adapter_config.json; is this a PEFT adapter directory?")
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, self.adapter)
+        self._model = model.to(device).eval()
+        self._device = device
+        return self
+
+    @property
+    def tokenizer(self):
+        self.load()
+        return self._tokenizer
+
+    # ------------------------------------------------------------------ chat
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+        """The exact prompt text the model sees, ending with the assistant header."""
+        return self.tokenizer.apply_chat_template(
+            messages, tools=tools or None, add_generation_prompt=True, tokenize=False
+        )
+
+    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, **sampling: Any) -> Reply:
+        import torch
+
+        self.load()
+        opts = {**self.defaults, **{k: v for k, v in sampling.items() if v is not None}}
+        max_new = int(opts.get("max_tokens", 256))
+        temperature = float(opts.get("temperature", 0.0))
+        prefix = _prefill(opts.get("tool_choice", "auto"), tools)
+        prompt = self.render(messages, tools) + prefix
+        ids = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        if ids.shape[1] + max_new > self.max_context:
+            raise ContextLengthError(
+                f"prompt of {ids.shape[1]} tokens + {max_new} new exceeds the context of {self.max_context}"
+            )
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new,
+            "do_sample": temperature > 0,
+            "eos_token_id": self._tokenizer.convert_tokens_to_ids("<|im_end|>"),
+            "pad_token_id": self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
+        }
+        if tools and opts.get("parallel_tool_calls", True) is False:
+            gen_kwargs.update(stop_strings=[CLOSE], tokenizer=self._tokenizer)
+        if temperature > 0:
+            gen_kwargs.update(temperature=temperature, top_p=float(opts.get("top_p", 1.0)))
+        started = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            if temperature > 0 and opts.get("seed") is not None:
+                torch.manual_seed(int(opts["seed"]))
+            out = self._model.generate(
+                ids.to(self._device), attention_mask=torch.ones_like(ids).to(self._device), **gen_kwargs
+            )
+        new_ids = out[0, ids.shape[1]:]
+        text = prefix + self._tokenizer.decode(new_ids, skip_special_tokens=False)
+        hit_eos = len(new_ids) > 0 and int(new_ids[-1]) == gen_kwargs["eos_token_id"]
+        hit_eos = hit_eos or text.rstrip().endswith(CLOSE)
+        usage = Usage(prompt_tokens=int(ids.shape[1]), completion_tokens=int(len(new_ids)),
+                      seconds=time.perf_counter() - started)
+        parsed = parse_assistant_text(text)
+        message = assistant_message(parsed.content, parsed.tool_calls, parsed.reasoning)
+        return Reply(message=message, usage=usage, format_error=parsed.error,
+                     finish_reason="stop" if hit_eos else "length", raw=text)
+
+
+def _prefill(tool_choice: Any, tools: list[dict[str, Any]] | None) -> str:
+    """Text forced at the start of the turn to honour ``tool_choice`` (needs tools)."""
+    if not tools or tool_choice in (None, "auto", "none"):
+        return ""
+    if tool_choice == "required":
+        return f"{OPEN}\n" + '{"name": "'
+    if isinstance(tool_choice, dict):
+        name = tool_choice.get("function", {}).get("name")
+        if name:
+            return f"{OPEN}\n" + '{"name": ' + json.dumps(name) + ', "arguments": {'  # arguments are always an object
+    raise ModelError(f"tool_choice {tool_choice!r} is not understood; use 'auto', 'required' or a function name")
+
+
+def check_model_dir(path: Path) -> None:
+    """Fail with one clear line if ``path`` is not a usable Hugging Face model directory."""
+    if not path.is_dir():
+        raise ModelError(f"{path}: model directory not found; run `dvc repro base_model` or fix the model path in params.yaml")
+    if not (path / "config.json").exists():
+        raise ModelError(f"{path}: no config.json; not a Hugging Face model directory")
+    if not any((path / f).exists() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
+        raise ModelError(f"{path}: no tokenizer files (tokenizer.json); save the tokenizer into the model directory")

