@@ -117,12 +117,57 @@ class LLMParams(Strict):
         return self
 
 
+# ---------------------------------------------------------------- collect
+class TeacherAssignment(Strict):
+    """One teacher and the query sources it collects on."""
+
+    model: str = Field(description="a name from llm.models, or 'replay' (applies the task's reference solution)")
+    sources: list[Literal["human", "synthetic", "pr"]] = Field(min_length=1)
+    max_queries: int = Field(0, ge=0, description="at most this many queries for this teacher (0 = all)")
+
+
+class EpisodeLimitsParams(Strict):
+    max_steps: int = Field(20, ge=1)
+    max_tokens: int = Field(100_000, ge=256, description="prompt + completion tokens over the episode")
+    max_seconds: float = Field(600.0, gt=0)
+    max_format_errors: int = Field(3, ge=1)
+
+
+class CollectParams(Strict):
+    """Run the agent on every query and keep complete trajectories."""
+
+    seeds: bool = Field(True, description="also collect on the curated seed tasks in data/seeds")
+    query_files: list[str] = Field(default_factory=lambda: ["data/queries/synthetic.jsonl", "data/queries/pr.jsonl"],
+                                   description="JSONL files of queries; missing files are skipped with a note")
+    teachers: list[TeacherAssignment] = Field(
+        default_factory=lambda: [TeacherAssignment(model="replay", sources=["human", "pr"]),
+                                 TeacherAssignment(model="embedded", sources=["synthetic", "human"], max_queries=4)])
+    rounds: int = Field(3, ge=1, le=10)
+    user: Literal["simulated", "human"] = "simulated"
+    user_model: bool = Field(False, description="phrase simulated feedback with llm.roles.user_simulator")
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+    parallel: int = Field(0, ge=0, description="episodes at once; 0 = number of CPUs")
+    limits: EpisodeLimitsParams = EpisodeLimitsParams()
+    command_timeout_s: float = Field(30.0, gt=0)
+    memory_mb: int = Field(1024, ge=64)
+    sampling: SamplingParams = SamplingParams()
+
+
 # ---------------------------------------------------------------- the file
 class Params(Strict):
     """All of ``params.yaml``. Later stages add their own group here."""
 
     base_model: BaseModelParams = BaseModelParams()
     llm: LLMParams = LLMParams()
+    collect: CollectParams = CollectParams()
+
+    @model_validator(mode="after")
+    def _teachers_are_defined(self) -> "Params":
+        for i, teacher in enumerate(self.collect.teachers):
+            if teacher.model != "replay" and teacher.model not in self.llm.models:
+                raise ValueError(f"collect.teachers.{i}.model names {teacher.model!r}, which is neither 'replay' "
+                                 f"nor a model in llm.models ({', '.join(sorted(self.llm.models))})")
+        return self
 
     def group(self, name: str) -> dict[str, Any]:
         """One group as plain JSON-able data (what a stage logs as its params)."""

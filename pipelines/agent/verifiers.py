@@ -1,0 +1,227 @@
+"""Verifiers: how an episode's result is checked when the agent calls ``finish``.
+
+- ``tests``: each command is one check run in the sandbox on the final workspace; score = share passing.
+- ``reference_patch``: the workspace's changes against the gold patch (files touched and changed
+  lines, F1 of each, averaged); the gold patch is never shown to the agent. Listed commands, if any,
+  must also pass.
+- ``rubric``: the judge model scores each criterion (met or not, with a short rationale).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipelines.schema import VerifierSpec
+
+log = logging.getLogger(__name__)
+CHECK_OUTPUT_CHARS = 1500
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    output: str = ""
+
+
+@dataclass
+class VerifierResult:
+    """Outcome of one verification. ``infra_error`` is set when the verifier itself could not run."""
+
+    kind: str
+    passed: bool
+    score: float
+    checks: list[Check] = field(default_factory=list)
+    infra_error: str | None = None
+
+    def summary(self) -> str:
+        """Short text for a user (simulated or human): what failed and how."""
+        if self.infra_error:
+            return f"The checks could not run: {self.infra_error}"
+        failed = [c for c in self.checks if not c.passed]
+        if not failed:
+            return f"All {len(self.checks)} checks pass."
+        lines = [f"{len(failed)} of {len(self.checks)} checks fail:"]
+        for check in failed[:4]:
+            out = check.output.strip()[-400:]
+            lines.append(f"- {check.name}" + (f"\n  {out}" if out else ""))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Verifier(Protocol):
+    def verify(self, workspace: Path) -> VerifierResult: ...
+
+
+class TestsVerifier:
+    """Run each command in the sandbox; pass when the share passing reaches the threshold."""
+
+    __test__ = False  # not a pytest class, despite the name
+
+    def __init__(self, spec: VerifierSpec, sandbox):
+        self.spec = spec
+        self.sandbox = sandbox
+
+    def verify(self, workspace: Path) -> VerifierResult:
+        checks = []
+        for command in self.spec.commands:
+            res = self.sandbox.run(command, timeout_s=self.spec.timeout_s)
+            checks.append(Check(command, res.exit_code == 0, res.output[-CHECK_OUTPUT_CHARS:]))
+        return _scored("tests", checks, self.spec.pass_threshold)
+
+
+def _scored(kind: str, checks: list[Check], threshold: float) -> VerifierResult:
+    score = sum(c.passed for c in checks) / len(checks) if checks else 0.0
+    return VerifierResult(kind, bool(checks) and score >= threshold, score, checks)
+
+
+def patch_changes(patch: str) -> tuple[set[str], set[tuple[str, str]]]:
+    """Files touched and (file, '+line'/'-line') changes of a unified diff, whitespace-normalised."""
+    files: set[str] = set()
+    lines: set[tuple[str, str]] = set()
+    current = None
+    for raw in patch.splitlines():
+        if raw.startswith("+++ ") or raw.startswith("--- "):
+            name = raw[4:].strip().split("\t")[0]
+            if name != "/dev/null":
+                current = name[2:] if name[:2] in ("a/", "b/") else name
+                files.add(current)
+            continue
+        if raw.startswith(("diff ", "index ", "@@")) or current is None:
+            continue
+        if raw[:1] in "+-" and raw[1:].strip():
+            lines.add((current, raw[0] + " ".join(raw[1:].split())))
+    return files, lines
+
+
+def _f1(got: set, want: set) -> float:
+    if not got and not want:
+        return 1.0
+    hit = len(got & want)
+    return 0.0 if hit == 0 else 2 * hit / (len(got) + len(want))
+
+
+class ReferencePatchVerifier:
+    """Compare the workspace's diff (``git diff`` against the base commit) with the gold patch."""
+
+    def __init__(self, spec: VerifierSpec, sandbox, diff_command: str = "git add -A >/dev/null 2>&1; git diff --cached HEAD"):
+        self.spec = spec
+        self.sandbox = sandbox
+        self.diff_command = diff_command
+
+    def verify(self, workspace: Path) -> VerifierResult:
+        res = self.sandbox.run(self.diff_command, timeout_s=self.spec.timeout_s)
+        if res.exit_code != 0:
+            return VerifierResult("reference_patch", False, 0.0, infra_error=f"git diff failed: {res.output[-300:]}")
+        got_files, got_lines = patch_changes(res.output)
+        want_files, want_lines = patch_changes(self.spec.patch or "")
+        file_f1, line_f1 = _f1(got_files, want_files), _f1(got_lines, want_lines)
+        missing = sorted(want_files - got_files)
+        checks = [
+            Check("files touched match the reference", file_f1 == 1.0,
+                  f"F1 {file_f1:.2f}" + (f"; not changed: {', '.join(missing[:5])}" if missing else "")),
+            Check("changed lines match the reference", line_f1 == 1.0, f"F1 {line_f1:.2f}"),
+        ]
+        for command in self.spec.commands:
+            run = self.sandbox.run(command, timeout_s=self.spec.timeout_s)
+            checks.append(Check(command, run.exit_code == 0, run.output[-CHECK_OUTPUT_CHARS:]))
+        score = (file_f1 + line_f1) / 2
+        if self.spec.commands:
+            score = (score + sum(c.passed for c in checks[2:]) / len(self.spec.commands)) / 2
+        return VerifierResult("reference_patch", score >= self.spec.pass_threshold, score, checks)
+
+
+RUBRIC_PROMPT = """You are grading an assistant's work against a rubric.
+
+Task given to the assistant:
+{query}
+
+What the assistant reported and the files it produced:
+{evidence}
+
+Rubric criteria:
+{criteria}
+
+Answer with JSON only: {{"scores": [{{"criterion": <number>, "met": true|false, "rationale": "<one sentence>"}}, ...]}}"""
+
+
+class RubricVerifier:
+    """Ask the judge model whether each criterion is met; unparseable answers are a verifier error."""
+
+    def __init__(self, spec: VerifierSpec, judge, query: str, evidence_files: int = 5, max_chars: int = 4000):
+        self.spec = spec
+        self.judge = judge
+        self.query = query
+        self.evidence_files = evidence_files
+        self.max_chars = max_chars
+        self.transcript_tail = ""
+
+    def verify(self, workspace: Path) -> VerifierResult:
+        evidence = [self.transcript_tail[-1000:]]
+        files = sorted(p for p in workspace.rglob("*") if p.is_file() and ".git" not in p.parts)
+        for path in files[: self.evidence_files]:
+            text = path.read_text(encoding="utf-8", errors="replace")[: self.max_chars // self.evidence_files]
+            evidence.append(f"--- {path.relative_to(workspace)}\n{text}")
+        criteria = "\n".join(f"{i}. {c}" for i, c in enumerate(self.spec.criteria, 1))
+        prompt = RUBRIC_PROMPT.format(query=self.query, evidence="\n".join(evidence), criteria=criteria)
+        try:
+            reply = self.judge.chat([{"role": "user", "content": prompt}], None)
+        except Exception as exc:  # the judge failing is an infrastructure problem, not the agent's
+            return VerifierResult("rubric", False, 0.0, infra_error=f"judge failed: {str(exc)[:200]}")
+        checks = parse_rubric_answer(reply.content, self.spec.criteria)
+        if checks is None:
+            return VerifierResult("rubric", False, 0.0, infra_error="the judge's answer was not the JSON asked for")
+        return _scored("rubric", checks, self.spec.pass_threshold)
+
+
+def parse_rubric_answer(text: str, criteria: list[str]) -> list[Check] | None:
+    """Read the judge's JSON (tolerating prose around it); None when it cannot be read."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        scores = json.loads(text[start:end + 1]).get("scores")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(scores, list):
+        return None
+    by_index = {}
+    for item in scores:
+        if isinstance(item, dict) and isinstance(item.get("criterion"), int):
+            by_index[item["criterion"]] = item
+    checks = []
+    for i, criterion in enumerate(criteria, 1):
+        item = by_index.get(i, {})
+        checks.append(Check(criterion, item.get("met") is True, str(item.get("rationale", "not scored"))[:300]))
+    return checks
+
+
+def make_verifier(spec: VerifierSpec, sandbox, *, judge=None, query: str = "") -> Verifier:
+    """The verifier a spec asks for."""
+    if spec.kind == "tests":
+        return TestsVerifier(spec, sandbox)
+    if spec.kind == "reference_patch":
+        return ReferencePatchVerifier(spec, sandbox)
+    if judge is None:
+        raise ValueError("a rubric verifier needs a judge model (params: llm.roles.judge)")
+    return RubricVerifier(spec, judge, query)
+
+
+def unified_diff(before: dict[str, str], after: dict[str, str]) -> str:
+    """A unified diff between two {path: text} snapshots (for reports and the replay teacher)."""
+    out = []
+    for name in sorted(set(before) | set(after)):
+        a, b = before.get(name), after.get(name)
+        if a == b:
+            continue
+        out.extend(difflib.unified_diff((a or "").splitlines(True), (b or "").splitlines(True),
+                                        "/dev/null" if a is None else f"a/{name}",
+                                        "/dev/null" if b is None else f"b/{name}"))
+    return "".join(out)

@@ -1,0 +1,141 @@
+"""The collect stage end to end: records, resume after SIGKILL, report, dataset loading."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.agent.sandbox import BwrapSandbox
+from pipelines.schema import read_trajectories
+from tests.conftest import REPO, make_project
+
+pytestmark = pytest.mark.skipif(not BwrapSandbox.available(), reason="bubblewrap is needed")
+
+
+def write_queries(root: Path, n: int, *, slow: bool = False) -> Path:
+    lines = []
+    for i in range(n):
+        sol = root / "solutions" / f"q{i}"
+        sol.mkdir(parents=True, exist_ok=True)
+        (sol / "value.py").write_text(f"VALUE = {i}\n")
+        checks = [f"python3 -c 'import value; assert value.VALUE == {i}'"]
+        if slow:
+            checks.append("sleep 0.3")
+        lines.append(json.dumps({
+            "id": f"q{i}", "source": "human", "domain": "software", "category": "algorithm",
+            "query": f"Set VALUE in value.py to {i}.",
+            "workspace": {"files": {"value.py": "VALUE = None\n", "README": "tiny task\n"}},
+            "verifier": {"kind": "tests", "commands": checks},
+            "provenance": {"solution_dir": f"solutions/q{i}"}}))
+    path = root / "queries.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def project(tmp_path: Path, n: int, **collect) -> Path:
+    root = make_project(tmp_path / "proj")
+    write_queries(root, n, slow=collect.pop("slow", False))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["collect"].update({"seeds": False, "query_files": ["queries.jsonl"], "parallel": 2,
+                              "teachers": [{"model": "replay", "sources": ["human"]}], **collect})
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root
+
+
+def run_collect(root: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    from tests.conftest import run_module
+
+    return run_module("pipelines.collect", *args, root=root, **kw)
+
+
+def test_collect_writes_valid_records_and_report(tmp_path):
+    root = project(tmp_path, 3)
+    result = run_collect(root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = read_trajectories(root / "data/trajectories/episodes.jsonl")
+    assert len(records) == 3 and all(r["meta"]["passed"] for r in records)
+    meta = records[0]["meta"]
+    assert meta["teacher"] == "replay" and meta["termination"] == "finished" and meta["sandbox"]["kind"] == "bwrap"
+    assert "+VALUE =" in meta["final_diff"] and meta["first_round"]["passed"]
+    tool_msg = next(m for m in records[0]["messages"] if m["role"] == "tool")
+    assert tool_msg["tool_call_id"].startswith("call_")
+    call = next(m for m in records[0]["messages"] if m.get("tool_calls"))["tool_calls"][0]
+    assert isinstance(call["function"]["arguments"], dict)
+    report = json.loads((root / "data/trajectories/report.json").read_text())
+    assert report["episodes"] == 3 and report["passed"] == 3 and report["by_teacher"] == {"replay": 3}
+
+    from datasets import load_dataset
+
+    ds = load_dataset("json", data_files=str(root / "data/trajectories/episodes.jsonl"), split="train")
+    assert len(ds) == 3 and set(ds.column_names) == {"messages", "tools", "meta"}
+
+    again = run_collect(root)  # resume: nothing left to run
+    assert "0 to run" in again.stderr
+    assert len(read_trajectories(root / "data/trajectories/episodes.jsonl")) == 3
+
+
+def test_changed_query_reruns_and_vanished_query_is_dropped(tmp_path):
+    root = project(tmp_path, 3)
+    assert run_collect(root).returncode == 0
+    lines = (root / "queries.jsonl").read_text().splitlines()
+    changed = json.loads(lines[1])
+    changed["query"] += " Please."
+    (root / "queries.jsonl").write_text("\n".join([lines[0], json.dumps(changed)]) + "\n")
+    result = run_collect(root)
+    assert result.returncode == 0 and "1 to run" in result.stderr
+    records = read_trajectories(root / "data/trajectories/episodes.jsonl")
+    assert sorted(r["meta"]["task_id"] for r in records) == ["q0", "q1"]
+    assert next(r for r in records if r["meta"]["task_id"] == "q1")["meta"]["query"].endswith("Please.")
+
+
+def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path):
+    root = project(tmp_path, 14, slow=True)
+    episodes = root / "data/trajectories/episodes.jsonl"
+    env = {"LIMI_ROOT": str(root), "PYTHONPATH": str(REPO)}
+    import os
+
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.collect"], cwd=root, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if episodes.exists() and episodes.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = episodes.read_text().count("\n")
+    assert 3 <= done_before < 14, "the kill should land mid-run"
+    result = run_collect(root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = read_trajectories(episodes)
+    ids = [r["meta"]["task_id"] for r in records]
+    assert sorted(ids) == sorted(f"q{i}" for i in range(14)) and len(set(ids)) == 14
+    report = json.loads((root / "data/trajectories/report.json").read_text())
+    assert report["episodes"] == 14 == sum(report["outcome"].values()) == sum(report["by_teacher"].values())
+
+
+def test_local_backend_episode_records_validate(tmp_path, tiny_model_dir):
+    root = project(tmp_path, 1, teachers=[{"model": "tiny", "sources": ["human"]}],
+                   limits={"max_steps": 2, "max_tokens": 20000, "max_seconds": 120, "max_format_errors": 2},
+                   sampling={"max_tokens": 12, "temperature": 0.0, "top_p": 1.0, "seed": 0})
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["llm"]["models"]["tiny"] = {"backend": "local", "path": str(tiny_model_dir)}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run_collect(root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (record,) = read_trajectories(root / "data/trajectories/episodes.jsonl")
+    assert record["meta"]["teacher_backend"] == "local" and not record["meta"]["passed"]
+    assert record["meta"]["termination"] in ("step_limit", "format_errors", "finished")
+    assert record["meta"]["tokens"]["prompt"] > 0
+
+
+def test_missing_bwrap_refuses_with_install_command(tmp_path):
+    root = project(tmp_path, 1)
+    result = run_collect(root, env={"PATH": "/nonexistent"})
+    assert result.returncode != 0
+    assert "apt-get install bubblewrap" in result.stderr or "bubblewrap" in result.stderr
