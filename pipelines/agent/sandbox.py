@@ -13,15 +13,19 @@ What ``BwrapSandbox`` contains, and how:
   behind; a session of its own (no typing into the caller's terminal); no capabilities; at most
   ``max_processes`` tasks (RLIMIT_NPROC, or a pids cgroup when running as root, which that limit exempts).
 - environment: cleared, then PATH, HOME (the workspace), LANG and TERM, plus what ``env`` adds.
-- limits per command: wall clock (SIGTERM to the whole tree, SIGKILL after ``kill_grace_s``), writable
-  memory per process, size of any one file, and output (head and tail kept, the middle cut with a note).
+- limits per command: wall clock (SIGTERM to bwrap, whose death takes the whole PID namespace down
+  with SIGKILL; SIGKILL to its group after ``kill_grace_s``), writable memory per process, size of any
+  one file, and output (head and tail kept, the middle cut with a note).
 - disk: after each command the workspace is measured and a result over ``disk_quota_mb`` is flagged.
 
-``NoSandbox`` shares the clock, output and per-process limits but isolates nothing.
+``NoSandbox`` shares the clock, output, memory and file-size limits, the cleared environment and the
+quota check, but isolates nothing; its timeout sends SIGTERM to the command's session, then SIGKILL.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import itertools
 import logging
@@ -33,6 +37,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -45,6 +50,7 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "sudo apt-get install bubblewrap"
 SANDBOX_KINDS = ("bwrap", "none")
+_ISOLATION_ONLY = frozenset({"network", "hide_paths", "max_processes", "executable"})
 _MIB = 1 << 20
 _SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _ALWAYS_HIDDEN = (Path("/root"), Path("/home"))
@@ -107,14 +113,15 @@ class Limits:
 
         Memory is RLIMIT_DATA (``ulimit -d``), not RLIMIT_AS (``ulimit -v``): it counts what a process
         can write (heap, private writable mappings), not address space reserved up front or mapped
-        libraries, so torch, the JVM, node and Go still start under 1 GB while a runaway allocation
-        fails with ENOMEM. Shared anonymous mappings escape it; the tmpfs sizes bound what can hide there.
-        bash's ``ulimit`` rather than ``prlimit``: the same system call without an extra exec.
+        libraries, so CUDA torch, the JVM, node and Go still start under 1 GB while a runaway allocation
+        fails with ENOMEM. It is per process, so several processes may each use that much; shared
+        anonymous mappings escape it, and the tmpfs sizes bound what can hide in /tmp and /dev/shm.
+        bash's ``ulimit`` rather than ``prlimit``: the same system call without an extra exec. Set
+        inside the sandbox, after bwrap made the user namespace, so RLIMIT_NPROC counts only its tasks.
         """
-        kib = self.memory_mb * 1024
-        fsize_kib = self.disk_quota_mb * 1024  # bash counts -f in 1024-byte blocks
-        parts = ["ulimit", "-c", "0", "-d", str(_cap(resource.RLIMIT_DATA, kib * 1024) // 1024),
-                 "-f", str(_cap(resource.RLIMIT_FSIZE, fsize_kib * 1024) // 1024)]
+        data_kib = _cap(resource.RLIMIT_DATA, self.memory_mb * _MIB) // 1024
+        file_kib = _cap(resource.RLIMIT_FSIZE, self.disk_quota_mb * _MIB) // 1024  # bash's -f counts KiB too
+        parts = ["ulimit", "-c", "0", "-d", str(data_kib), "-f", str(file_kib)]  # -c 0: no core files in the quota
         if limit_processes:
             parts += ["-u", str(_cap(resource.RLIMIT_NPROC, self.max_processes))]
         bash = shlex.quote(_BASH)
@@ -125,7 +132,6 @@ def _cap(which: int, wanted: int) -> int:
     """``wanted`` lowered to this process's hard limit, which an unprivileged ulimit cannot raise."""
     hard = resource.getrlimit(which)[1]
     return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-
 
 
 class NoSandbox:
@@ -149,7 +155,8 @@ class NoSandbox:
     def run(self, command: str, *, timeout_s: float | None = None) -> CommandResult:
         """Run ``bash -c command`` in the workspace under the limits; never raises for a failing command."""
         argv = [_BASH, "-c", self._prelude, "sandbox", command]
-        return _run_limited(argv, self.workspace, self._env, self.limits, timeout_s)
+        # a session of its own: no controlling terminal to read from or type into
+        return _run_limited(argv, self.workspace, self._env, self.limits, timeout_s, new_session=True)
 
 
 class BwrapSandbox:
@@ -188,20 +195,27 @@ class BwrapSandbox:
         """Run ``bash -c command`` in the sandbox under the limits; never raises for a failing command."""
         argv = [*self._prefix, _BASH, "-c", self._prelude, "sandbox", command]
         cgroup = _PidsCgroup.create(self.limits.max_processes) if self._use_cgroup else None
+        # bwrap's --new-session already detaches the command from the terminal; setsid here would cost ~3 ms
         if cgroup is None:
-            return _run_limited(argv, self.workspace, self._env, self.limits, timeout_s)
+            return _run_limited(argv, self.workspace, self._env, self.limits, timeout_s, new_session=False)
         try:
-            return _run_limited(cgroup.wrap(argv), self.workspace, self._env, self.limits, timeout_s)
+            return _run_limited(cgroup.wrap(argv), self.workspace, self._env, self.limits, timeout_s,
+                                new_session=False)
         finally:
             cgroup.remove()
 
 
 def make_sandbox(kind: str, workspace: Path, **limits) -> BwrapSandbox | NoSandbox:
-    """The sandbox of ``kind`` ("bwrap" or "none") for ``workspace``; ``limits`` go to its constructor."""
+    """The sandbox of ``kind`` ("bwrap" or "none") for ``workspace``; ``limits`` go to its constructor.
+
+    For "none" the options that only configure isolation (``network``, ``hide_paths``,
+    ``max_processes``, ``executable``) are dropped, so one set of settings serves both kinds.
+    """
     if kind == "bwrap":
         return BwrapSandbox(workspace, **limits)
     if kind == "none":
-        return NoSandbox(workspace, **limits)
+        shared = {key: value for key, value in limits.items() if key not in _ISOLATION_ONLY}
+        return NoSandbox(workspace, **shared)
     raise ValueError(f"unknown sandbox kind {kind!r}; choose one of {', '.join(SANDBOX_KINDS)}")
 
 
@@ -332,7 +346,7 @@ class _PidsCgroup:
             except OSError:
                 for pid in _read_pids(self.path / "cgroup.procs"):
                     _signal(lambda: os.kill(pid, signal.SIGKILL))
-                time.sleep(0.01)
+                time.sleep(0.002)
         log.warning("could not remove the sandbox cgroup %s", self.path)
 
 
@@ -348,18 +362,31 @@ def _pids_hierarchy() -> Path | None:
     """Where to create pids cgroups: cgroup v1's pids hierarchy, or the v2 root with pids delegated."""
     v1 = Path("/sys/fs/cgroup/pids")
     if (v1 / "cgroup.procs").exists() and os.access(v1, os.W_OK):
-        return v1
+        return _swept(v1)
     v2 = Path("/sys/fs/cgroup")
     try:
         if "pids" in (v2 / "cgroup.controllers").read_text().split():
             if "pids" not in (v2 / "cgroup.subtree_control").read_text().split():
                 (v2 / "cgroup.subtree_control").write_text("+pids\n")
-            return v2
+            return _swept(v2)
     except OSError as exc:
         _warn_no_process_limit(f"no writable pids cgroup ({exc})")
         return None
     _warn_no_process_limit("no pids cgroup controller is mounted")
     return None
+
+
+def _swept(parent: Path) -> Path:
+    """``parent``, after removing empty sandbox cgroups left by processes that were killed before cleaning up."""
+    for stale in parent.glob("limi-sandbox-*-*"):
+        try:
+            os.kill(int(stale.name.split("-")[2]), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                stale.rmdir()  # fails, harmlessly, if anything still runs inside
+        except (ValueError, PermissionError):
+            pass
+    return parent
 
 
 @functools.lru_cache(maxsize=None)
@@ -369,13 +396,13 @@ def _warn_no_process_limit(reason: str) -> None:
 
 
 def _run_limited(argv: list[str], workspace: Path, env: Mapping[str, str], limits: Limits,
-                 timeout_s: float | None) -> CommandResult:
+                 timeout_s: float | None, *, new_session: bool) -> CommandResult:
     """Run argv under the clock and output limits, then check the workspace against the disk quota."""
     timeout = limits.timeout_s if timeout_s is None else timeout_s
     if timeout <= 0:
         raise ValueError(f"timeout_s must be positive, got {timeout!r}")
     result = _run_captured(argv, cwd=workspace, env=env, timeout_s=timeout, kill_grace_s=limits.kill_grace_s,
-                           max_output_bytes=limits.max_output_bytes)
+                           max_output_bytes=limits.max_output_bytes, new_session=new_session)
     notes = []
     if result.timed_out:
         notes.append(f"[command timed out after {timeout:g} s and was killed]")
@@ -392,17 +419,22 @@ def _run_limited(argv: list[str], workspace: Path, env: Mapping[str, str], limit
 
 
 def _run_captured(argv: list[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float, kill_grace_s: float,
-                  max_output_bytes: int) -> CommandResult:
-    """Run argv in a new session, reading its merged output as it comes into a bounded head/tail buffer.
+                  max_output_bytes: int, new_session: bool) -> CommandResult:
+    """Run argv as a process group leader, reading its merged output as it comes into a bounded buffer.
 
-    On timeout the session's process group gets SIGTERM, then SIGKILL once the leader is gone or
-    ``kill_grace_s`` has passed. Whatever is left of the group when the command ends is killed too.
+    On timeout the group gets SIGTERM, then SIGKILL once the leader is gone or ``kill_grace_s`` has
+    passed. Whatever is left of the group when the command ends is killed too. ``new_session`` makes
+    the group a session of its own as well.
     """
     started = time.monotonic()
     deadline = started + timeout_s
     output = _HeadTail(max_output_bytes)
+    if new_session or sys.version_info < (3, 11):  # process_group= arrived in Python 3.11
+        grouping = {"start_new_session": True}
+    else:
+        grouping = {"process_group": 0}
     proc = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, **grouping)
     watch = _ExitWatch(proc.pid)
     selector = selectors.DefaultSelector()
     timed_out = False
@@ -468,11 +500,9 @@ def _drain_until_eof(fd: int, selector: selectors.BaseSelector, output: _HeadTai
 def _widen_pipe(fd: int) -> None:
     """Ask for a 1 MiB pipe so a chatty command costs fewer wake-ups (the default is 64 KiB)."""
     try:
-        import fcntl
-
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _READ_CHUNK)
     except (AttributeError, OSError):
-        pass
+        pass  # older Python or a capped /proc/sys/fs/pipe-max-size: the default pipe works, only slower
 
 
 def _killpg(pgid: int, sig: int) -> None:
