@@ -153,6 +153,33 @@ class CollectParams(Strict):
     sampling: SamplingParams = SamplingParams()
 
 
+# ---------------------------------------------------------------- curate
+class NearDupParams(Strict):
+    threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard of word n-gram sets")
+    num_perm: int = Field(128, ge=16, le=1024)
+    ngram: int = Field(3, ge=1, le=10)
+
+
+class DecontamParams(Strict):
+    ngram: int = Field(13, ge=5, le=50)
+    min_matches: int = Field(1, ge=1, description="shared n-grams that make a sample contaminated")
+    builtin: bool = True
+    humaneval: bool = True
+    agencybench_dirs: list[str] = Field(default_factory=list, description="directories of AgencyBench task files")
+
+
+class CurateParams(Strict):
+    """Dedup, decontaminate, filter and select the training set."""
+
+    admit_unverified: bool = False
+    drop_teachers: list[str] = Field(default_factory=list)
+    near_dup: NearDupParams = NearDupParams()
+    decontam: DecontamParams = DecontamParams()
+    max_length: int = Field(8192, ge=128, description="tokens, with the student's tokenizer and template")
+    target_size: int = Field(16, ge=1, description="samples to select (LIMI: 78)")
+    seed: int = 0
+
+
 # ---------------------------------------------------------------- the file
 class Params(Strict):
     """All of ``params.yaml``. Later stages add their own group here."""
@@ -160,6 +187,7 @@ class Params(Strict):
     base_model: BaseModelParams = BaseModelParams()
     llm: LLMParams = LLMParams()
     collect: CollectParams = CollectParams()
+    curate: CurateParams = CurateParams()
 
     @model_validator(mode="after")
     def _teachers_are_defined(self) -> "Params":
