@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from pipelines.errors import UserError
@@ -28,8 +29,10 @@ def setup_logging(level: int = logging.INFO) -> None:
     """Plain ``time level name: message`` lines on stderr; quiet third-party chatter."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr, force=True)
-    for noisy in ("httpx", "urllib3", "alembic", "mlflow", "filelock", "git"):
+    for noisy in ("httpx", "urllib3", "alembic", "mlflow", "filelock", "git", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # renamed-argument notices from transformers say nothing a user of this pipeline can act on
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     if not interactive():
         try:  # transformers' own bars turn into hundreds of lines in a log file
             from transformers.utils import logging as hf_logging

@@ -146,6 +146,7 @@ def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, chec
     import torch
     from datasets import Dataset
     from transformers import AutoTokenizer, DataCollatorWithFlattening, Trainer, TrainerCallback, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     torch.manual_seed(params.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -185,10 +186,15 @@ def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, chec
         warmup_steps=max(0, round(params.warmup_ratio * total_steps)), max_grad_norm=params.max_grad_norm,
         logging_steps=1, save_strategy="steps", save_steps=params.save_steps, save_total_limit=2,
         seed=params.seed, data_seed=params.seed, report_to="none", remove_unused_columns=False,
-        gradient_checkpointing=_use_checkpointing(params), bf16=_use_bf16(params), dataloader_num_workers=0,
+        bf16=_use_bf16(params), dataloader_num_workers=0,
         disable_tqdm=not interactive(), use_cpu=not torch.cuda.is_available(),
     )
+    if _use_checkpointing(params):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if params.method == "lora":
+            model.enable_input_require_grads()  # frozen embeddings would otherwise cut the gradient path
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=counter, callbacks=[Recorder()])
+    trainer.remove_callback(PrinterCallback)  # our Recorder logs each step once, as a plain line
     resume = _last_checkpoint(checkpoints)
     if resume:
         log.info("resuming from %s", resume)
