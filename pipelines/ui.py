@@ -66,12 +66,19 @@ def stop_servers(servers) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.ui", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--prefect-port", type=int, default=4200)
     args = parser.parse_args()
+    # A shell that starts us in the background leaves SIGINT ignored; Ctrl-C and SIGTERM must stop both servers.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     servers: list = []
     try:
         servers = start_servers(args.mlflow_port, args.prefect_port, repo_root())
