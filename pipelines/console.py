@@ -34,12 +34,8 @@ def setup_logging(level: int = logging.INFO) -> None:
     # renamed-argument notices from transformers say nothing a user of this pipeline can act on
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     if not interactive():
-        try:  # transformers' own bars turn into hundreds of lines in a log file
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-        except ImportError:
-            pass
+        # tqdm bars (transformers', datasets') turn into hundreds of lines in a log file; tqdm reads this
+        os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it",

@@ -156,6 +156,19 @@ class MinePRsParams(Strict):
                                   "$XDG_CACHE_HOME/limi-pipelines/github; a relative path is under the project root")
 
 
+# ---------------------------------------------------------------- pr_queries
+class PRQueriesParams(Strict):
+    """LIMI's PR-to-query path: filters, then the teacher writes the request."""
+
+    max_patch_tokens: int = Field(3000, ge=50, description="drop PRs whose patch is longer (about 4 characters a token)")
+    single_file: bool = False
+    cutoff: date | None = Field(None, description="drop PRs merged before this day (the teacher's training cutoff)")
+    per_repo_cap: int = Field(50, ge=0, description="at most this many PRs per repository (0 = no cap)")
+    attempts: int = Field(2, ge=1, le=10, description="teacher tries per PR before it is skipped")
+    fallback: Literal["skip", "template"] = Field(
+        "template", description="when the teacher fails: skip the PR, or compose a plain request from title and body")
+
+
 # ---------------------------------------------------------------- collect
 class TeacherAssignment(Strict):
     """One teacher and the query sources it collects on."""
@@ -250,6 +263,67 @@ class SFTParams(Strict):
     num_processes: int = Field(1, ge=1, description="> 1 relaunches under `accelerate launch`")
 
 
+# ---------------------------------------------------------------- eval
+class EvalSuiteParams(Strict):
+    """One eval suite and how much of it to run."""
+
+    name: Literal["builtin", "humaneval", "agencybench"]
+    limit: int = Field(0, ge=0, description="the first N tasks of the suite (0 = all)")
+    directory: str | None = Field(None, description="agencybench only: the folder of AgencyBench v1 task files "
+                                  "(relative to the project root, or absolute)")
+
+    @model_validator(mode="after")
+    def _directory_fits(self) -> "EvalSuiteParams":
+        if self.name == "agencybench" and not self.directory:
+            raise ValueError("an agencybench suite needs directory (the folder of AgencyBench v1 task files)")
+        if self.name != "agencybench" and self.directory:
+            raise ValueError(f"directory is only for the agencybench suite, not {self.name}")
+        return self
+
+
+class EvalModelParams(Strict):
+    """One model under test: an ``llm.models`` entry, optionally with the SFT output on top of it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="label in metrics and the report (base, tuned)")
+    model: str = Field(description="a name from llm.models")
+    adapter: str | None = Field(None, description="the sft stage's output directory: a PEFT adapter applied on "
+                                "`model`'s weights, or full fine-tuned weights used instead of them")
+
+
+EVAL_METRICS = ("ftfc", "sr_at_r", "rc_at_r", "agencybench_average", "pass_at_k", "pass_hat_k", "tool_call_validity")
+
+
+class EvalParams(Strict):
+    """Base and tuned model as agents over the eval suites: k trials, R rounds of simulated feedback."""
+
+    suites: list[EvalSuiteParams] = Field(
+        default_factory=lambda: [EvalSuiteParams(name="builtin", limit=3), EvalSuiteParams(name="humaneval", limit=2)],
+        min_length=1)
+    k: int = Field(1, ge=1, le=100, description="trials per model and task (pass@k, pass^k)")
+    rounds: int = Field(3, ge=1, le=10, description="R: the first attempt plus up to R-1 rounds of feedback per subtask")
+    limits: EpisodeLimitsParams = EpisodeLimitsParams(max_steps=8)
+    sampling: SamplingParams = SamplingParams(max_tokens=160, temperature=0.0)
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+    command_timeout_s: float = Field(30.0, gt=0)
+    memory_mb: int = Field(1024, ge=64)
+    parallel: int = Field(0, ge=0, description="episodes at once; 0 = number of CPUs")
+    models: list[EvalModelParams] = Field(
+        default_factory=lambda: [EvalModelParams(name="base", model="embedded"),
+                                 EvalModelParams(name="tuned", model="embedded", adapter="models/sft")],
+        min_length=1, description="the first entry is the baseline the others are compared with")
+    main_metric: Literal[EVAL_METRICS] = Field(  # type: ignore[valid-type]
+        "agencybench_average", description="the number that decides whether a tuned model is the new champion")
+    register_champion: bool = Field(True, description="register the adapter in MLflow when it beats the baseline")
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> "EvalParams":
+        names = [m.name for m in self.models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"models: names must be unique, {', '.join(twice)} appears more than once")
+        return self
+
+
 # ---------------------------------------------------------------- the file
 class Params(Strict):
     """All of ``params.yaml``. Later stages add their own group here."""
@@ -257,9 +331,11 @@ class Params(Strict):
     base_model: BaseModelParams = BaseModelParams()
     llm: LLMParams = LLMParams()
     mine_prs: MinePRsParams = MinePRsParams()
+    pr_queries: PRQueriesParams = PRQueriesParams()
     collect: CollectParams = CollectParams()
     curate: CurateParams = CurateParams()
     sft: SFTParams = SFTParams()
+    eval: EvalParams = EvalParams()
 
     @model_validator(mode="after")
     def _teachers_are_defined(self) -> "Params":
@@ -267,6 +343,14 @@ class Params(Strict):
             if teacher.model != "replay" and teacher.model not in self.llm.models:
                 raise ValueError(f"collect.teachers.{i}.model names {teacher.model!r}, which is neither 'replay' "
                                  f"nor a model in llm.models ({', '.join(sorted(self.llm.models))})")
+        for i, entry in enumerate(self.eval.models):
+            spec = self.llm.models.get(entry.model)
+            if spec is None:
+                raise ValueError(f"eval.models.{i}.model names {entry.model!r}, which is not a model in llm.models "
+                                 f"({', '.join(sorted(self.llm.models))})")
+            if entry.adapter and spec.backend != "local":
+                raise ValueError(f"eval.models.{i}.adapter needs a local-backend model; {entry.model!r} is "
+                                 f"{spec.backend}")
         return self
 
     def group(self, name: str) -> dict[str, Any]:

@@ -27,15 +27,16 @@ import functools
 import hashlib
 import multiprocessing
 import re
+import threading
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 __all__ = [
-    "EMPTY", "LSHIndex", "UnionFind", "estimated_jaccard", "exact_duplicate_groups", "jaccard",
-    "minhash_signatures", "near_duplicate_clusters", "normalize_text", "normalized_digest",
-    "optimal_bands", "shingle_set",
+    "EMPTY", "LSHIndex", "UnionFind", "clusters_from_pairs", "estimated_jaccard", "exact_duplicate_groups",
+    "jaccard", "minhash_signatures", "near_duplicate_clusters", "normalize_text", "normalized_digest",
+    "optimal_bands", "process_pool", "shingle_set",
 ]
 
 T = TypeVar("T", bound=Hashable)
@@ -47,8 +48,9 @@ _U64 = np.uint64
 _MASK64 = (1 << 64) - 1
 _NON_WORD = re.compile(r"[\W_]+")
 _WORD_BASE = 0x100000001B3  # odd, so its powers are invertible modulo 2**64
-_SEGMENT_BYTES = 1 << 21  # word hashing works on at most this many bytes at once (power tables stay small)
-_BATCH_BYTES = 1 << 20  # documents per numpy batch: large enough to amortise calls, small enough for cache
+_SEGMENT_BYTES = 1 << 19  # word hashing works on at most this many bytes at once (keeps power tables small)
+_BATCH_BYTES = 1 << 18  # texts per numpy batch: enough to amortise calls, small enough to stay in cache
+_PROBE_STEPS = 32  # densification probes step by step this far, then ranks all filled bins at once
 _ALL_PAIRS_MAX = 64  # LSH buckets up to this size give all pairs; larger ones a star around their first member
 
 
@@ -121,6 +123,17 @@ def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
     return _power_table(_WORD_BASE, size), _power_table(pow(_WORD_BASE, -1, 1 << 64), size)
 
 
+_thread_local = threading.local()
+
+
+def _workspace(n: int) -> np.ndarray:
+    """A reused uint64 scratch array of length ``n`` (per thread): fresh big arrays cost page faults."""
+    buf = getattr(_thread_local, "workspace", None)
+    if buf is None or buf.size < n:
+        buf = _thread_local.workspace = np.empty(max(n, 1 << 17), np.uint64)
+    return buf[:n]
+
+
 def _word_hashes_segment(buf: bytes, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """Start offsets and mixed hashes of the words in ``buf[start:stop]`` (0 bytes separate words)."""
     data = np.frombuffer(buf, np.uint8, count=stop - start, offset=start)
@@ -134,9 +147,10 @@ def _word_hashes_segment(buf: bytes, start: int, stop: int) -> tuple[np.ndarray,
     bounds = np.flatnonzero(edge)
     starts, ends = bounds[0::2], bounds[1::2]
     powers, inverse = _powers(max(_SEGMENT_BYTES, 1 << (n - 1).bit_length()))
-    prefix = np.empty(n + 1, np.uint64)
+    prefix = _workspace(n + 1)
     prefix[0] = 0
-    np.cumsum(np.multiply(data, powers[:n]), out=prefix[1:])
+    np.multiply(data, powers[:n], out=prefix[1:])
+    np.cumsum(prefix[1:], out=prefix[1:])
     # sum of b[p] * base**p over a word, shifted down by base**-start: the word's own polynomial hash
     hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
     return starts + start, _mix(hashes)
@@ -213,30 +227,68 @@ def _combine_ngrams(word_hashes: np.ndarray, first_word: np.ndarray, n_words: np
 
 
 @functools.lru_cache(maxsize=8)
-def _probe_order(num_perm: int, seed: int) -> np.ndarray:
-    """For each bin, all bins in a seeded order: where an empty bin looks for a value to copy."""
+def _probe_order(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each bin, all bins in a seeded order (where an empty bin looks for a value to copy),
+    and the inverse: ``rank[j, b]`` is the step at which bin ``j`` probes bin ``b``."""
     cells = np.arange(num_perm * num_perm, dtype=np.uint64).reshape(num_perm, num_perm)
-    keys = _mix(cells ^ _U64(_seed_key(seed, 2)))
-    return np.argsort(keys, axis=1).astype(np.intp)
+    probe = np.argsort(_mix(cells ^ _U64(_seed_key(seed, 2))), axis=1).astype(np.intp)
+    rank = np.argsort(probe, axis=1).astype(np.int32)
+    return probe, rank
 
 
 def _densify(sig: np.ndarray, seed: int) -> None:
-    """Fill empty bins of rows that have some non-empty bin, in place."""
+    """Fill each empty bin of rows that have some non-empty bin from the first filled bin it probes, in place."""
     num_perm = sig.shape[1]
     empty = sig == EMPTY
-    rows = np.flatnonzero(empty.any(axis=1) & ~empty.all(axis=1))
-    if rows.size == 0:
-        return
-    probe = _probe_order(num_perm, seed)
-    chunk = max(1, (1 << 22) // (num_perm * num_perm))  # bounds the (rows, bins, probes) boolean block
-    bins = np.arange(num_perm)[None, :]
-    for lo in range(0, rows.size, chunk):
-        r = rows[lo:lo + chunk]
-        filled = ~empty[r]
-        first_hit = filled[:, probe].argmax(axis=2)  # (rows, bins): first filled probe of each bin
-        source = probe[bins, first_hit]
-        block = sig[r]
-        sig[r] = np.where(empty[r], np.take_along_axis(block, source, axis=1), block)
+    n_empty = empty.sum(axis=1)
+    probe, rank = _probe_order(num_perm, seed)
+    # rows at least a quarter filled: a few probe steps settle nearly every empty bin
+    dense = np.flatnonzero((n_empty > 0) & (4 * (num_perm - n_empty) >= num_perm))
+    if dense.size:
+        row, bin_ = np.nonzero(empty[dense])
+        row = dense[row]
+        source = np.empty(row.size, np.intp)
+        pending = np.arange(row.size)
+        for step in range(min(num_perm, _PROBE_STEPS)):
+            cand = probe[bin_[pending], step]
+            hit = ~empty[row[pending], cand]
+            source[pending[hit]] = cand[hit]
+            pending = pending[~hit]
+            if pending.size == 0:
+                break
+        if pending.size:
+            unlucky, where = np.unique(row[pending], return_inverse=True)
+            source[pending] = _first_filled_probe(~empty[unlucky], rank)[where.ravel(), bin_[pending]]
+        sig[row, bin_] = sig[row, source]
+    # sparse rows (short texts): rank their few filled bins for every bin at once
+    sparse = np.flatnonzero((4 * (num_perm - n_empty) < num_perm) & (n_empty < num_perm))
+    if sparse.size:
+        block = sig[sparse]
+        first = _first_filled_probe(~empty[sparse], rank)
+        sig[sparse] = np.where(empty[sparse], np.take_along_axis(block, first, axis=1), block)
+
+
+def _first_filled_probe(filled: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """For rows of a filled-bin mask, each bin's first filled bin in its probe order, ``(rows, bins)``."""
+    num_perm = rank.shape[0]
+    steps_to = np.ascontiguousarray(rank.T)  # steps_to[b, j]: when bin j probes bin b
+    n_filled = filled.sum(axis=1)
+    order = np.argsort(n_filled, kind="stable")  # rows with as many filled bins together: few wasted passes
+    out = np.empty(filled.shape, np.intp)
+    for lo in range(0, order.size, 4096):
+        chunk = order[lo:lo + 4096]
+        idx = np.argsort(~filled[chunk], axis=1, kind="stable")  # each row's filled bins first
+        best_step = np.full((chunk.size, num_perm), num_perm, np.int32)
+        best_bin = np.zeros((chunk.size, num_perm), np.intp)
+        for q in range(int(n_filled[chunk].max())):  # one pass per filled bin: keep the earliest probed
+            candidate = idx[:, q]
+            step = steps_to[candidate]
+            step[q >= n_filled[chunk]] = num_perm  # this row has fewer filled bins
+            better = step < best_step
+            np.minimum(step, best_step, out=best_step)
+            best_bin = np.where(better, candidate[:, None], best_bin)
+        out[chunk] = best_bin
+    return out
 
 
 def _signatures_from_shingles(shingles: np.ndarray, counts: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
@@ -282,13 +334,18 @@ def _batches(texts: Iterable[str], batch_bytes: int) -> Iterator[list[str]]:
         yield batch
 
 
-def process_pool(workers: int) -> Any:
-    """A ``multiprocessing`` pool of ``workers`` processes started by forkserver where available.
+def process_pool(workers: int, initializer: Any = None) -> Any:
+    """A ``multiprocessing`` pool of ``workers`` processes, forked when that is safe.
 
-    Forkserver (not fork) so that a caller's threads cannot leave locks held in the children.
+    Fork starts fastest and re-imports nothing, but copies locks held by other threads; so it is
+    used only while this process runs a single thread, forkserver (or spawn) otherwise.
     """
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn").Pool(workers)
+    if "fork" in methods and threading.active_count() == 1:
+        method = "fork"
+    else:
+        method = "forkserver" if "forkserver" in methods else "spawn"
+    return multiprocessing.get_context(method).Pool(workers, initializer=initializer)
 
 
 def minhash_signatures(texts: Iterable[str], *, num_perm: int = 128, ngram: int = 3, seed: int = 1,
@@ -297,7 +354,8 @@ def minhash_signatures(texts: Iterable[str], *, num_perm: int = 128, ngram: int 
 
     Shingles are word ``ngram``-grams of ``normalize_text(text)``. The result depends only on the
     texts, ``num_perm``, ``ngram`` and ``seed`` (not on batching, ``workers`` or the process).
-    ``workers > 1`` hashes batches of about ``batch_bytes`` characters in a process pool.
+    ``workers > 1`` hashes batches of about ``batch_bytes`` characters in a process pool (the texts
+    are then all read before hashing starts).
     """
     _check_params(num_perm, ngram)
     batches = _batches(texts, batch_bytes)
@@ -343,7 +401,7 @@ def _integrate(f: Any, lo: float, hi: float, points: int = 1001) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def optimal_bands(threshold: float, num_perm: int, *, weights: tuple[float, float] = (0.2, 0.8)) -> tuple[int, int]:
+def optimal_bands(threshold: float, num_perm: int, *, weights: tuple[float, float] = (0.1, 0.9)) -> tuple[int, int]:
     """The ``(bands, rows)`` with ``bands * rows <= num_perm`` that minimise weighted LSH errors.
 
     A pair with Jaccard ``s`` becomes a candidate with probability ``1 - (1 - s**rows)**bands``. The
@@ -408,7 +466,7 @@ class LSHIndex:
     """
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 128, *,
-                 weights: tuple[float, float] = (0.2, 0.8), bands: int | None = None, rows: int | None = None):
+                 weights: tuple[float, float] = (0.1, 0.9), bands: int | None = None, rows: int | None = None):
         if (bands is None) != (rows is None):
             raise ValueError("give both bands and rows, or neither")
         if bands is None or rows is None:
@@ -467,8 +525,11 @@ class LSHIndex:
 
     def near_duplicate_pairs(self, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Candidate pairs whose estimated Jaccard is at least ``threshold``, and those estimates."""
+        return self.verify_pairs(self.candidate_pairs(), threshold)
+
+    def verify_pairs(self, pairs: np.ndarray, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of ``pairs`` (positions) whose estimated Jaccard is at least ``threshold``, and those estimates."""
         threshold = self.threshold if threshold is None else threshold
-        pairs = self.candidate_pairs()
         sigs = self.signatures
         est = np.empty(len(pairs))
         step = 1 << 16  # bounds the temporary (pairs, num_perm) comparison block
@@ -567,7 +628,8 @@ def near_duplicate_clusters(ids: Iterable[Any], texts: Iterable[str], *, thresho
 
     Candidates come from banded LSH over MinHash signatures; a pair is kept when its estimated
     Jaccard (or, with ``exact``, the Jaccard of the shingle sets) reaches ``threshold``; kept pairs
-    are joined transitively. Members are in input order, clusters ordered by first member.
+    are joined transitively. Members are in input order, clusters ordered by first member. Texts
+    without any word (empty, only punctuation) have equal signatures and so cluster together.
     """
     ids, texts = list(ids), list(texts)
     if len(ids) != len(texts):
