@@ -57,3 +57,52 @@ def test_directory_without_tokenizer(tmp_path, base_model_dir):
     (tmp_path / "config.json").write_text((base_model_dir / "config.json").read_text())
     with pytest.raises(ModelError, match="no tokenizer"):
         LocalModel(tmp_path).load()
+
+
+PROMPTS = ["List the files in the current directory.", "Write one sentence about unit tests.",
+           "What is 2 + 2?", "Name a sorting algorithm and explain it in detail."]
+
+
+def test_concurrent_requests_are_batched_and_identical_to_alone(base_model_dir):
+    import threading
+
+    alone_model = LocalModel(base_model_dir, sampling={"max_tokens": 24}, batching=False).load()
+    alone = [alone_model.chat([{"role": "user", "content": p}], [BASH] if i % 2 else None).raw
+             for i, p in enumerate(PROMPTS)]
+    batched_model = LocalModel(base_model_dir, sampling={"max_tokens": 24}).load()
+    out: dict[int, object] = {}
+    gate = threading.Barrier(len(PROMPTS))
+
+    def ask(i: int) -> None:
+        gate.wait()
+        out[i] = batched_model.chat([{"role": "user", "content": PROMPTS[i]}], [BASH] if i % 2 else None)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(PROMPTS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [out[i].raw for i in range(len(PROMPTS))] == alone
+    assert max(batched_model._batcher.batches) > 1 and max(out[i].usage.batch_size for i in out) > 1
+
+
+def test_batched_stop_at_tool_call_end_matches_alone(base_model_dir):
+    import threading
+
+    kwargs = dict(tool_choice="required", parallel_tool_calls=False)
+    alone_model = LocalModel(base_model_dir, sampling={"max_tokens": 40}, batching=False).load()
+    alone = [alone_model.chat([{"role": "user", "content": p}], [BASH], **kwargs).raw for p in PROMPTS[:2]]
+    batched_model = LocalModel(base_model_dir, sampling={"max_tokens": 40}).load()
+    out: dict[int, str] = {}
+    gate = threading.Barrier(2)
+
+    def ask(i: int) -> None:
+        gate.wait()
+        out[i] = batched_model.chat([{"role": "user", "content": PROMPTS[i]}], [BASH], **kwargs).raw
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [out[0], out[1]] == alone

@@ -23,6 +23,7 @@ class Usage:
     seconds: float = 0.0
     cost_usd: float = 0.0
     attempts: int = 1
+    batch_size: int = 1  # how many requests were generated together with this one (local backend)
 
     def add(self, other: "Usage") -> None:
         """Accumulate another request's usage into this one (for per-episode totals)."""
@@ -32,6 +33,7 @@ class Usage:
         self.seconds += other.seconds
         self.cost_usd += other.cost_usd
         self.attempts += other.attempts
+        self.batch_size = max(self.batch_size, other.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipelines.errors import ModelError
 from pipelines.llm.base import ContextLengthError, Reply, Usage, assistant_message
+from pipelines.llm.batching import GenerationRequest, RequestBatcher
 from pipelines.llm.toolcalls import CLOSE, OPEN, parse_assistant_text
 
 
@@ -28,14 +29,17 @@ class LocalModel:
     """
 
     def __init__(self, path: str | Path, *, name: str = "local", adapter: str | Path | None = None,
-                 max_context: int = 8192, device: str = "auto", sampling: dict[str, Any] | None = None):
+                 max_context: int = 8192, device: str = "auto", sampling: dict[str, Any] | None = None,
+                 batching: bool = True, max_batch: int = 8):
         self.name = name
         self.path = Path(path)
         self.adapter = Path(adapter) if adapter else None
         self.max_context = max_context
         self.device = device
         self.defaults = dict(sampling or {})
-        self._lock = threading.Lock()  # one generate at a time; batching across episodes is separate work
+        self._lock = threading.Lock()  # one generate at a time on this model
+        self.batching = batching  # greedy requests from concurrent episodes are generated together
+        self._batcher = RequestBatcher(self._generate_batch, max_batch=max_batch)
         self._model = None
         self._tokenizer = None
 
@@ -63,12 +67,55 @@ class LocalModel:
             model = PeftModel.from_pretrained(model, self.adapter)
         self._model = model.to(device).eval()
         self._device = device
+        self._eos = self._tokenizer.convert_tokens_to_ids("<|im_end|>")
+        pad = self._tokenizer.pad_token_id
+        self._pad = pad if pad is not None else self._eos
         return self
 
     @property
     def tokenizer(self):
         self.load()
         return self._tokenizer
+
+    # ------------------------------------------------------------------ generation
+    def _gen_kwargs(self, max_new: int, stop_at_close: bool) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new, "eos_token_id": self._eos, "pad_token_id": self._pad}
+        if stop_at_close:
+            kwargs.update(stop_strings=[CLOSE], tokenizer=self._tokenizer)
+        return kwargs
+
+    def _generate_alone(self, ids, max_new: int, stop_at_close: bool, temperature: float, opts: dict) -> list[int]:
+        import torch
+
+        kwargs = self._gen_kwargs(max_new, stop_at_close)
+        kwargs["do_sample"] = temperature > 0
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=float(opts.get("top_p", 1.0)))
+        with self._lock, torch.inference_mode():
+            if temperature > 0 and opts.get("seed") is not None:
+                torch.manual_seed(int(opts["seed"]))
+            out = self._model.generate(ids.to(self._device), attention_mask=torch.ones_like(ids).to(self._device),
+                                       **kwargs)
+        return out[0, ids.shape[1]:].tolist()
+
+    def _generate_batch(self, batch: list[GenerationRequest]) -> list[list[int]]:
+        """Greedy generation of several prompts as one left-padded batch."""
+        import torch
+
+        width = max(len(r.ids) for r in batch)
+        input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, r in enumerate(batch):
+            input_ids[row, width - len(r.ids):] = torch.tensor(r.ids)
+            mask[row, width - len(r.ids):] = 1
+        max_new = max(r.max_new for r in batch)
+        stop_at_close = bool(batch[0].key)
+        with self._lock, torch.inference_mode():
+            out = self._model.generate(input_ids.to(self._device), attention_mask=mask.to(self._device),
+                                       do_sample=False, **self._gen_kwargs(max_new, stop_at_close))
+        decode = lambda t: self._tokenizer.decode(t, skip_special_tokens=False)  # noqa: E731
+        return [_trim(out[row, width:].tolist(), self._eos, r.max_new, stop_at_close, decode)
+                for row, r in enumerate(batch)]
 
     # ------------------------------------------------------------------ chat
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
@@ -78,8 +125,6 @@ class LocalModel:
         )
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, **sampling: Any) -> Reply:
-        import torch
-
         self.load()
         opts = {**self.defaults, **{k: v for k, v in sampling.items() if v is not None}}
         max_new = int(opts.get("max_tokens", 256))
@@ -91,33 +136,33 @@ class LocalModel:
             raise ContextLengthError(
                 f"prompt of {ids.shape[1]} tokens + {max_new} new exceeds the context of {self.max_context}"
             )
-        gen_kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new,
-            "do_sample": temperature > 0,
-            "eos_token_id": self._tokenizer.convert_tokens_to_ids("<|im_end|>"),
-            "pad_token_id": self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
-        }
-        if tools and opts.get("parallel_tool_calls", True) is False:
-            gen_kwargs.update(stop_strings=[CLOSE], tokenizer=self._tokenizer)
-        if temperature > 0:
-            gen_kwargs.update(temperature=temperature, top_p=float(opts.get("top_p", 1.0)))
+        stop_at_close = bool(tools) and opts.get("parallel_tool_calls", True) is False
         started = time.perf_counter()
-        with self._lock, torch.inference_mode():
-            if temperature > 0 and opts.get("seed") is not None:
-                torch.manual_seed(int(opts["seed"]))
-            out = self._model.generate(
-                ids.to(self._device), attention_mask=torch.ones_like(ids).to(self._device), **gen_kwargs
-            )
-        new_ids = out[0, ids.shape[1]:]
+        batch_size = 1
+        if temperature == 0 and self.batching:
+            request = self._batcher.submit(GenerationRequest(ids[0].tolist(), max_new, key=stop_at_close))
+            new_ids, batch_size = request.result, request.batch_size
+        else:
+            new_ids = self._generate_alone(ids, max_new, stop_at_close, temperature, opts)
         text = prefix + self._tokenizer.decode(new_ids, skip_special_tokens=False)
-        hit_eos = len(new_ids) > 0 and int(new_ids[-1]) == gen_kwargs["eos_token_id"]
-        hit_eos = hit_eos or text.rstrip().endswith(CLOSE)
-        usage = Usage(prompt_tokens=int(ids.shape[1]), completion_tokens=int(len(new_ids)),
-                      seconds=time.perf_counter() - started)
+        hit_eos = (len(new_ids) > 0 and int(new_ids[-1]) == self._eos) or text.rstrip().endswith(CLOSE)
+        usage = Usage(prompt_tokens=int(ids.shape[1]), completion_tokens=len(new_ids),
+                      seconds=time.perf_counter() - started, batch_size=batch_size)
         parsed = parse_assistant_text(text)
         message = assistant_message(parsed.content, parsed.tool_calls, parsed.reasoning)
         return Reply(message=message, usage=usage, format_error=parsed.error,
                      finish_reason="stop" if hit_eos else "length", raw=text)
+
+
+def _trim(new_ids: list[int], eos: int, max_new: int, stop_at_close: bool, decode) -> list[int]:
+    """Cut a batched row where generating it alone would have stopped."""
+    new_ids = new_ids[:max_new]
+    if eos in new_ids:
+        end = new_ids.index(eos)
+        # a row stopped by the stop string is padded with eos afterwards; alone it ends without one
+        keep_eos = not (stop_at_close and decode(new_ids[:end]).rstrip().endswith(CLOSE))
+        new_ids = new_ids[: end + 1] if keep_eos else new_ids[:end]
+    return new_ids
 
 
 def _prefill(tool_choice: Any, tools: list[dict[str, Any]] | None) -> str:
