@@ -94,9 +94,13 @@ def ask_teacher(teacher, pr: PullRequest, attempts: int) -> tuple[dict[str, Any]
                            categories="; ".join(f"{c}: {d}" for c, d in CATEGORY_DESCRIPTIONS.items()))
     problem = "no answer"
     for attempt in range(attempts):
-        reply = teacher.chat([{"role": "user", "content": prompt}], [SUBMIT_TOOL],
-                             tool_choice={"type": "function", "function": {"name": "submit_query"}},
-                             parallel_tool_calls=False, seed=attempt)
+        try:
+            reply = teacher.chat([{"role": "user", "content": prompt}], [SUBMIT_TOOL],
+                                 tool_choice={"type": "function", "function": {"name": "submit_query"}},
+                                 parallel_tool_calls=False, seed=attempt)
+        except ModelError as exc:  # an outage costs this PR its teacher answer, not the whole stage
+            problem = f"teacher failed: {exc}"
+            continue
         if reply.format_error:
             problem = reply.format_error
             continue

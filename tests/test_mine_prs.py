@@ -419,3 +419,32 @@ def test_params_check_each_source():
         PRSource(kind="git", since=date(2024, 2, 1), until=date(2024, 1, 1))
     with pytest.raises(ValidationError, match="Extra inputs"):
         MinePRsParams.model_validate({"sources": [{"kind": "git", "branch": "main"}]})
+
+
+def test_token_never_reaches_records_logs_or_mlflow(github, tmp_path):
+    """mine_prs and pr_queries run as stages (MLflow on) with GITHUB_TOKEN set: the marker is nowhere."""
+    import yaml
+
+    from tests.conftest import make_project, run_module
+
+    serve_repo(github)
+    root = make_project(tmp_path / "proj")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["mine_prs"] = {"sources": [{"kind": "github", "repo": "o/r", "limit": 0}], "github_api": github.url,
+                          "cache_dir": "cache/github"}
+    script = root / "teacher.jsonl"
+    script.write_text("")  # a teacher with nothing to say: every PR falls back to the template
+    params["llm"]["models"]["t"] = {"backend": "scripted", "script": str(script)}
+    params["llm"]["roles"]["teacher"] = "t"
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {"GITHUB_TOKEN": TOKEN, "OPENAI_API_KEY": TOKEN + "-openai"}
+    logs = ""
+    for module in ("pipelines.mine_prs", "pipelines.pr_queries"):
+        result = run_module(module, root=root, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        logs += result.stdout + result.stderr
+    assert (root / "data/queries/pr.jsonl").read_text().count("\n") >= 1
+    assert TOKEN not in logs
+    for path in root.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            assert TOKEN.encode() not in path.read_bytes(), path
