@@ -166,6 +166,7 @@ class PRQueriesParams(Strict):
     cutoff: date | None = Field(None, description="drop PRs merged before this day (the teacher's training cutoff)")
     per_repo_cap: int = Field(50, ge=0, description="at most this many PRs per repository (0 = no cap)")
     attempts: int = Field(2, ge=1, le=10, description="teacher tries per PR before it is skipped")
+    max_tokens: int = Field(256, ge=32, description="longest teacher answer (the request and file lists)")
     fallback: Literal["skip", "template"] = Field(
         "template", description="when the teacher fails: skip the PR, or compose a plain request from title and body")
 

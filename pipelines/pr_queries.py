@@ -87,7 +87,7 @@ def filter_reason(pr: PullRequest, params: PRQueriesParams, per_repo: Counter) -
     return None
 
 
-def ask_teacher(teacher, pr: PullRequest, attempts: int) -> tuple[dict[str, Any] | None, str]:
+def ask_teacher(teacher, pr: PullRequest, attempts: int, max_tokens: int = 256) -> tuple[dict[str, Any] | None, str]:
     """The teacher's validated ``submit_query`` arguments, or None and the last problem."""
     prompt = PROMPT.format(repo=pr.repo, title=pr.title, body=(pr.body or "(none)")[:2000], n_files=len(pr.files),
                            files=", ".join(f.path for f in pr.files[:30]),
@@ -97,7 +97,7 @@ def ask_teacher(teacher, pr: PullRequest, attempts: int) -> tuple[dict[str, Any]
         try:
             reply = teacher.chat([{"role": "user", "content": prompt}], [SUBMIT_TOOL],
                                  tool_choice={"type": "function", "function": {"name": "submit_query"}},
-                                 parallel_tool_calls=False, seed=attempt)
+                                 parallel_tool_calls=False, seed=attempt, max_tokens=max_tokens)
         except ModelError as exc:  # an outage costs this PR its teacher answer, not the whole stage
             problem = f"teacher failed: {exc}"
             continue
@@ -192,7 +192,7 @@ def pr_queries(params: Params, root: Path, prs_path: Path, out: Path, report_pat
     skipped: dict[str, str] = {}
     writers: Counter = Counter()
     for pr in progress(kept, desc="pr_queries", unit="PR"):
-        answer, problem = ask_teacher(teacher, pr, p.attempts) if teacher is not None else (None, "no teacher")
+        answer, problem = ask_teacher(teacher, pr, p.attempts, p.max_tokens) if teacher is not None else (None, "no teacher")
         writer = getattr(teacher, "name", "teacher")
         if answer is None:
             if p.fallback != "template":
