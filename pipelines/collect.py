@@ -328,10 +328,15 @@ def collect(params: Params, root: Path, out_dir: Path, *, parallel: int | None =
     todo = [j for j in jobs if j.key not in writer.done]
     log.info("%d episodes planned, %d already done, %d to run", len(jobs), len(jobs) - len(todo), len(todo))
     collector = Collector(params, root, user_kind=user_kind, human_io=human_io)
+    for teacher in sorted({j.teacher for j in todo} - {"replay"}):  # load once, before the threads start
+        model = build_model(teacher, params.llm.models[teacher])
+        if hasattr(model, "load"):
+            model.load()
     workers = parallel or params.collect.parallel or os.cpu_count() or 1
     if collector.user_kind == "human":
         workers = 1  # one person, one transcript at a time
     failures: list[str] = []
+    crashed: list[str] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(collector.run, job): job for job in todo}
         for future in progress(as_completed(futures), total=len(futures), desc="episodes", unit="ep"):
@@ -341,10 +346,17 @@ def collect(params: Params, root: Path, out_dir: Path, *, parallel: int | None =
             except UserError as exc:
                 failures.append(f"{job.query.id}: {exc}")
                 log.error("episode %s (%s) not recorded: %s", job.query.id, job.teacher, exc)
+            except Exception as exc:  # a bug in one episode must not cost the others theirs
+                crashed.append(f"{job.query.id} ({job.teacher}): {type(exc).__name__}: {exc}")
+                log.exception("episode %s (%s) crashed", job.query.id, job.teacher)
     records = [writer.done[j.key] for j in jobs if j.key in writer.done]
     report = build_report(records, len(jobs), time.monotonic() - started)
     report["not_recorded"] = failures
+    report["crashed"] = crashed
     atomic_write_json(out_dir / "report.json", report)
+    if crashed:  # the finished episodes are kept; a rerun retries only these
+        raise UserError(f"{len(crashed)} episodes crashed ({crashed[0]}); the other {report['episodes']} are "
+                        f"recorded; rerun to retry the crashed ones")
     if tracker is not None:
         tracker.log_metrics({"episodes": report["episodes"], "passed": report["passed"],
                              "infra_errors": report["outcome"].get("infra_error", 0),

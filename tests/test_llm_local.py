@@ -106,3 +106,21 @@ def test_batched_stop_at_tool_call_end_matches_alone(base_model_dir):
     for t in threads:
         t.join()
     assert [out[0], out[1]] == alone
+
+
+def test_first_calls_from_many_threads_load_once(tiny_model_dir):
+    import threading
+
+    model = LocalModel(tiny_model_dir, sampling={"max_tokens": 4})
+    gate, results = threading.Barrier(4), []
+
+    def ask() -> None:
+        gate.wait()
+        results.append(model.chat([{"role": "user", "content": "hi"}], None))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and sum(model._batcher.batches) == 4

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from pipelines.errors import ModelError
@@ -19,13 +20,19 @@ __all__ = [
 ]
 
 _cache: dict[tuple, ChatModel] = {}
+_cache_lock = threading.Lock()  # episodes in threads must share one instance (one copy of the weights, one batcher)
 
 
 def build_model(name: str, spec) -> ChatModel:
     """Instantiate the backend a ``llm.models.<name>`` params entry describes (cached per spec)."""
     key = (name, spec.model_dump_json())
-    if key in _cache:
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = _build(name, spec)
         return _cache[key]
+
+
+def _build(name: str, spec) -> ChatModel:
     if spec.backend == "local":
         from pipelines.llm.local import LocalModel
 
@@ -46,7 +53,6 @@ def build_model(name: str, spec) -> ChatModel:
         model = ScriptedModel.from_file(_resolve(spec.script), name=name)
     else:  # params validation makes this unreachable
         raise ModelError(f"unknown backend {spec.backend!r}")
-    _cache[key] = model
     return model
 
 

@@ -18,6 +18,9 @@ from pipelines.llm.batching import GenerationRequest, RequestBatcher
 from pipelines.llm.toolcalls import CLOSE, OPEN, parse_assistant_text
 
 
+_LOAD_LOCK = threading.RLock()
+
+
 class LocalModel:
     """A causal LM loaded lazily from ``path`` (plus an optional PEFT adapter).
 
@@ -45,9 +48,16 @@ class LocalModel:
 
     # ------------------------------------------------------------------ loading
     def load(self) -> "LocalModel":
-        """Load tokenizer and weights now (otherwise the first chat() does)."""
+        """Load tokenizer and weights now (otherwise the first chat() does); safe from many threads."""
         if self._model is not None:
             return self
+        # concurrent first calls must not load twice, nor race through transformers' lazy imports
+        with _LOAD_LOCK:
+            if self._model is None:
+                self._load()
+        return self
+
+    def _load(self) -> None:
         check_model_dir(self.path)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -65,12 +75,11 @@ class LocalModel:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, self.adapter)
-        self._model = model.to(device).eval()
         self._device = device
         self._eos = self._tokenizer.convert_tokens_to_ids("<|im_end|>")
         pad = self._tokenizer.pad_token_id
         self._pad = pad if pad is not None else self._eos
-        return self
+        self._model = model.to(device).eval()  # last: other threads take a set model as "loaded"
 
     @property
     def tokenizer(self):
