@@ -18,9 +18,10 @@ trajectories (trajectory schema, tool outputs included), for the same number of 
   ``pipelines.sft.encode_sample``.
 
 Each side runs in its own subprocess, one after the other, so that peak RSS (``ru_maxrss``) is its
-own; the subprocesses see no GPU, so the comparison is on the CPU on any machine. Seconds are those of ``Trainer.train`` (the training loop; model loading, tokenising and
-saving excluded). The script checks that both sides tokenise every sample identically and train
-on the same number of non-padding and target tokens, and fails otherwise. Model FLOPs are
+own; the subprocesses see no GPU, so the comparison is on the CPU on any machine. Seconds are those
+of ``Trainer.train`` (the training loop; model loading, tokenising and saving excluded). The script
+checks that both sides tokenise every sample identically and train on the same number of
+non-padding and target tokens, and fails otherwise. Model FLOPs are
 ``4 x N x tokens``: LoRA on a frozen base costs a forward (2N) and a backward through the
 activations (2N) per token, no weight gradients for frozen weights; attention's own FLOPs and
 the recomputation under gradient checkpointing are not counted. The share is taken of the fp32
@@ -160,7 +161,8 @@ class TrajectoryWriter:
         call_id = f"call_{self.call_id:06d}"
         content = text.format(**ctx) if ctx else text
         return [{"role": "assistant", "content": content,
-                 "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]},
+                 "tool_calls": [{"id": call_id, "type": "function",
+                                 "function": {"name": name, "arguments": arguments}}]},
                 {"role": "tool", "tool_call_id": call_id, "content": output}]
 
     def _finish(self) -> list[dict]:
@@ -274,7 +276,8 @@ class TrajectoryWriter:
                            for _ in range(max(1, min(12, budget // 120))))
         return (f"{'.' * (n // 2)}F{'.' * (n - n // 2 - 1)}\n=================================== FAILURES "
                 f"===================================\n___________________________ test_{func}_{attr} "
-                f"___________________________\n\n    def test_{func}_{attr}():\n>       assert {func}(items) == expected\n"
+                f"___________________________\n\n    def test_{func}_{attr}():\n"
+                f">       assert {func}(items) == expected\n"
                 f"{frames}\nE       TypeError: '<' not supported between instances of 'NoneType' and 'int'\n"
                 f"=========================== short test summary info ============================\n"
                 f"FAILED tests/test_{func}.py::test_{func}_{attr} - TypeError: '<' not supported\n"
@@ -538,8 +541,10 @@ def main() -> int:
         print(f"{name}: load average (1 min) {r['load_start']:.2f} at the loop's start, {r['load_end']:.2f} at its "
               f"end; the loop used {r['cpu_seconds'] / r['seconds']:.2f} CPU cores on average; "
               f"gradient checkpointing {'on' if r['gradient_checkpointing'] else 'off'}"
-              + (f"; padding {1 - r['tokens'] / r['padded_tokens']:.1%} of batched tokens" if name == "baseline" else "")
-              + (f"; pipelines.sft.train's own train_seconds {r['stage_train_seconds']:.1f}" if name == "stage" else ""))
+              + (f"; padding {1 - r['tokens'] / r['padded_tokens']:.1%} of batched tokens"
+                 if name == "baseline" else "")
+              + (f"; pipelines.sft.train's own train_seconds {r['stage_train_seconds']:.1f}"
+                 if name == "stage" else ""))
     ok = True
     if "baseline" in results and results["baseline"]["mismatched_samples"]:
         print(f"CHECK FAILED: {results['baseline']['mismatched_samples']} samples tokenised differently by TRL "
