@@ -200,6 +200,11 @@ class Collector:
         simulator = model_for_role(self.params.llm, "user_simulator") if self.c.user_model else None
         return SimulatedUser(simulator)
 
+    def sandbox(self, workspace: Path):
+        """The sandbox an episode's commands run in: the stage's limits, the repo's ``.dvc`` hidden."""
+        return make_sandbox(self.c.sandbox, workspace, timeout_s=self.c.command_timeout_s, memory_mb=self.c.memory_mb,
+                            **({"hide_paths": [self.root / ".dvc"]} if self.c.sandbox == "bwrap" else {}))
+
     def run(self, job: Job) -> dict[str, Any]:
         """Run one episode in a fresh workspace and return its record."""
         query = job.query
@@ -207,9 +212,7 @@ class Collector:
         workspace = Path(tempfile.mkdtemp(prefix=f"limi-ws-{query.id[:40]}-"))
         try:
             prepare_workspace(query, workspace, self.root)
-            sandbox = make_sandbox(self.c.sandbox, workspace, timeout_s=self.c.command_timeout_s,
-                                   memory_mb=self.c.memory_mb,
-                                   **({"hide_paths": [self.root / ".dvc"]} if self.c.sandbox == "bwrap" else {}))
+            sandbox = self.sandbox(workspace)
             toolbox = Toolbox(workspace, sandbox)
             judge = model_for_role(self.params.llm, "judge") if query.verifier.kind == "rubric" else None
             verifier = make_verifier(query.verifier, sandbox, judge=judge, query=query.query)
