@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.stack import postgres, s3_store, team  # noqa: F401  (session fixtures: real servers on loopback)
+
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")

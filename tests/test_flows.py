@@ -9,15 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.stack import free_port, stop, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -329,41 +328,6 @@ def test_command_line_help_and_overrides(tmp_path):
 
 
 # ------------------------------------------------------------------------------- a real deployment
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"server exited with {proc.returncode}"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"{url} not healthy after {timeout_s}s")
-
-
-def stop(proc: subprocess.Popen) -> int | None:
-    """Ctrl-C to the process's own session, then SIGTERM, then SIGKILL; the signal that ended it."""
-    for sig, grace in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        if proc.poll() is not None:
-            return None
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=grace)
-            return sig
-        except ProcessLookupError:
-            return None
-        except subprocess.TimeoutExpired:
-            continue
-    return signal.SIGKILL
-
-
 def test_prefect_yaml_deployment_runs_on_a_process_worker(tmp_path):
     root = make_toy(tmp_path / "project", abc_stages(tracked=()))
     shutil.copy(REPO / "prefect.yaml", root / "prefect.yaml")
