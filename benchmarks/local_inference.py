@@ -6,15 +6,17 @@ Replays an agent-like workload with the real model: ``--episodes`` concurrent ep
 ``--turns`` turns; each turn's history grows by a tool result of a few hundred tokens and asks for
 96-160 new tokens (a per-episode budget). Runs it twice in one process: (a) every request alone,
 one after the other, from scratch; (b) all episodes as threads through ``LocalModel`` with
-batching. Prints aggregate generated tokens/s, peak memory and the ratio, and checks that the
-greedy outputs are identical.
+batching and KV-cache reuse across turns. Prints aggregate generated tokens/s, the prompt tokens
+whose encoding the cache avoided, peak memory of each run, and the ratio, and checks that the greedy
+outputs are identical. ``--no-cache`` adds a third run, batched without the cache, to show what
+each part contributes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
-import resource
 import sys
 import threading
 import time
@@ -37,15 +39,65 @@ def episode_turns(seed: int, turns: int) -> list[tuple[str, int]]:
     return [(tool_output(rng, rng.randint(150, 300)), rng.randint(96, 160)) for _ in range(turns)]
 
 
-def run_episode(model: LocalModel, seed: int, turns: int, outputs: list[str], tokens: list[int]) -> None:
+def run_episode(model: LocalModel, seed: int, turns: int, outputs: list[str], usage: list) -> None:
     messages = [{"role": "system", "content": "You are an agent. Describe what you see in the output."},
                 {"role": "user", "content": f"Task {seed}: inspect the workspace and summarise the files."}]
     for observation, max_new in episode_turns(seed, turns):
         reply = model.chat(messages, None, max_tokens=max_new)
         outputs.append(reply.raw)
-        tokens.append(reply.usage.completion_tokens)
+        usage.append(reply.usage)
         messages += [{"role": "assistant", "content": reply.raw.replace("<|im_end|>", "")},
                      {"role": "user", "content": f"Command output:\n{observation}"}]
+
+
+class PeakRSS:
+    """Samples this process's resident memory every 50 ms; ``peak_mb`` is the highest seen."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.is_set():
+            with open("/proc/self/statm") as f:
+                self.peak_mb = max(self.peak_mb, int(f.read().split()[1]) * page / 2**20)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> "PeakRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_sequential(model: LocalModel, episodes: int, turns: int):
+    outputs: dict[int, list[str]] = {ep: [] for ep in range(episodes)}
+    usage: list = []
+    with PeakRSS() as rss:
+        started = time.perf_counter()
+        for ep in range(episodes):
+            run_episode(model, ep, turns, outputs[ep], usage)
+        seconds = time.perf_counter() - started
+    return outputs, usage, seconds, rss.peak_mb
+
+
+def run_concurrent(model: LocalModel, episodes: int, turns: int):
+    outputs: dict[int, list[str]] = {ep: [] for ep in range(episodes)}
+    usage: list = []
+    threads = [threading.Thread(target=run_episode, args=(model, ep, turns, outputs[ep], usage))
+               for ep in range(episodes)]
+    with PeakRSS() as rss:
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - started
+    return outputs, usage, seconds, rss.peak_mb
 
 
 def main() -> int:
@@ -53,42 +105,37 @@ def main() -> int:
     parser.add_argument("--model", default="models/base")
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--turns", type=int, default=6)
+    parser.add_argument("--no-cache", action="store_true", help="also run batched without the KV cache")
     args = parser.parse_args()
 
-    alone_model = LocalModel(args.model, batching=False, max_context=16384).load()
-    alone_out: dict[int, list[str]] = {}
-    alone_tokens: list[int] = []
-    started = time.perf_counter()
-    for ep in range(args.episodes):
-        alone_out[ep] = []
-        run_episode(alone_model, ep, args.turns, alone_out[ep], alone_tokens)
-    alone_s = time.perf_counter() - started
-    rss_alone = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    runs = {}
+    model = LocalModel(args.model, batching=False, max_context=16384).load()
+    runs["one request at a time"] = run_sequential(model, args.episodes, args.turns)
+    if args.no_cache:
+        model = LocalModel(args.model, max_batch=args.episodes, max_context=16384, kv_cache_mb=0).load()
+        runs["batched, no KV cache"] = run_concurrent(model, args.episodes, args.turns)
+    model = LocalModel(args.model, max_batch=args.episodes, max_context=16384).load()
+    runs["batched + KV cache (backend)"] = run_concurrent(model, args.episodes, args.turns)
+    sizes = model._batcher.batches
 
-    batched_model = LocalModel(args.model, batching=True, max_batch=args.episodes, max_context=16384).load()
-    batched_out: dict[int, list[str]] = {ep: [] for ep in range(args.episodes)}
-    batched_tokens: list[int] = []
-    threads = [threading.Thread(target=run_episode, args=(batched_model, ep, args.turns, batched_out[ep], batched_tokens))
-               for ep in range(args.episodes)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    batched_s = time.perf_counter() - started
-    rss_total = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    same = all(alone_out[ep] == batched_out[ep] for ep in range(args.episodes))
-    a_rate, b_rate = sum(alone_tokens) / alone_s, sum(batched_tokens) / batched_s
-    sizes = batched_model._batcher.batches
-    print(f"workload: {args.episodes} episodes x {args.turns} turns, {sum(alone_tokens)} generated tokens, greedy")
-    print(f"{'mode':28s} {'seconds':>8s} {'gen tok/s':>10s} {'peak RSS MB':>12s}")
-    print(f"{'one request at a time':28s} {alone_s:8.1f} {a_rate:10.1f} {rss_alone:12.0f}")
-    print(f"{'batched backend':28s} {batched_s:8.1f} {b_rate:10.1f} {rss_total:12.0f} (process peak)")
-    print(f"ratio: {b_rate / a_rate:.2f}x; batches run: {len(sizes)}, mean size {sum(sizes) / len(sizes):.1f}")
-    print("prefill tokens avoided: 0 (no KV-cache reuse across turns yet: every turn re-reads its history)")
-    print(f"greedy outputs identical: {same}")
-    return 0 if same else 1
+    base_out, base_usage, base_s, _ = runs["one request at a time"]
+    base_rate = sum(u.completion_tokens for u in base_usage) / base_s
+    print(f"workload: {args.episodes} episodes x {args.turns} turns, "
+          f"{sum(u.completion_tokens for u in base_usage)} generated tokens, "
+          f"{sum(u.prompt_tokens for u in base_usage)} prompt tokens, greedy")
+    print(f"{'mode':30s} {'seconds':>8s} {'gen tok/s':>10s} {'ratio':>6s} {'prefill avoided':>16s} "
+          f"{'peak RSS MB':>12s} {'same output':>12s}")
+    same_all = True
+    for name, (outputs, usage, seconds, peak) in runs.items():
+        rate = sum(u.completion_tokens for u in usage) / seconds
+        cached = sum(u.cached_tokens for u in usage)
+        same = outputs == base_out
+        same_all &= same
+        print(f"{name:30s} {seconds:8.1f} {rate:10.1f} {rate / base_rate:5.2f}x {cached:16d} {peak:12.0f} "
+              f"{str(same):>12s}")
+    print(f"batches run by the backend: {len(sizes)}, mean size {sum(sizes) / len(sizes):.1f}")
+    print(f"greedy outputs identical: {same_all}")
+    return 0 if same_all else 1
 
 
 if __name__ == "__main__":

@@ -149,12 +149,21 @@ class TrajectoryWriter:
             log.info("%s: kept %d episodes, dropped %d stale, %d torn", path, len(kept), dropped, torn)
 
     def append(self, record: dict[str, Any]) -> None:
+        """Append one record whole, or not at all: on a failed or short write (disk full) the file is cut
+        back to its previous end, so no torn line is left for later records to follow; the OSError is raised."""
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         with self.lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, data)
-                os.fsync(fd)
+                end = os.fstat(fd).st_size
+                try:
+                    written = 0
+                    while written < len(data):  # a short write is followed by the real error (ENOSPC)
+                        written += os.write(fd, data[written:])
+                    os.fsync(fd)
+                except OSError:
+                    os.ftruncate(fd, end)
+                    raise
             finally:
                 os.close(fd)
             self.done[record["meta"]["episode_key"]] = record
@@ -309,7 +318,8 @@ def build_report(records: list[dict[str, Any]], planned: int, wall_s: float) -> 
         "by_category": by("category"), "by_source": by("source"), "by_termination": by("termination"),
         "first_round_passed": sum(1 for m in metas if (m.get("first_round") or {}).get("passed")),
         "tokens": {"prompt": sum(m["tokens"]["prompt"] for m in metas),
-                   "completion": sum(m["tokens"]["completion"] for m in metas)},
+                   "completion": sum(m["tokens"]["completion"] for m in metas),
+                   "cached": sum(m["tokens"].get("cached", 0) for m in metas)},
         "episode_seconds": round(sum(m["timings"]["episode_s"] for m in metas), 2),
         "wall_seconds_this_run": round(wall_s, 2),
     }
@@ -345,13 +355,22 @@ def collect(params: Params, root: Path, out_dir: Path, *, parallel: int | None =
         for future in progress(as_completed(futures), total=len(futures), desc="episodes", unit="ep"):
             job = futures[future]
             try:
-                writer.append(future.result())
+                record = future.result()
             except UserError as exc:
                 failures.append(f"{job.query.id}: {exc}")
                 log.error("episode %s (%s) not recorded: %s", job.query.id, job.teacher, exc)
             except Exception as exc:  # a bug in one episode must not cost the others theirs
                 crashed.append(f"{job.query.id} ({job.teacher}): {type(exc).__name__}: {exc}")
                 log.exception("episode %s (%s) crashed", job.query.id, job.teacher)
+            else:
+                try:
+                    writer.append(record)
+                except OSError as exc:  # disk full, say: stop, rather than run episodes nobody can keep
+                    for pending in futures:
+                        pending.cancel()
+                    raise UserError(f"{writer.path}: cannot record episode {job.query.id} ({exc.strerror or exc}); "
+                                    f"the {len(writer.done)} episodes recorded before are intact; make room and "
+                                    "rerun to resume") from None
     records = [writer.done[j.key] for j in jobs if j.key in writer.done]
     report = build_report(records, len(jobs), time.monotonic() - started)
     report["not_recorded"] = failures
@@ -365,6 +384,7 @@ def collect(params: Params, root: Path, out_dir: Path, *, parallel: int | None =
                              "infra_errors": report["outcome"].get("infra_error", 0),
                              "prompt_tokens": report["tokens"]["prompt"],
                              "completion_tokens": report["tokens"]["completion"],
+                             "cached_prompt_tokens": report["tokens"]["cached"],
                              "wall_seconds": report["wall_seconds_this_run"]})
         tracker.log_artifact(out_dir / "report.json")
     return report

@@ -61,6 +61,8 @@ class LocalModelParams(Strict):
     adapter: str | None = Field(None, description="optional PEFT adapter directory applied on top of `path`")
     max_context: int = Field(8192, ge=128)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_batch: int = Field(8, ge=1, description="concurrent greedy requests generated as one batch")
+    kv_cache_mb: int = Field(2048, ge=0, description="KV states of earlier turns kept for reuse (0 = off)")
     sampling: SamplingParams = SamplingParams()
 
 
@@ -226,12 +228,23 @@ class CurateParams(Strict):
     """Dedup, decontaminate, filter and select the training set."""
 
     admit_unverified: bool = False
+    teachers: list[str] = Field(default_factory=list, description="keep only trajectories made by these teachers "
+                                "(the teacher each record names; empty = every teacher)")
     drop_teachers: list[str] = Field(default_factory=list)
     near_dup: NearDupParams = NearDupParams()
     decontam: DecontamParams = DecontamParams()
     max_length: int = Field(8192, ge=128, description="tokens, with the student's tokenizer and template")
     target_size: int = Field(16, ge=1, description="samples to select (LIMI: 78)")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _teachers_consistent(self) -> "CurateParams":
+        if any(not t.strip() for t in self.teachers):
+            raise ValueError("teachers: an empty teacher name")
+        both = sorted(set(self.teachers) & set(self.drop_teachers))
+        if both:
+            raise ValueError(f"teachers and drop_teachers both name {', '.join(both)}")
+        return self
 
 
 # ---------------------------------------------------------------- sft

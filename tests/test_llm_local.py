@@ -124,3 +124,42 @@ def test_first_calls_from_many_threads_load_once(tiny_model_dir):
     for t in threads:
         t.join()
     assert len(results) == 4 and sum(model._batcher.batches) == 4
+
+
+def converse(model, opening: str, turns: int, max_tokens: int) -> list:
+    """An agent-like conversation: each turn appends the answer and a tool-style observation."""
+    messages = [{"role": "user", "content": opening}]
+    replies = []
+    for turn in range(turns):
+        reply = model.chat(messages, [BASH], max_tokens=max_tokens)
+        replies.append(reply)
+        messages += [{"role": "assistant", "content": reply.raw.replace("<|im_end|>", "")},
+                     {"role": "user", "content": f"Command output {turn}:\nREADME.md setup.py src tests"}]
+    return replies
+
+
+def test_cached_turns_are_identical_to_generating_from_scratch(base_model_dir):
+    import threading
+
+    alone_model = LocalModel(base_model_dir, batching=False).load()
+    alone = [[r.raw for r in converse(alone_model, p, 3, 20)] for p in PROMPTS[:2]]
+    cached_model = LocalModel(base_model_dir).load()
+    out: dict[int, list] = {}
+    gate = threading.Barrier(2)
+
+    def run(i: int) -> None:
+        gate.wait()
+        out[i] = converse(cached_model, PROMPTS[i], 3, 20)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [[r.raw for r in out[i]] for i in range(2)] == alone
+    for replies in out.values():
+        first, *later = [r.usage for r in replies]
+        # later turns re-read only what is new: most of the prompt comes from the cache
+        assert all(u.cached_tokens > u.prompt_tokens // 2 for u in later), [u.to_dict() for u in later]
+        assert first.cached_tokens < first.prompt_tokens
+    assert max(cached_model._batcher.batches) > 1

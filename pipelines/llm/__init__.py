@@ -39,6 +39,7 @@ def _build(name: str, spec) -> ChatModel:
         model: ChatModel = LocalModel(_resolve(spec.path), name=name,
                                       adapter=_resolve(spec.adapter) if spec.adapter else None,
                                       max_context=spec.max_context, device=spec.device,
+                                      max_batch=spec.max_batch, kv_cache_mb=spec.kv_cache_mb,
                                       sampling=spec.sampling.model_dump())
     elif spec.backend == "openai":
         from pipelines.llm.openai_backend import OpenAIModel

@@ -2,7 +2,7 @@
 
 Several episodes (threads of collect or eval) wait for the local model at the same time. The first
 caller becomes the leader: it waits a few milliseconds for company, generates the gathered requests
-as one left-padded batch (each stops at its own end of turn), hands out the results, and goes on
+as one batch (each stops at its own end of turn), hands out the results, and goes on
 leading while requests keep arriving. A lone request only pays the short gathering window.
 Greedy decoding makes the batched result the same, token for token, as generating alone.
 """
@@ -22,7 +22,9 @@ class GenerationRequest:
     ids: list[int]
     max_new: int
     key: Hashable = ()
+    stop_strings: bool = False  # the turn also ends at the end of its first tool call
     result: list[int] | None = None
+    cached: int = 0  # prompt tokens whose KV states were reused (set by the generator)
     error: BaseException | None = None
     batch_size: int = 0
     queued_s: float = 0.0

@@ -1,7 +1,9 @@
 """``local`` backend: transformers in-process on a local Hugging Face directory.
 
 Tool calls are rendered and parsed with :mod:`pipelines.llm.toolcalls` through the directory's chat
-template (``models/base/`` carries the project's tool-aware ChatML template).
+template (``models/base/`` carries the project's tool-aware ChatML template). Greedy requests from
+concurrent episodes are generated together (:mod:`pipelines.llm.batching`) on top of the KV states
+of their earlier turns (:mod:`pipelines.llm.kvcache`); sampled requests run alone from scratch.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class LocalModel:
 
     def __init__(self, path: str | Path, *, name: str = "local", adapter: str | Path | None = None,
                  max_context: int = 8192, device: str = "auto", sampling: dict[str, Any] | None = None,
-                 batching: bool = True, max_batch: int = 8):
+                 batching: bool = True, max_batch: int = 8, kv_cache_mb: int = 2048):
         self.name = name
         self.path = Path(path)
         self.adapter = Path(adapter) if adapter else None
@@ -43,6 +45,9 @@ class LocalModel:
         self._lock = threading.Lock()  # one generate at a time on this model
         self.batching = batching  # greedy requests from concurrent episodes are generated together
         self._batcher = RequestBatcher(self._generate_batch, max_batch=max_batch)
+        self.kv_cache_mb = kv_cache_mb  # states of earlier turns kept for the next (0 = off); LRU beyond this
+        self._prefix_cache = None
+        self._stop_criteria = None
         self._model = None
         self._tokenizer = None
 
@@ -79,6 +84,10 @@ class LocalModel:
         self._eos = self._tokenizer.convert_tokens_to_ids("<|im_end|>")
         pad = self._tokenizer.pad_token_id
         self._pad = pad if pad is not None else self._eos
+        if self.kv_cache_mb > 0:
+            from pipelines.llm.kvcache import PrefixCache
+
+            self._prefix_cache = PrefixCache(self.kv_cache_mb * 2**20)
         self._model = model.to(device).eval()  # last: other threads take a set model as "loaded"
 
     @property
@@ -108,23 +117,20 @@ class LocalModel:
         return out[0, ids.shape[1]:].tolist()
 
     def _generate_batch(self, batch: list[GenerationRequest]) -> list[list[int]]:
-        """Greedy generation of several prompts as one left-padded batch."""
-        import torch
+        """Greedy generation of several prompts together, each on top of its cached earlier turns."""
+        from pipelines.llm.kvcache import Row, greedy_generate
 
-        width = max(len(r.ids) for r in batch)
-        input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, r in enumerate(batch):
-            input_ids[row, width - len(r.ids):] = torch.tensor(r.ids)
-            mask[row, width - len(r.ids):] = 1
-        max_new = max(r.max_new for r in batch)
-        stop_at_close = bool(batch[0].key)
-        with self._lock, torch.inference_mode():
-            out = self._model.generate(input_ids.to(self._device), attention_mask=mask.to(self._device),
-                                       do_sample=False, **self._gen_kwargs(max_new, stop_at_close))
-        decode = lambda t: self._tokenizer.decode(t, skip_special_tokens=False)  # noqa: E731
-        return [_trim(out[row, width:].tolist(), self._eos, r.max_new, stop_at_close, decode)
-                for row, r in enumerate(batch)]
+        rows = [Row(r.ids, r.max_new, stop_strings=r.stop_strings) for r in batch]
+        with self._lock:
+            if self._stop_criteria is None and any(r.stop_strings for r in rows):
+                from transformers import StopStringCriteria
+
+                self._stop_criteria = StopStringCriteria(self._tokenizer, [CLOSE])
+            greedy_generate(self._model, rows, eos=self._eos, cache=self._prefix_cache,
+                            stop_criteria=self._stop_criteria, device=self._device)
+        for r, row in zip(batch, rows):
+            r.cached = row.cached
+        return [row.new_ids for row in rows]
 
     # ------------------------------------------------------------------ chat
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
@@ -147,31 +153,20 @@ class LocalModel:
             )
         stop_at_close = bool(tools) and opts.get("parallel_tool_calls", True) is False
         started = time.perf_counter()
-        batch_size = 1
+        batch_size, cached = 1, 0
         if temperature == 0 and self.batching:
-            request = self._batcher.submit(GenerationRequest(ids[0].tolist(), max_new, key=stop_at_close))
-            new_ids, batch_size = request.result, request.batch_size
+            request = self._batcher.submit(GenerationRequest(ids[0].tolist(), max_new, stop_strings=stop_at_close))
+            new_ids, batch_size, cached = request.result, request.batch_size, request.cached
         else:
             new_ids = self._generate_alone(ids, max_new, stop_at_close, temperature, opts)
         text = prefix + self._tokenizer.decode(new_ids, skip_special_tokens=False)
         hit_eos = (len(new_ids) > 0 and int(new_ids[-1]) == self._eos) or text.rstrip().endswith(CLOSE)
-        usage = Usage(prompt_tokens=int(ids.shape[1]), completion_tokens=len(new_ids),
+        usage = Usage(prompt_tokens=int(ids.shape[1]), completion_tokens=len(new_ids), cached_tokens=cached,
                       seconds=time.perf_counter() - started, batch_size=batch_size)
         parsed = parse_assistant_text(text)
         message = assistant_message(parsed.content, parsed.tool_calls, parsed.reasoning)
         return Reply(message=message, usage=usage, format_error=parsed.error,
                      finish_reason="stop" if hit_eos else "length", raw=text)
-
-
-def _trim(new_ids: list[int], eos: int, max_new: int, stop_at_close: bool, decode) -> list[int]:
-    """Cut a batched row where generating it alone would have stopped."""
-    new_ids = new_ids[:max_new]
-    if eos in new_ids:
-        end = new_ids.index(eos)
-        # a row stopped by the stop string is padded with eos afterwards; alone it ends without one
-        keep_eos = not (stop_at_close and decode(new_ids[:end]).rstrip().endswith(CLOSE))
-        new_ids = new_ids[: end + 1] if keep_eos else new_ids[:end]
-    return new_ids
 
 
 def _prefill(tool_choice: Any, tools: list[dict[str, Any]] | None) -> str:
