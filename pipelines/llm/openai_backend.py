@@ -68,6 +68,7 @@ class OpenAIModel:
         for attempt in range(1, self.max_retries + 2):
             try:
                 response = self._client.chat.completions.create(**request)
+                _check_completion(response)
                 return self._reply(response, time.perf_counter() - started, attempt)
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise ModelError(
@@ -79,7 +80,8 @@ class OpenAIModel:
             except openai.BadRequestError as exc:
                 raise ModelError(f"{self.base_url}: request rejected (HTTP 400): {_short(exc)}") from None
             except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
-                    openai.APIConnectionError, openai.APIStatusError) as exc:
+                    openai.APIConnectionError, openai.APIStatusError, json.JSONDecodeError, MalformedAnswer) as exc:
+                # a body that is not a chat completion (a proxy's error page, a cut stream) is retried like a 5xx
                 status = getattr(exc, "status_code", None)
                 if status is not None and status < 500 and status != 429:
                     raise ModelError(f"{self.base_url}: HTTP {status}: {_short(exc)}") from None
@@ -120,6 +122,17 @@ class OpenAIModel:
         reasoning = getattr(msg, "reasoning_content", None)
         return Reply(message=assistant_message(msg.content or "", calls, reasoning), usage=usage,
                      format_error=error, finish_reason=choice.finish_reason or "stop")
+
+
+class MalformedAnswer(Exception):
+    """The endpoint answered 200 with something that is not a chat completion."""
+
+
+def _check_completion(response: Any) -> None:
+    choices = getattr(response, "choices", None)
+    if not choices or getattr(choices[0], "message", None) is None:
+        got = response[:80] if isinstance(response, str) else type(response).__name__
+        raise MalformedAnswer(f"the answer is not a chat completion with a message ({got!r})")
 
 
 def _to_wire(message: dict[str, Any]) -> dict[str, Any]:
