@@ -6,7 +6,7 @@ The funnel, in order (each step's drops are listed with reasons in ``data/sft/re
 
 1. schema      records that do not validate as trajectories
 2. verified    episodes that did not pass verification (``curate.admit_unverified`` admits them) or
-               whose teacher is in ``curate.drop_teachers``
+               whose teacher is not in ``curate.teachers`` (when set) or is in ``curate.drop_teachers``
 3. exact_dup   same normalised (query, final diff) key: one kept per group
 4. near_dup    MinHash/LSH clusters over query + final diff (not the transcript: file dumps dominate
                transcripts and cause false matches); kept: the better-verified, then the shorter
@@ -137,7 +137,9 @@ def _alive(samples: list[Sample]) -> list[Sample]:
 
 def step_verified(samples: list[Sample], params: CurateParams) -> None:
     for s in _alive(samples):
-        if s.meta.get("teacher") in params.drop_teachers:
+        if params.teachers and s.meta.get("teacher") not in params.teachers:
+            s.drop("verified", f"teacher {s.meta.get('teacher')} is not in curate.teachers")
+        elif s.meta.get("teacher") in params.drop_teachers:
             s.drop("verified", f"teacher {s.meta.get('teacher')} is in curate.drop_teachers")
         elif not params.admit_unverified and not s.meta.get("passed"):
             s.drop("verified", f"not verified (termination {s.meta.get('termination')}, "

@@ -12,6 +12,11 @@ run under an orchestrator's parent run, across processes. Tags: ``git.commit``, 
 ``params_hash``, ``dvc.dep.<path>`` / ``dvc.out.<path>`` (DVC's md5 of each dependency and output,
 computed when the stage ends, i.e. what ``dvc.lock`` records), ``prefect.flow_run_id``.
 
+In a sweep (``python -m pipelines.sweep``) each queued DVC experiment has a note under the queuing
+project's ``.dvc/tmp/sweeps/points/`` naming its MLflow parent run and the sweep's tags; a stage that
+DVC runs for that experiment (DVC sets ``DVC_EXP_NAME`` and ``DVC_ROOT``) nests under that run and
+carries those tags, and records to the queuing project's store.
+
 Tracking is a record, not the work: if the tracking server cannot be reached, the stage still
 completes its outputs and prints one warning saying the run was not recorded.
 """
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.I)
 DEFAULT_EXPERIMENT = "limi-pipeline"
 PARENT_ENV = "LIMI_PARENT_RUN_ID"
+SWEEP_POINTS = Path(".dvc") / "tmp" / "sweeps" / "points"  # under the project that queued the experiments
 
 
 def secret_values() -> list[str]:
@@ -125,6 +131,23 @@ def dvc_md5(path: Path) -> str | None:
     return obj.hash_info.value
 
 
+def sweep_point() -> dict[str, Any] | None:
+    """The sweep note of the DVC experiment this process runs in, or None outside a sweep.
+
+    DVC gives a queued experiment's stages ``DVC_EXP_NAME`` and ``DVC_ROOT`` (the project it was queued
+    from, not the temporary copy it runs in); the sweep leaves ``<DVC_ROOT>/.dvc/tmp/sweeps/points/<name>.json``
+    with ``parent_run_id``, ``experiment``, ``tracking_uri`` and ``tags``.
+    """
+    name, root = os.environ.get("DVC_EXP_NAME"), os.environ.get("DVC_ROOT")
+    if not name or not root:
+        return None
+    try:
+        note = json.loads((Path(root) / SWEEP_POINTS / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return note if isinstance(note, dict) else None
+
+
 class StageRun:
     """Handle a stage logs through; every call is a no-op once tracking has failed."""
 
@@ -203,10 +226,13 @@ def stage_run(stage: str, params: dict[str, Any], *, tags: dict[str, Any] | None
 
     root = root or repo_root()
     handle = StageRun(stage)
+    point = sweep_point()
+    if point and point.get("tracking_uri") and not os.environ.get("MLFLOW_TRACKING_URI"):
+        os.environ["MLFLOW_TRACKING_URI"] = point["tracking_uri"]  # not the temporary copy's own mlflow.db
     try:
         configure()
-        experiment_id = ensure_experiment()
-        parent = os.environ.get(PARENT_ENV) or None
+        experiment_id = ensure_experiment(point.get("experiment") if point else None)
+        parent = os.environ.get(PARENT_ENV) or (point or {}).get("parent_run_id") or None
         run = mlflow.start_run(experiment_id=experiment_id, run_name=stage, parent_run_id=parent,
                                tags={"stage": stage})
         handle.run_id = run.info.run_id
@@ -215,6 +241,8 @@ def stage_run(stage: str, params: dict[str, Any], *, tags: dict[str, Any] | None
         log.warning("MLflow tracking at %s is unavailable (%s); the stage runs without a record",
                     scrub(tracking_uri()), scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
     identity = {**git_identity(root), "params_hash": params_hash(params), **(tags or {})}
+    if point:
+        identity.update({**point.get("tags", {}), "dvc.experiment": os.environ["DVC_EXP_NAME"]})
     flow_run = os.environ.get("LIMI_PREFECT_FLOW_RUN_ID") or os.environ.get("PREFECT__FLOW_RUN_ID")
     if flow_run:
         identity["prefect.flow_run_id"] = flow_run

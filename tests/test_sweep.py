@@ -1,0 +1,253 @@
+"""Sample-efficiency sweeps: the report's statistics, the plan, and a two-point sweep end to end as queued DVC
+experiments of the real curate -> sft -> eval stages on a tiny random model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.agent.sandbox import BwrapSandbox
+from pipelines.errors import UserError
+from pipelines.params import parse_params
+from pipelines.sweep import Cell, build_cells, cap_sizes, compare, hydra, overrides, parse_subsets, plan
+from tests.conftest import REPO, run_module
+from tests.test_curate import record, text
+
+BIN = Path(sys.executable).parent
+GIT = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+
+
+# ------------------------------------------------------------------------------------ statistics
+def test_a_difference_within_the_seed_spread_is_not_significant():
+    small = Cell("all", 4, [10.0, 30.0], [0, 1])  # mean 20, sd 14.1
+    large = Cell("all", 8, [25.0, 35.0], [0, 1])  # mean 30, sd 7.1
+    step = compare(large, small)
+    assert step.delta == pytest.approx(10.0) and step.spread == pytest.approx(14.142, abs=1e-3)
+    assert step.significant is False and step.label == "no (within seed spread)"
+
+    far = Cell("all", 16, [60.0, 62.0], [0, 1])
+    jump = compare(far, large)
+    assert jump.delta == pytest.approx(31.0) and jump.significant is True and jump.label == "yes"
+    down = compare(small, far)  # the sign does not matter, the size of the difference does
+    assert down.delta == pytest.approx(-41.0) and down.significant is True
+
+
+def test_against_a_fixed_baseline_only_the_cells_own_spread_counts():
+    cell = Cell("replay", 4, [40.0, 44.0], [0, 1])  # sd 2.83
+    assert compare(cell, None, 40.0).significant is False  # +2 <= 2.83
+    assert compare(cell, None, 30.0).significant is True
+    same = Cell("replay", 8, [0.0, 0.0], [0, 1])
+    assert compare(same, None, 0.0).significant is False  # no difference is never significant
+
+
+def test_one_seed_claims_nothing_and_missing_values_are_na():
+    one = Cell("all", 4, [50.0], [0])
+    other = Cell("all", 8, [90.0], [0])
+    assert one.spread is None
+    result = compare(other, one)
+    assert result.delta == pytest.approx(40.0) and result.significant is None
+    assert result.label == "not assessed (one seed)"
+    assert compare(Cell("all", 4, [], []), one).label == "n/a"
+    assert compare(one, None, None).delta is None
+
+
+def test_cells_group_points_by_subset_and_size():
+    rows = [{"teachers": "all", "size": 8, "seed": 0, "score": 10.0, "kept": 8},
+            {"teachers": "all", "size": 4, "seed": 1, "score": 5.0, "kept": 4},
+            {"teachers": "all", "size": 8, "seed": 1, "score": 30.0, "kept": 8},
+            {"teachers": "replay", "size": 4, "seed": 0, "score": None},  # failed: left out
+            {"teachers": "all", "size": 4, "seed": 0, "score": 7.0, "kept": 4}]
+    cells = build_cells(rows)
+    assert [(c.teachers, c.size, c.values) for c in cells] == [("all", 4, [5.0, 7.0]), ("all", 8, [10.0, 30.0])]
+    assert cells[1].mean == pytest.approx(20.0) and cells[1].spread == pytest.approx(14.142, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------ the plan
+def test_sizes_are_capped_at_what_is_eligible_and_empty_subsets_skipped():
+    assert cap_sizes([4, 8, 16, 32, 78], 26) == ([4, 8, 16, 26], [32, 78])
+    assert cap_sizes([4, 8], 0) == ([], [4, 8])
+    subsets = parse_subsets("all,replay,embedded, replay+embedded")
+    assert subsets == {"all": [], "replay": ["replay"], "embedded": ["embedded"],
+                       "embedded+replay": ["embedded", "replay"]}
+    points, notes = plan(subsets, {"all": 26, "replay": 26, "embedded": 0, "embedded+replay": 26}, [4, 32],
+                         [0, 1], "sweep-x")
+    assert "teachers embedded: no curate-eligible trajectories; skipped" in notes
+    assert "teachers all: 26 curate-eligible trajectories; size 32 capped at 26" in notes
+    assert [p.name for p in points[:3]] == ["sweep-x-all-n4-s0", "sweep-x-all-n26-s0", "sweep-x-replay-n4-s0"]
+    assert len(points) == 2 * 3 * 2 and {p.seed for p in points} == {0, 1}
+    assert [p.with_baseline for p in points].count(True) == 1 and points[0].with_baseline
+    with pytest.raises(UserError, match="names no teacher"):
+        parse_subsets("all,+")
+
+
+def test_overrides_are_what_dvc_exp_run_is_given():
+    params = parse_params({})
+    points, _ = plan({"all": [], "replay": ["replay"]}, {"all": 9, "replay": 9}, [4], [3], "s")
+    first, second = points
+    assert overrides(first, {"all": [], "replay": ["replay"]}, params) == [
+        "curate.target_size=4", "curate.seed=3", "sft.seed=3", "curate.teachers=[]",
+        "eval.register_champion=false"]
+    later = overrides(second, {"all": [], "replay": ["replay"]}, params)
+    assert "curate.teachers=['replay']" in later and "curate.drop_teachers=[]" in later
+    assert "eval.models=[{name:'tuned',model:'embedded',adapter:'models/sft'}]" in later  # the base once only
+    assert hydra({"a": ["x'y", 1, None, True]}) == "{a:['x\\'y',1,null,true]}"
+
+
+def test_curate_teachers_param_keeps_only_the_named_teachers(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from pipelines.curate import curate
+
+    records = [record(f"r{i}", text(i), text(100 + i, 80), teacher="replay") for i in range(3)]
+    records += [record(f"e{i}", text(10 + i), text(200 + i, 80), teacher="embedded") for i in range(2)]
+    src = tmp_path / "episodes.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    base = {"decontam": {"builtin": False, "humaneval": False}, "target_size": 50}
+    report = curate(parse_params({"curate": {**base, "teachers": ["embedded"]}}), tmp_path, [src], tmp_path / "o",
+                    None, tokenizer=tok)
+    assert report["kept_by_teacher"] == {"embedded": 2}
+    assert {s["detail"] for s in report["samples"] if s["reason"] == "verified"} == {
+        "teacher replay is not in curate.teachers"}
+    with pytest.raises(UserError, match="teachers and drop_teachers both name replay"):
+        parse_params({"curate": {"teachers": ["replay"], "drop_teachers": ["replay"]}})
+
+
+# ------------------------------------------------------------------------------------ end to end
+TAIL = ("curate", "sft", "eval")
+SANDBOX = "bwrap" if BwrapSandbox.available() else "none"
+
+
+def tiny_params() -> dict:
+    """The repo's params.yaml with the tail made small: a few LoRA steps, one builtin task, short episodes."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["llm"]["models"]["embedded"].update(device="cpu", max_context=2048,
+                                                sampling={"max_tokens": 16, "temperature": 0.0, "top_p": 1.0,
+                                                          "seed": 0})
+    params["curate"]["decontam"].update(agencybench_dirs=[], humaneval=False)
+    params["sft"].update(max_steps=2, save_steps=100, max_length=2048, lora={"r": 4, "alpha": 8, "dropout": 0.0,
+                                                                             "target_modules": "all-linear"})
+    params["eval"].update(suites=[{"name": "builtin", "limit": 1}], rounds=1, parallel=2, sandbox=SANDBOX,
+                          limits={"max_steps": 2, "max_tokens": 20000, "max_seconds": 120, "max_format_errors": 1},
+                          sampling={"max_tokens": 16, "temperature": 0.0, "top_p": 1.0, "seed": 0})
+    return params
+
+
+@pytest.fixture
+def sweep_project(tmp_path, tiny_model_dir) -> Path:
+    """A git + DVC project with the real curate/sft/eval stages; the model and the trajectories are tracked
+    data (dvc add), so the experiments can only get them from the DVC cache."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s: stages[s] for s in TAIL}}, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    shutil.copytree(tiny_model_dir, root / "models" / "base")
+    records = [record(f"r{i}", text(i), text(100 + i, 80), teacher="replay", category=c)
+               for i, c in enumerate(["algorithm", "data_analysis", "algorithm", "data_analysis", "algorithm"])]
+    records += [record(f"e{i}", text(10 + i), text(200 + i, 80), teacher="embedded", passed=False) for i in range(2)]
+    (root / "data" / "trajectories").mkdir(parents=True)
+    (root / "data" / "trajectories" / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=root, check=True)
+    subprocess.run([str(BIN / "dvc"), "add", "-q", "models/base", "data/trajectories"], cwd=root, check=True)
+    subprocess.run([*GIT, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "tiny sweep project"], cwd=root, check=True)
+    return root
+
+
+def sweep_env(root: Path) -> dict[str, str]:
+    return {"PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]), "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com", "LIMI_PARENT_RUN_ID": ""}
+
+
+@pytest.mark.slow
+def test_two_point_sweep_end_to_end(sweep_project):
+    root = sweep_project
+    env = sweep_env(root)
+    dry = run_module("pipelines.sweep", "--sizes", "2,50", "--seeds", "0", "--teachers", "all,embedded",
+                     "--dry-run", root=root, env=env, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "teachers embedded: no curate-eligible trajectories; skipped" in dry.stderr
+    assert "size 50 capped at 5" in dry.stderr
+    assert dry.stdout.count("dvc exp run --queue --downstream") == 2 and "curate.target_size=5" in dry.stdout
+
+    result = run_module("pipelines.sweep", "--sizes", "2,50", "--seeds", "0", "--teachers", "all,embedded",
+                        root=root, env=env, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    [sweep_file] = (root / ".dvc" / "tmp" / "sweeps").glob("sweep-*.json")
+    sweep = json.loads(sweep_file.read_text())
+    names = [p["name"] for p in sweep["points"]]
+    assert [(p["size"], p["seed"], p["teachers"]) for p in sweep["points"]] == [(2, 0, "all"), (5, 0, "all")]
+    assert all(p["status"] == "Success" for p in sweep["points"])
+
+    # dvc exp show lists the experiments with the sweep's params and their own metrics
+    shown = json.loads(subprocess.run([str(BIN / "dvc"), "exp", "show", "--json"], cwd=root, capture_output=True,
+                                      text=True, check=True, env={**os.environ, **env}).stdout)
+    exps = {r["name"]: r["data"] for e in shown for x in e.get("experiments") or [] for r in x["revs"]}
+    assert set(names) <= set(exps)
+    for point in sweep["points"]:
+        data = exps[point["name"]]
+        p = data["params"]["params.yaml"]["data"]
+        assert p["curate"]["target_size"] == point["size"] and p["sft"]["seed"] == 0
+        assert p["eval"]["register_champion"] is False
+        assert data["metrics"]["metrics/curate.json"]["data"]["kept"] == point["size"]
+        assert data["metrics"]["metrics/sft.json"]["data"]["samples"] == point["size"]
+    first, second = (exps[n]["metrics"]["metrics/eval.json"]["data"] for n in names)
+    assert set(first["headline"]) == {"base", "tuned"} and set(second["headline"]) == {"tuned"}
+    # nothing before curate ran in the experiments: the workspace's trajectories are what curate read
+    assert not (root / "data" / "sft").exists() and (root / "params.yaml").read_text() == yaml.safe_dump(
+        tiny_params(), sort_keys=False)
+
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    sweep_run = client.get_run(sweep["run_id"])
+    assert sweep_run.info.status == "FINISHED" and sweep_run.data.tags["sweep.id"] == sweep["id"]
+    assert {f.path for f in client.list_artifacts(sweep["run_id"])} == {"sweep.md", "sweep.png"}
+    exp_id = sweep_run.info.experiment_id
+    for point in sweep["points"]:
+        run = client.get_run(point["run_id"])
+        assert run.data.tags["mlflow.parentRunId"] == sweep["run_id"] and run.info.status == "FINISHED"
+        assert run.data.params["sweep.size"] == str(point["size"]) and "eval.agencybench_average" in run.data.metrics
+        stages = client.search_runs([exp_id], f"tags.mlflow.parentRunId = '{point['run_id']}'",
+                                    run_view_type=ViewType.ALL)
+        assert sorted(s.info.run_name for s in stages) == ["curate", "eval", "sft"]
+        for stage in stages:
+            assert stage.info.status == "FINISHED"
+            assert stage.data.tags["sweep.id"] == sweep["id"] and stage.data.tags["dvc.experiment"] == point["name"]
+            assert stage.data.tags["sweep.size"] == str(point["size"]) and stage.data.tags["sweep.seed"] == "0"
+            assert stage.data.tags["sweep.teachers"] == "all"
+        curate_run = next(s for s in stages if s.info.run_name == "curate")
+        assert curate_run.data.params["target_size"] == str(point["size"])
+    assert not client.search_runs([exp_id], "attributes.run_name = 'collect'")  # nothing recollected
+
+    report = (root / "reports" / "sweep.md").read_text()
+    assert f"# Sample-efficiency sweep `{sweep['id']}`" in report
+    assert "Eval suite: builtin (first 1); 1 tasks, k = 1 trial(s) per task" in report
+    assert "teachers embedded: no curate-eligible trajectories; skipped" in report
+    assert "| all | 2 | 1 |" in report and "| all | 5 | 1 |" in report and "not assessed (one seed)" in report
+    assert (root / "plots" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    again = run_module("pipelines.sweep", "report", root=root, env=env, timeout=300)
+    assert again.returncode == 0 and "wrote" in again.stdout, again.stderr[-3000:]
+
+
+def test_a_sweep_without_cached_trajectories_refuses_to_start(sweep_project):
+    root = sweep_project
+    shutil.rmtree(root / ".dvc" / "cache")
+    result = run_module("pipelines.sweep", "--sizes", "2", "--seeds", "0", root=root, env=sweep_env(root),
+                        timeout=300)
+    assert result.returncode == 2
+    assert "data/trajectories (data/trajectories.dvc): the recorded version is not in the DVC cache" \
+        in result.stderr
