@@ -419,8 +419,11 @@ def file_from_api(data: dict[str, Any]) -> FileChange:
     status = _STATUS.get(str(data.get("status")), "modified")
     patch = data.get("patch")
     additions, deletions = int(data.get("additions") or 0), int(data.get("deletions") or 0)
-    # GitHub omits the patch for binary files (no line counts) and for very large text diffs (with counts).
+    # GitHub omits the patch for binary files (no line counts) and for very large text diffs (with counts);
+    # a dump may also carry binary content as the patch itself (NUL bytes, a `GIT binary patch`)
     binary = patch is None and additions == 0 and deletions == 0 and status != "renamed"
+    if isinstance(patch, str) and ("\0" in patch or patch.startswith("GIT binary patch")):
+        binary, patch = True, None
     return FileChange(path=data["filename"], status=status, previous_path=data.get("previous_filename"),
                       additions=additions, deletions=deletions, patch=patch, binary=binary)
 

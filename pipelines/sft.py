@@ -271,7 +271,10 @@ def run(data: Path, base: Path, out: Path, params: SFTParams, *, checkpoints: Pa
     check_model_dir(base)
     if not data.exists():
         raise UserError(f"{data}: training data not found; run `dvc repro curate` first")
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+    except (OSError, ValueError) as exc:  # e.g. a config.json cut off mid-write
+        raise UserError(f"{base}: cannot load the model directory: {str(exc).splitlines()[0]}") from None
     samples, dropped = load_training_set(data, tokenizer, params.max_length, max_samples)
     prepare_checkpoints(checkpoints, run_signature(data, base, params))
     log.info("training on %d samples (%d tokens), %d dropped for length, method %s", len(samples),
