@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
 import secrets
@@ -68,6 +69,14 @@ def stop(proc: subprocess.Popen) -> int | None:
         except subprocess.TimeoutExpired:
             continue
     return signal.SIGKILL
+
+
+def stop_all(procs: list[subprocess.Popen]) -> list[int | None]:
+    """``stop`` on each at once (each one's grace periods run side by side)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, len(procs))) as pool:
+        return list(pool.map(stop, procs))
 
 
 def start(cmd: list[str], log: Path, *, env: dict, cwd: Path) -> subprocess.Popen:
@@ -297,7 +306,9 @@ def team(tmp_path_factory, postgres, s3_store):
     postgres.create_database("mlflow")
     prefect_port, mlflow_port = free_port(), free_port()
     prefect_env = clean_env(PGPASSWORD=postgres.password, PREFECT_HOME=str(base / "prefect-server"),
-                            PREFECT_API_DATABASE_CONNECTION_URL=postgres.url("prefect", "postgresql+asyncpg"))
+                            PREFECT_API_DATABASE_CONNECTION_URL=postgres.url("prefect", "postgresql+asyncpg"),
+                            # the UI's API address comes from these settings, not from `--port`
+                            PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(prefect_port))
     mlflow_env = clean_env(PGPASSWORD=postgres.password, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", **s3_store.env)
     mlflow_cmd = [str(BIN / "mlflow"), "server", "--backend-store-uri", postgres.url("mlflow", "postgresql+psycopg2"),
                   "--artifacts-destination", f"s3://{s3_store.bucket}/mlflow",
@@ -305,13 +316,13 @@ def team(tmp_path_factory, postgres, s3_store):
     project = team_project(base / "project")
     with contextlib.ExitStack() as running:
         try:
-            servers = []
+            servers: list[subprocess.Popen] = []
+            running.callback(stop_all, servers)
             for name, cmd, env in (
                     ("prefect-server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
                                         str(prefect_port)], prefect_env),
                     ("mlflow-server", mlflow_cmd, mlflow_env)):
                 servers.append(start(cmd, logs / f"{name}.log", env=env, cwd=base))
-                running.callback(stop, servers[-1])
             wait_healthy(f"http://127.0.0.1:{prefect_port}/api/health", servers[0], timeout_s=120)
             wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", servers[1], timeout_s=120)
             setup = Team(postgres, s3_store, f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}",
@@ -325,6 +336,11 @@ def team(tmp_path_factory, postgres, s3_store):
             worker = start([str(BIN / "prefect"), "worker", "start", "--pool", "limi-process"], logs / "worker.log",
                            env={**setup.env, "LIMI_ROOT": str(project)}, cwd=base)
             running.callback(stop, worker)
+            pool = f"{setup.env['PREFECT_API_URL']}/work_pools/limi-process"
+            deadline = time.monotonic() + 60
+            while json.load(urllib.request.urlopen(pool, timeout=5))["status"] != "READY":  # the worker polls
+                assert worker.poll() is None and time.monotonic() < deadline, "the worker never came online"
+                time.sleep(0.5)
             yield setup
         except BaseException:
             dump_logs(logs)
