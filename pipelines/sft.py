@@ -14,6 +14,9 @@ How it trains (transformers ``Trainer`` + peft):
 - batches are packed padding-free (``DataCollatorWithFlattening``): samples are concatenated with
   position ids restarting at 0 for each, which keeps them apart under SDPA/flash attention
   (``use_cache`` is off so transformers sees the packing), and the loss is per token;
+- logits are computed only where the next token is trained on (``logits_to_keep`` with those
+  positions): an agent trajectory is mostly tool output and prompts, and the full-vocabulary logits of
+  every token were the largest tensors of a step (measured in ``benchmarks/sft.py``);
 - LoRA by default (``method: full`` for full fine-tuning); LIMI's optimiser settings are the
   defaults: AdamW (0.9, 0.98), weight decay 0.1, cosine decay to 1/10 of the peak, short warmup;
 - checkpoints every ``save_steps``; a rerun with the same data and params resumes from the last one.
@@ -137,7 +140,23 @@ class _TokenCounter:
         batch = self.collator(features)
         self.tokens += int(batch["input_ids"].numel())
         self.target_tokens += int((batch["labels"] != IGNORE).sum())
+        batch["logits_to_keep"] = target_positions(batch["labels"])
         return batch
+
+
+def target_positions(labels):
+    """Positions (in the one packed row) whose next token is trained on: the only logits the loss needs."""
+    return (labels[0, 1:] != IGNORE).nonzero().squeeze(-1)
+
+
+def target_loss(outputs, labels, num_items_in_batch=None):
+    """Summed cross-entropy over the kept logits, per target token of the (accumulated) batch."""
+    import torch.nn.functional as F
+
+    shifted = labels[0, 1:]
+    targets = shifted[shifted != IGNORE].to(outputs.logits.device)
+    loss = F.cross_entropy(outputs.logits[0].float(), targets, reduction="sum")
+    return loss / (num_items_in_batch if num_items_in_batch is not None else max(len(targets), 1))
 
 
 def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, checkpoints: Path,
@@ -193,7 +212,8 @@ def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, chec
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if params.method == "lora":
             model.enable_input_require_grads()  # frozen embeddings would otherwise cut the gradient path
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=counter, callbacks=[Recorder()])
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=counter, callbacks=[Recorder()],
+                      compute_loss_func=target_loss)
     trainer.remove_callback(PrinterCallback)  # our Recorder logs each step once, as a plain line
     resume = _last_checkpoint(checkpoints)
     if resume:

@@ -163,3 +163,22 @@ def test_cached_turns_are_identical_to_generating_from_scratch(base_model_dir):
         assert all(u.cached_tokens > u.prompt_tokens // 2 for u in later), [u.to_dict() for u in later]
         assert first.cached_tokens < first.prompt_tokens
     assert max(cached_model._batcher.batches) > 1
+
+
+def test_a_model_outside_the_cached_path_gives_the_same_answers(tiny_model_dir):
+    from transformers import AutoConfig
+
+    from pipelines.llm.kvcache import supported
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    assert supported(config)
+    config.layer_types = ["sliding_attention"] * config.num_hidden_layers
+    assert not supported(config)
+    fast = LocalModel(tiny_model_dir, sampling={"max_tokens": 8}).load()
+    plain = LocalModel(tiny_model_dir, sampling={"max_tokens": 8}).load()
+    plain._fast_path = False  # what load() decides for such a model
+    for model in (fast, plain):
+        model.chat(ASK, None)
+    again = [m.chat(ASK, None) for m in (fast, plain)]
+    assert again[0].raw == again[1].raw
+    assert again[0].usage.cached_tokens > 0 and again[1].usage.cached_tokens == 0

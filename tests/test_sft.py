@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorWithFl
 
 from pipelines.errors import UserError
 from pipelines.params import SFTParams
-from pipelines.sft import IGNORE, encode_sample, load_training_set, train
+from pipelines.sft import IGNORE, encode_sample, load_training_set, target_loss, target_positions, train
 from tests.conftest import REPO
 
 
@@ -83,6 +83,18 @@ def test_packing_gives_the_same_per_sample_loss_as_one_by_one(tokenizer, tiny_mo
         leaky = _per_sample_losses(model, packed_batch, [len(e["input_ids"]) for e in encs])
     assert packed == pytest.approx(alone, abs=1e-4)
     assert leaky[1:] != pytest.approx(alone[1:], abs=1e-3)  # the check above can fail
+
+
+def test_loss_on_the_kept_logits_equals_the_full_loss(tokenizer, tiny_model_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    batch = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)(
+        [encode_sample(tokenizer, sample(i, words=5 + 20 * i)) for i in range(3)])
+    with torch.no_grad():
+        full = model(**batch, use_cache=False).loss  # transformers' own shifted, per-token loss on every logit
+        labels = batch.pop("labels")
+        kept = model(**batch, use_cache=False, logits_to_keep=target_positions(labels))
+    assert kept.logits.shape[1] == int((labels[0, 1:] != IGNORE).sum()) < labels.shape[1] // 2
+    assert float(target_loss(kept, labels)) == pytest.approx(float(full), abs=1e-5)
 
 
 def test_a_few_steps_lower_the_loss(tmp_path, tokenizer, tiny_model_dir):

@@ -62,6 +62,14 @@ class BufferLayer(DynamicLayer):
         raise NotImplementedError("BufferLayer is not cropped; PrefixCache slices stored states instead")
 
 
+def supported(config) -> bool:
+    """Whether :func:`greedy_generate` can drive this model: a decoder whose every layer is full attention."""
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    if getattr(text, "is_encoder_decoder", False) or not hasattr(text, "num_hidden_layers"):
+        return False
+    return all(t == "full_attention" for t in (getattr(text, "layer_types", None) or ["full_attention"]))
+
+
 def buffer_cache(keys: list[torch.Tensor], values: list[torch.Tensor], filled: int) -> DynamicCache:
     cache = DynamicCache()
     cache.layers = [BufferLayer(k, v, filled) for k, v in zip(keys, values)]
@@ -149,7 +157,7 @@ def greedy_generate(model, rows: list[Row], *, eos: int, cache: PrefixCache | No
     """Fill in ``new_ids`` and ``cached`` of every row (greedy), reusing and refreshing ``cache``."""
     config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
     layers = config.num_hidden_layers
-    heads = config.num_key_value_heads
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     dtype = next(model.parameters()).dtype
     width = max(len(r.ids) for r in rows)

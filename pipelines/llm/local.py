@@ -9,6 +9,7 @@ of their earlier turns (:mod:`pipelines.llm.kvcache`); sampled requests run alon
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from pipelines.llm.batching import GenerationRequest, RequestBatcher
 from pipelines.llm.toolcalls import CLOSE, OPEN, parse_assistant_text
 
 
+log = logging.getLogger("pipelines.llm.local")
 _LOAD_LOCK = threading.RLock()
 
 
@@ -84,10 +86,14 @@ class LocalModel:
         self._eos = self._tokenizer.convert_tokens_to_ids("<|im_end|>")
         pad = self._tokenizer.pad_token_id
         self._pad = pad if pad is not None else self._eos
-        if self.kv_cache_mb > 0:
-            from pipelines.llm.kvcache import PrefixCache
+        from pipelines.llm import kvcache
 
-            self._prefix_cache = PrefixCache(self.kv_cache_mb * 2**20)
+        self._fast_path = kvcache.supported(model.config)
+        if not self._fast_path:
+            log.info("%s: layer types other than full attention; concurrent requests are generated one by one",
+                     self.path)
+        elif self.kv_cache_mb > 0:
+            self._prefix_cache = kvcache.PrefixCache(self.kv_cache_mb * 2**20)
         self._model = model.to(device).eval()  # last: other threads take a set model as "loaded"
 
     @property
@@ -120,6 +126,10 @@ class LocalModel:
         """Greedy generation of several prompts together, each on top of its cached earlier turns."""
         from pipelines.llm.kvcache import Row, greedy_generate
 
+        import torch
+
+        if not self._fast_path:
+            return [self._generate_alone(torch.tensor([r.ids]), r.max_new, r.stop_strings, 0.0, {}) for r in batch]
         rows = [Row(r.ids, r.max_new, stop_strings=r.stop_strings) for r in batch]
         with self._lock:
             if self._stop_criteria is None and any(r.stop_strings for r in rows):
