@@ -47,7 +47,24 @@ bwrap:
 		echo "bubblewrap is missing: install it with 'sudo apt-get install bubblewrap' (the agent runs every command in it)"; \
 	fi
 
-setup: $(STAMP) bwrap
+# The team-setup and UI tests start a private PostgreSQL cluster and headless Chromium (Debian packages);
+# without them those tests are skipped with the install command.
+.PHONY: test-tools
+test-tools:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing$$missing (for the team-setup and UI tests)"; \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null)) || \
+		echo "could not install$$missing: the team-setup and UI tests will be skipped" >&2; \
+	else \
+		echo "missing:$$missing; 'sudo apt-get install$$missing' enables the team-setup and UI tests"; \
+	fi
+
+setup: $(STAMP) bwrap test-tools
 
 repro: setup
 	$(BIN)/dvc repro
