@@ -37,7 +37,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, name: str, timeout_s: float 
 
 def start_servers(mlflow_port: int, prefect_port: int, root: Path) -> list[tuple[str, subprocess.Popen, str]]:
     """Start both servers in their own sessions (so one signal stops each whole tree)."""
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+           # the Prefect UI finds its API through these settings, not through `--port`
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(prefect_port)}
     env.setdefault("PREFECT_HOME", str(root / ".prefect"))
     bindir = Path(sys.executable).parent
     mlflow_cmd = [str(bindir / "mlflow"), "server", "--backend-store-uri", tracking_uri(),
