@@ -17,7 +17,7 @@ export PREFECT_HOME ?= $(abspath .prefect)
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help setup repro test ui serve bwrap
+.PHONY: help setup repro test ui serve bwrap sweep
 
 help:
 	@echo "make repro   set up .venv (once) and run the whole pipeline with dvc repro"
@@ -25,6 +25,8 @@ help:
 	@echo "make ui      start the MLflow UI and a Prefect server on 127.0.0.1 (Ctrl-C stops both)"
 	@echo "make serve   register prefect.yaml's deployments and run a process worker (needs a Prefect server: make ui)"
 	@echo "make setup   only create/refresh .venv and the sandbox tool"
+	@echo "make sweep   sample-efficiency sweep: curate -> sft -> eval as queued DVC experiments, then reports/sweep.md"
+	@echo "             (options: make sweep SWEEP_ARGS=\"--sizes 4,8,16 --seeds 0,1 --teachers all,replay\"; see python -m pipelines.sweep --help)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,3 +82,6 @@ serve: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect concurrency-limit create gpu 1
 	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
 	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect worker start --pool limi-process
+
+sweep: setup
+	$(BIN)/python -m pipelines.sweep $(SWEEP_ARGS)

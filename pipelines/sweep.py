@@ -336,8 +336,13 @@ def run_sweep(root: Path, subsets: dict[str, list[str]], sizes: list[int], seeds
     save_record(root, record)
     if not wait:
         return record
-    dvc(["queue", "start", "--jobs", str(jobs)], root, env=stage_env(uri))
     names = [p.name for p in points]
+    # `dvc queue start` may stay up as the parent of its worker: not waited on here, its output goes to a file.
+    queue_log = root / SWEEPS / f"{sweep_id}.queue.log"
+    with queue_log.open("w") as out:
+        starter = subprocess.Popen([dvc_bin(), "queue", "start", "--jobs", str(jobs)], cwd=root, env=stage_env(uri),
+                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
     try:
         states = wait_for(root, names, poll_s=poll_s)
     except BaseException:
@@ -347,6 +352,10 @@ def run_sweep(root: Path, subsets: dict[str, list[str]], sizes: list[int], seeds
         if running:
             dvc(["queue", "kill", *running], root, check=False)
         raise
+    try:
+        starter.wait(timeout=60)  # its worker exits once the queue is empty
+    except subprocess.TimeoutExpired:
+        log.info("dvc queue start (pid %d) is still up; `dvc queue stop` ends its worker", starter.pid)
     for entry in record["points"]:
         entry["status"] = states.get(entry["name"], "Missing")
         client.set_terminated(entry["run_id"], "FINISHED" if entry["status"] == "Success" else "FAILED")
@@ -472,7 +481,7 @@ def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]]) -> list[
     for p in record["points"]:
         data = exps.get(p["name"])
         row = {k: p[k] for k in ("name", "teachers", "size", "seed")}
-        row.update(status=p.get("status") or ("Success" if data else "Missing"), run_id=p.get("run_id"))
+        row.update(status=p.get("status") or ("Success" if data else "no result yet"), run_id=p.get("run_id"))
         if data:
             ev = _file_data(data, "metrics", "metrics/eval.json")
             sft = _file_data(data, "metrics", "metrics/sft.json")
