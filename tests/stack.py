@@ -304,7 +304,9 @@ def team(tmp_path_factory, postgres, s3_store):
     logs.mkdir()
     postgres.create_database("prefect")
     postgres.create_database("mlflow")
-    prefect_port, mlflow_port = free_port(), free_port()
+    prefect_port = free_port()
+    while (mlflow_port := free_port()) == prefect_port:
+        pass
     prefect_env = clean_env(PGPASSWORD=postgres.password, PREFECT_HOME=str(base / "prefect-server"),
                             PREFECT_API_DATABASE_CONNECTION_URL=postgres.url("prefect", "postgresql+asyncpg"),
                             # the UI's API address comes from these settings, not from `--port`
@@ -338,7 +340,10 @@ def team(tmp_path_factory, postgres, s3_store):
             running.callback(stop, worker)
             pool = f"{setup.env['PREFECT_API_URL']}/work_pools/limi-process"
             deadline = time.monotonic() + 60
-            while json.load(urllib.request.urlopen(pool, timeout=5))["status"] != "READY":  # the worker polls
+            while True:  # the pool turns READY once the worker has polled it
+                with urllib.request.urlopen(pool, timeout=5) as resp:
+                    if json.load(resp)["status"] == "READY":
+                        break
                 assert worker.poll() is None and time.monotonic() < deadline, "the worker never came online"
                 time.sleep(0.5)
             yield setup
