@@ -115,8 +115,8 @@ def cap_sizes(sizes: list[int], available: int) -> tuple[list[int], list[int]]:
 
 def plan(subsets: dict[str, list[str]], available: dict[str, int], sizes: list[int], seeds: list[int],
          sweep_id: str, baseline: str = "once") -> tuple[list[Point], list[str]]:
-    """The sweep's experiments, seed by seed (every size of every subset once before the next seed), and
-    notes on what was capped or skipped."""
+    """The sweep's experiments, smallest size first and every seed of a size before the next size (a sweep
+    stopped early still has spreads for what it finished), and notes on what was capped or skipped."""
     notes: list[str] = []
     per_subset: dict[str, list[int]] = {}
     for label in subsets:
@@ -130,7 +130,8 @@ def plan(subsets: dict[str, list[str]], available: dict[str, int], sizes: list[i
                          f"{'s' if len(capped) > 1 else ''} {', '.join(map(str, capped))} capped at {n}")
         per_subset[label] = run
     points = [Point(f"{sweep_id}-{label.replace('+', '_')}-n{size}-s{seed}", label, size, seed)
-              for seed in seeds for label, run in per_subset.items() for size in run]
+              for size in sorted({s for run in per_subset.values() for s in run})
+              for label, run in per_subset.items() if size in run for seed in seeds]
     if points:
         points = [Point(p.name, p.teachers, p.size, p.seed, baseline == "every" or i == 0)
                   for i, p in enumerate(points)]

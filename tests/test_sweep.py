@@ -80,7 +80,9 @@ def test_sizes_are_capped_at_what_is_eligible_and_empty_subsets_skipped():
                          [0, 1], "sweep-x")
     assert "teachers embedded: no curate-eligible trajectories; skipped" in notes
     assert "teachers all: 26 curate-eligible trajectories; size 32 capped at 26" in notes
-    assert [p.name for p in points[:3]] == ["sweep-x-all-n4-s0", "sweep-x-all-n26-s0", "sweep-x-replay-n4-s0"]
+    assert [p.name for p in points[:4]] == ["sweep-x-all-n4-s0", "sweep-x-all-n4-s1", "sweep-x-replay-n4-s0",
+                                            "sweep-x-replay-n4-s1"]
+    assert points[-1].name == "sweep-x-embedded+replay-n26-s1".replace("+", "_")
     assert len(points) == 2 * 3 * 2 and {p.seed for p in points} == {0, 1}
     assert [p.with_baseline for p in points].count(True) == 1 and points[0].with_baseline
     with pytest.raises(UserError, match="names no teacher"):
