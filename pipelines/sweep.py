@@ -504,6 +504,11 @@ def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]]) -> list[
     return rows
 
 
+def _per_model(row: dict[str, Any]) -> Any:
+    tasks, k = row.get("tasks"), row.get("k")
+    return tasks * k if isinstance(tasks, int) and isinstance(k, int) else "?"
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
@@ -530,8 +535,8 @@ def render_report(record: dict[str, Any], rows: list[dict[str, Any]], cells: lis
              f"- Model: base `{base_model}` ({llm.get('backend', '?')} backend, {llm.get('path', llm.get('model', '?'))}), "
              f"fine-tuned with {(params.get('sft') or {}).get('method', '?')} for "
              f"{(params.get('sft') or {}).get('epochs', '?')} epoch(s) per point",
-             f"- Eval suite: {suites}; {first.get('tasks', '?')} tasks, k = {first.get('k', '?')} trial(s) per task, "
-             f"{first.get('trials', '?')} trials per evaluation, R = {first.get('rounds', '?')} rounds",
+             f"- Eval suite: {suites}; {first.get('tasks', '?')} tasks, k = {first.get('k', '?')} trial(s) per task "
+             f"and model ({_per_model(first)} trials per model and experiment), R = {first.get('rounds', '?')} rounds",
              f"- Main metric: `{metric}` (0-100) of the fine-tuned model (eval.main_metric)",
              f"- Points: sizes {', '.join(map(str, record['sizes']))}; seeds {', '.join(map(str, record['seeds']))} "
              f"(curate.seed and sft.seed); teacher subsets {', '.join(record['subsets'])}",

@@ -236,7 +236,7 @@ def test_two_point_sweep_end_to_end(sweep_project):
 
     report = (root / "reports" / "sweep.md").read_text()
     assert f"# Sample-efficiency sweep `{sweep['id']}`" in report
-    assert "Eval suite: builtin (first 1); 1 tasks, k = 1 trial(s) per task" in report
+    assert "Eval suite: builtin (first 1); 1 tasks, k = 1 trial(s) per task and model (1 trials per model" in report
     assert "teachers embedded: no curate-eligible trajectories; skipped" in report
     assert "| all | 2 | 1 |" in report and "| all | 5 | 1 |" in report and "not assessed (one seed)" in report
     assert (root / "plots" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
