@@ -182,3 +182,14 @@ def test_a_model_outside_the_cached_path_gives_the_same_answers(tiny_model_dir):
     again = [m.chat(ASK, None) for m in (fast, plain)]
     assert again[0].raw == again[1].raw
     assert again[0].usage.cached_tokens > 0 and again[1].usage.cached_tokens == 0
+
+
+@pytest.mark.parametrize("broken", ["config.json", "model.safetensors"])
+def test_a_corrupt_model_file_is_one_clear_error(tmp_path, tiny_model_dir, broken):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, copy)
+    (copy / broken).write_bytes((copy / broken).read_bytes()[:40])  # cut short, as by a full disk
+    with pytest.raises(ModelError, match=r"cannot load the model .*dvc repro base_model"):
+        LocalModel(copy).load()

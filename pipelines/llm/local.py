@@ -72,10 +72,15 @@ class LocalModel:
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+            model = AutoModelForCausalLM.from_pretrained(self.path, dtype="auto")
+        except Exception as exc:  # noqa: BLE001 - truncated/corrupt config, weights (SafetensorError) or tokenizer
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: cannot load the model ({first}); rebuild it with `dvc repro base_model` "
+                             "or fix the model path in params.yaml") from None
         if not self._tokenizer.chat_template:
             raise ModelError(f"{self.path}: the tokenizer has no chat template; rebuild it with `dvc repro base_model`")
-        model = AutoModelForCausalLM.from_pretrained(self.path, dtype="auto")
         if self.adapter:
             if not (self.adapter / "adapter_config.json").exists():
                 raise ModelError(f"{self.adapter}: no adapter_config.json; is this a PEFT adapter directory?")
