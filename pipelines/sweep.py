@@ -464,9 +464,10 @@ def experiment_data(root: Path, baseline_rev: str | None) -> dict[str, dict[str,
     out: dict[str, dict[str, Any]] = {}
     for entry in json.loads(result.stdout or "[]"):
         for exp in entry.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state")  # queued | running | success | failed; None: done
             for rev in exp.get("revs") or []:
                 if rev.get("name") and rev.get("data"):
-                    out[rev["name"]] = rev["data"]
+                    out[rev["name"]] = {**rev["data"], "state": state}
     return out
 
 
@@ -482,7 +483,9 @@ def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]]) -> list[
     for p in record["points"]:
         data = exps.get(p["name"])
         row = {k: p[k] for k in ("name", "teachers", "size", "seed")}
-        row.update(status=p.get("status") or ("Success" if data else "no result yet"), run_id=p.get("run_id"))
+        state = (data or {}).get("state")
+        row.update(status=p.get("status") or (state.capitalize() if state else "no result yet"),
+                   run_id=p.get("run_id"))
         if data:
             ev = _file_data(data, "metrics", "metrics/eval.json")
             sft = _file_data(data, "metrics", "metrics/sft.json")
@@ -499,7 +502,7 @@ def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]]) -> list[
                 kept=cur.get("kept"), final_loss=sft.get("final_loss"), train_tokens=sft.get("train_tokens"),
                 tasks=ev.get("tasks"), trials=ev.get("trials"), k=ev.get("k"), rounds=ev.get("R"),
                 suites=sorted((ev.get("suites") or {}).keys()), params=params)
-            row["status"] = "Success" if ev else row["status"]
+            row["status"] = "Success" if ev and state in (None, "success") else row["status"]
         rows.append(row)
     return rows
 
@@ -621,8 +624,10 @@ def report(root: Path, sweep_id: str | None = None, wall_s: float | None = None)
     text = render_report(record, rows, cells, base, wall_s)
     atomic_write_text(root / REPORT, text)
     first = next((r for r in rows if r.get("score") is not None), {})
+    done = sum(1 for r in rows if r.get("score") is not None)
     title = (f"{metric} vs training samples ({first.get('tasks', '?')} tasks, k={first.get('k', '?')}, "
-             f"{len(record['seeds'])} seed{'s' if len(record['seeds']) != 1 else ''})")
+             f"seeds {', '.join(map(str, record['seeds']))}"
+             + (f"; {done} of {len(rows)} experiments" if done < len(rows) else "") + ")")
     plot(cells, base, metric, root / PLOT, title)
     summary = {"report": str(root / REPORT), "plot": str(root / PLOT), "rows": rows, "base": base,
                "cells": [{"teachers": c.teachers, "size": c.size, "mean": c.mean, "spread": c.spread,
@@ -661,6 +666,8 @@ def _log_report(record: dict[str, Any], rows: list[dict[str, Any]], cells: list[
             md.write_text(scrub((root / REPORT).read_text(encoding="utf-8")))
             client.log_artifact(run_id, str(md))
         client.log_artifact(run_id, str(root / PLOT))
+        if any(r["status"] in ("Queued", "Running") for r in rows):
+            return  # a report of a sweep still running: the run stays open for the final one
         failed = sum(1 for r in rows if r["status"] != "Success")
         client.set_tag(run_id, "sweep.failed", str(failed))
         client.set_terminated(run_id, "FINISHED" if not failed else "FAILED")
