@@ -17,11 +17,12 @@ export PREFECT_HOME ?= $(abspath .prefect)
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help setup repro test ui serve bwrap sweep
+.PHONY: help setup repro test test-slow ui serve bwrap sweep
 
 help:
 	@echo "make repro   set up .venv (once) and run the whole pipeline with dvc repro"
-	@echo "make test    set up .venv (once) and run the test suite"
+	@echo "make test    set up .venv (once) and run the test suite, less the tests marked slow"
+	@echo "make test-slow  the tests marked slow (over a minute each; CI runs them after make test)"
 	@echo "make ui      start the MLflow UI and a Prefect server on 127.0.0.1 (Ctrl-C stops both)"
 	@echo "make serve   register prefect.yaml's deployments and run a process worker (needs a Prefect server: make ui)"
 	@echo "make setup   only create/refresh .venv and the sandbox tool"
@@ -72,7 +73,10 @@ repro: setup
 	$(BIN)/dvc repro
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
 
 ui: setup
 	$(BIN)/python -m pipelines.ui --mlflow-port $(MLFLOW_PORT) --prefect-port $(PREFECT_PORT)

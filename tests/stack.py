@@ -57,7 +57,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90) -> Non
 
 def stop(proc: subprocess.Popen) -> int | None:
     """Ctrl-C to the process's own session, then SIGTERM, then SIGKILL; the signal that ended it."""
-    for sig, grace in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+    for sig, grace in ((signal.SIGINT, 40), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
         if proc.poll() is not None:
             return None
         try:

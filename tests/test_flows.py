@@ -328,6 +328,7 @@ def test_command_line_help_and_overrides(tmp_path):
 
 
 # ------------------------------------------------------------------------------- a real deployment
+@pytest.mark.slow  # a real Prefect server and worker
 def test_prefect_yaml_deployment_runs_on_a_process_worker(tmp_path):
     root = make_toy(tmp_path / "project", abc_stages(tracked=()))
     shutil.copy(REPO / "prefect.yaml", root / "prefect.yaml")

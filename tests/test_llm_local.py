@@ -142,14 +142,14 @@ def test_cached_turns_are_identical_to_generating_from_scratch(base_model_dir):
     import threading
 
     alone_model = LocalModel(base_model_dir, batching=False).load()
-    alone = [[r.raw for r in converse(alone_model, p, 3, 20)] for p in PROMPTS[:2]]
+    alone = [[r.raw for r in converse(alone_model, p, 3, 16)] for p in PROMPTS[:2]]
     cached_model = LocalModel(base_model_dir).load()
     out: dict[int, list] = {}
     gate = threading.Barrier(2)
 
     def run(i: int) -> None:
         gate.wait()
-        out[i] = converse(cached_model, PROMPTS[i], 3, 20)
+        out[i] = converse(cached_model, PROMPTS[i], 3, 16)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:

@@ -114,6 +114,7 @@ def _standalone(root: Path, out: Path, data: Path, base: Path):
     return [sys.executable, "-m", "pipelines.sft", "--data", str(data), "--base", str(base), "--out", str(out)], env
 
 
+@pytest.mark.slow  # two trainings and a kill: over a minute on 2 cores
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tokenizer, tiny_model_dir):
     root = tmp_path / "proj"
     root.mkdir()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.stack import dump_logs
 
 
+@pytest.mark.slow  # PostgreSQL, Prefect and MLflow servers and a worker: over a minute on 2 cores
 def test_a_deployment_runs_on_the_team_setup_and_its_record_lands_in_postgres_and_s3(team):
     from mlflow import MlflowClient
 

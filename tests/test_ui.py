@@ -17,8 +17,9 @@ from urllib.parse import quote
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                                reason="chromium missing: 'sudo apt-get install chromium' (make setup does it as root)")
+pytestmark = [pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                                 reason="chromium missing: 'sudo apt-get install chromium' (make setup does it as root)"),
+              pytest.mark.slow]  # with the team fixture's servers: over a minute on 2 cores
 
 
 def chromium(url: str, screenshot: Path, timeout_s: float = 120) -> str:

@@ -38,7 +38,6 @@ def files_with_markers(root: Path, logs: dict[str, str]) -> list[str]:
     return hits
 
 
-@pytest.mark.slow  # about a minute on a loaded 2-core machine: three stage processes
 @pytest.mark.figure("secrets")
 def test_no_secret_reaches_outputs_tracking_or_logs(tmp_path, tiny_model_dir):
     endpoint = FaultyEndpoint([("ok", completion("Looking around.", [("bash", {
