@@ -620,7 +620,7 @@ def report(root: Path, sweep_id: str | None = None, wall_s: float | None = None)
     bases = [r["base_score"] for r in rows if r.get("base_score") is not None]
     base = statistics.fmean(bases) if bases else None
     metric = record["main_metric"]
-    wall_s = wall_s if wall_s is not None else record.get("wall_seconds")
+    wall_s = wall_s if wall_s is not None else record.get("wall_seconds") or _wall_from_mlflow(record, rows)
     text = render_report(record, rows, cells, base, wall_s)
     atomic_write_text(root / REPORT, text)
     first = next((r for r in rows if r.get("score") is not None), {})
@@ -636,6 +636,25 @@ def report(root: Path, sweep_id: str | None = None, wall_s: float | None = None)
     return summary
 
 
+def _wall_from_mlflow(record: dict[str, Any], rows: list[dict[str, Any]]) -> float | None:
+    """Seconds from the sweep run's start to the end of its last stage run, once no experiment is waiting
+    (for a sweep whose queue was started and waited on by someone else, e.g. ``--no-wait``)."""
+    if any(r["status"] in ("Queued", "Running") for r in rows):
+        return None
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(record["tracking_uri"])
+        start = client.get_run(record["run_id"]).info.start_time
+        runs = client.search_runs([record["experiment_id"]], f"tags.`sweep.id` = '{record['id']}'",
+                                  max_results=1000)
+        ends = [r.info.end_time for r in runs if r.info.end_time and r.data.tags.get("stage") not in
+                ("sweep", "sweep-point")]
+        return (max(ends) - start) / 1000.0 if ends and start else None
+    except Exception:
+        return None
+
+
 def _log_report(record: dict[str, Any], rows: list[dict[str, Any]], cells: list[Cell], base: float | None,
                 root: Path) -> None:
     from mlflow import MlflowClient
@@ -648,6 +667,8 @@ def _log_report(record: dict[str, Any], rows: list[dict[str, Any]], cells: list[
         for r in rows:
             if not r.get("run_id"):
                 continue
+            if r["status"] in ("Success", "Failed") and client.get_run(r["run_id"]).info.status == "RUNNING":
+                client.set_terminated(r["run_id"], "FINISHED" if r["status"] == "Success" else "FAILED")
             values = {f"eval.{metric}": r.get("score"), "curate.kept": r.get("kept"),
                       "sft.final_loss": r.get("final_loss"), f"eval.base.{metric}": r.get("base_score")}
             for key, value in values.items():
