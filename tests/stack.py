@@ -55,9 +55,15 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90) -> Non
     raise AssertionError(f"{url} not healthy after {timeout_s}s")
 
 
-def stop(proc: subprocess.Popen) -> int | None:
-    """Ctrl-C to the process's own session, then SIGTERM, then SIGKILL; the signal that ended it."""
-    for sig, grace in ((signal.SIGINT, 40), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+def stop(proc: subprocess.Popen, *, ctrl_c: bool = True) -> int | None:
+    """Ctrl-C to the process's own session, then SIGTERM, then SIGKILL; the signal that ended it.
+
+    ``ctrl_c=False`` starts at SIGTERM: Prefect 3.9's worker answers a first SIGINT by forwarding it to
+    itself and keeps running (seen here with an idle worker for over 40 s), so supervisors stop it with
+    SIGTERM, which it handles as a graceful shutdown.
+    """
+    steps = ((signal.SIGINT, 30), (signal.SIGTERM, 15), (signal.SIGKILL, 5))
+    for sig, grace in steps if ctrl_c else steps[1:]:
         if proc.poll() is not None:
             return None
         try:
@@ -337,7 +343,7 @@ def team(tmp_path_factory, postgres, s3_store):
             setup.prefect("--no-prompt", "deploy", "--all")
             worker = start([str(BIN / "prefect"), "worker", "start", "--pool", "limi-process"], logs / "worker.log",
                            env={**setup.env, "LIMI_ROOT": str(project)}, cwd=base)
-            running.callback(stop, worker)
+            running.callback(stop, worker, ctrl_c=False)
             pool = f"{setup.env['PREFECT_API_URL']}/work_pools/limi-process"
             deadline = time.monotonic() + 60
             while True:  # the pool turns READY once the worker has polled it
