@@ -33,6 +33,7 @@ from pipelines.collect import Collector
 from pipelines.llm.scripted import ScriptedModel
 from pipelines.params import parse_params
 from pipelines.schema import VerifierSpec
+from tests.test_sandbox import host_pids_running
 
 pytestmark = [pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")]
 TOKEN = secrets.token_hex(6)
@@ -100,24 +101,11 @@ def leaked(text: str) -> bool:
     return TOKEN in text
 
 
-def host_pids(marker: str) -> list[int]:
-    """Host processes whose command line carries ``marker``, read from the host's /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 def gone(marker: str, within_s: float = 3.0) -> bool:
     deadline = time.monotonic() + within_s
-    while host_pids(marker) and time.monotonic() < deadline:
+    while host_pids_running(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not host_pids(marker)
+    return not host_pids_running(marker)
 
 
 contain = pytest.mark.figure("containment")
