@@ -6,7 +6,7 @@ Replays an agent-like workload with the real model: ``--episodes`` concurrent ep
 ``--turns`` turns; each turn's history grows by a tool result of a few hundred tokens and asks for
 96-160 new tokens (a per-episode budget). Runs it twice in one process: (a) every request alone,
 one after the other, from scratch; (b) all episodes as threads through ``LocalModel`` with
-batching and KV-cache reuse across turns. Prints aggregate generated tokens/s, the prompt tokens
+continuous batching and KV-cache reuse across turns. Prints aggregate generated tokens/s, the prompt tokens
 whose encoding the cache avoided, peak memory of each run, and the ratio, and checks that the greedy
 outputs are identical. ``--no-cache`` adds a third run, batched without the cache, to show what
 each part contributes.
@@ -116,7 +116,7 @@ def main() -> int:
         runs["batched, no KV cache"] = run_concurrent(model, args.episodes, args.turns)
     model = LocalModel(args.model, max_batch=args.episodes, max_context=16384).load()
     runs["batched + KV cache (backend)"] = run_concurrent(model, args.episodes, args.turns)
-    sizes = model._batcher.batches
+    batcher = model._batcher
 
     base_out, base_usage, base_s, _ = runs["one request at a time"]
     base_rate = sum(u.completion_tokens for u in base_usage) / base_s
@@ -133,7 +133,8 @@ def main() -> int:
         same_all &= same
         print(f"{name:30s} {seconds:8.1f} {rate:10.1f} {rate / base_rate:5.2f}x {cached:16d} {peak:12.0f} "
               f"{str(same):>12s}")
-    print(f"batches run by the backend: {len(sizes)}, mean size {sum(sizes) / len(sizes):.1f}")
+    print(f"decoding steps run by the backend: {batcher.steps}, rows per step: mean {batcher.mean_rows:.1f}, "
+          f"max {batcher.max_rows}")
     print(f"greedy outputs identical: {same_all}")
     return 0 if same_all else 1
 

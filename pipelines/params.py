@@ -61,7 +61,7 @@ class LocalModelParams(Strict):
     adapter: str | None = Field(None, description="optional PEFT adapter directory applied on top of `path`")
     max_context: int = Field(8192, ge=128)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    max_batch: int = Field(8, ge=1, description="concurrent greedy requests generated as one batch")
+    max_batch: int = Field(8, ge=1, description="concurrent greedy requests decoded together in the running batch")
     kv_cache_mb: int = Field(2048, ge=0, description="KV states of earlier turns kept for reuse (0 = off)")
     sampling: SamplingParams = SamplingParams()
 

@@ -46,3 +46,51 @@ def test_least_recently_used_entries_go_first_beyond_the_budget():
     assert cache.lookup(ids(2, 2))[1] == 0 and cache.lookup(ids(1, 1))[1] == 2
     cache.store(ids(4,) * 20, states(20))  # larger than the whole budget: not kept
     assert cache.nbytes == 64 * 8
+
+
+def test_rows_joining_and_leaving_a_running_batch_match_generate(tiny_model_dir):
+    """Requests join between steps, end at their own budgets or end-of-turn, the last row moves into a
+    freed slot, and later turns start from the cache: every result equals ``model.generate`` alone."""
+    from transformers import AutoModelForCausalLM
+
+    from pipelines.llm.batching import GenerationRequest
+    from pipelines.llm.kvcache import BatchDecoder
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    eos = model.config.eos_token_id
+    gen = torch.Generator().manual_seed(1)
+
+    def alone(prompt, max_new):
+        ids = torch.tensor([prompt])
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, do_sample=False,
+                             eos_token_id=eos, pad_token_id=eos)
+        return out[0, len(prompt):].tolist()
+
+    prompts = [torch.randint(0, 4000, (n,), generator=gen).tolist() for n in (5, 40, 9, 23, 14)]
+    budgets = [30, 3, 12, 20, 6]
+    cache = PrefixCache(10**9)
+    decoder = BatchDecoder(model, eos=eos, slots=3, cache=cache)
+    requests = [GenerationRequest(p, m) for p, m in zip(prompts, budgets)]
+    waiting, ended, rows_seen = list(requests), [], set()
+    decoder.add(waiting.pop(0))
+    decoder.step()  # the first row runs alone for a while before the others join
+    decoder.step()
+    while waiting or len(decoder):
+        while waiting and len(decoder) < decoder.slots:
+            if decoder.add(waiting.pop(0)):
+                ended.append(True)
+        rows_seen.add(len(decoder))
+        ended += decoder.step()
+    assert rows_seen >= {3} and len(decoder) == 0
+    assert [r.result for r in requests] == [alone(p, m) for p, m in zip(prompts, budgets)]
+    assert all(r.cached == 0 for r in requests)
+
+    # the next turn of each: its history (prompt + answer) comes from the cache
+    followups = [GenerationRequest(r.ids + r.result + [11, 12, 13], 8) for r in requests[:3]]
+    for request in followups:
+        decoder.add(request)
+    while len(decoder):
+        decoder.step()
+    for request, first in zip(followups, requests[:3]):
+        assert request.cached == len(first.ids) + len(first.result) - 1
+        assert request.result == alone(request.ids, 8)

@@ -83,7 +83,7 @@ def test_concurrent_requests_are_batched_and_identical_to_alone(base_model_dir):
     for t in threads:
         t.join()
     assert [out[i].raw for i in range(len(PROMPTS))] == alone
-    assert max(batched_model._batcher.batches) > 1 and max(out[i].usage.batch_size for i in out) > 1
+    assert batched_model._batcher.max_rows > 1 and max(out[i].usage.batch_size for i in out) > 1
 
 
 def test_batched_stop_at_tool_call_end_matches_alone(base_model_dir):
@@ -123,7 +123,7 @@ def test_first_calls_from_many_threads_load_once(tiny_model_dir):
         t.start()
     for t in threads:
         t.join()
-    assert len(results) == 4 and sum(model._batcher.batches) == 4
+    assert len(results) == 4 and model._batcher.admitted == 4
 
 
 def converse(model, opening: str, turns: int, max_tokens: int) -> list:
@@ -162,7 +162,7 @@ def test_cached_turns_are_identical_to_generating_from_scratch(base_model_dir):
         # later turns re-read only what is new: most of the prompt comes from the cache
         assert all(u.cached_tokens > u.prompt_tokens // 2 for u in later), [u.to_dict() for u in later]
         assert first.cached_tokens < first.prompt_tokens
-    assert max(cached_model._batcher.batches) > 1
+    assert cached_model._batcher.max_rows > 1
 
 
 def test_a_model_outside_the_cached_path_gives_the_same_answers(tiny_model_dir):

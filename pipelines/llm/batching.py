@@ -1,10 +1,12 @@
-"""Greedy generation for many episodes at once: requests that arrive together are generated together.
+"""Greedy generation for many episodes at once: a running batch that requests join and leave.
 
-Several episodes (threads of collect or eval) wait for the local model at the same time. The first
-caller becomes the leader: it waits a few milliseconds for company, generates the gathered requests
-as one batch (each stops at its own end of turn), hands out the results, and goes on
-leading while requests keep arriving. A lone request only pays the short gathering window.
-Greedy decoding makes the batched result the same, token for token, as generating alone.
+Several episodes (threads of collect or eval) wait for the local model at the same time, and their
+turns end at very different lengths. Waiting requests join the running batch at the next decoding
+step and leave it the step they end (continuous batching), so no episode waits for a longer one.
+
+No thread of its own: the first caller drives the batch, and when its own request is done it hands
+the batch to another waiting caller. A lone request starts at once. Greedy decoding makes every
+result the same, token for token, as generating it alone.
 """
 
 from __future__ import annotations
@@ -12,81 +14,122 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Hashable
+from typing import Protocol
 
 
-@dataclass
+@dataclass(eq=False)  # requests are compared by identity
 class GenerationRequest:
-    """One prompt (token ids) and how many new tokens it may take; ``key`` groups compatible requests."""
+    """One prompt (token ids) and how many new tokens it may take."""
 
     ids: list[int]
     max_new: int
-    key: Hashable = ()
     stop_strings: bool = False  # the turn also ends at the end of its first tool call
-    result: list[int] | None = None
-    cached: int = 0  # prompt tokens whose KV states were reused (set by the generator)
+    result: list[int] | None = None  # the generated tokens (filled in by the decoder)
+    cached: int = 0  # prompt tokens whose KV states were reused (set by the decoder)
     error: BaseException | None = None
-    batch_size: int = 0
+    batch_size: int = 0  # the most rows decoded together with this one
     queued_s: float = 0.0
     created: float = field(default_factory=time.perf_counter)
     done: bool = False
 
 
-GenerateBatch = Callable[[list[GenerationRequest]], list[list[int]]]
+class Decoder(Protocol):
+    """The model side of a running batch (:class:`pipelines.llm.kvcache.BatchDecoder`)."""
+
+    rows: list[GenerationRequest]
+
+    def __len__(self) -> int: ...
+
+    def add(self, request: GenerationRequest) -> bool:
+        """Join the batch and take the first token; True if that already ended the request."""
+
+    def step(self) -> list[GenerationRequest]:
+        """One more token for every row; returns the rows that ended and left."""
+
+    def reset(self) -> None:
+        """Drop every row."""
 
 
-class RequestBatcher:
-    """Runs ``generate_batch`` on groups of concurrent requests with the same key."""
+class ContinuousBatcher:
+    """Serves ``submit`` calls from many threads through one :class:`Decoder`, ``max_batch`` rows at most.
 
-    def __init__(self, generate_batch: GenerateBatch, *, window_s: float = 0.01, max_batch: int = 8):
-        self.generate_batch = generate_batch
-        self.window_s = window_s
+    ``lock`` is held around the decoder's model calls, so other users of the same model (sampled
+    requests generated alone) take turns with it.
+    """
+
+    def __init__(self, decoder: Decoder, *, max_batch: int = 8, lock: threading.Lock | None = None):
+        self.decoder = decoder
         self.max_batch = max_batch
+        self._model_lock = lock or threading.Lock()
         self._cond = threading.Condition()
         self._pending: list[GenerationRequest] = []
-        self._leading = False
-        self.batches: list[int] = []  # sizes of the batches run, for accounting and tests
+        self._driving = False
+        # accounting, for the benchmark and tests
+        self.admitted = 0
+        self.steps = 0
+        self.rows_stepped = 0
+        self.max_rows = 0
+
+    @property
+    def mean_rows(self) -> float:
+        """Rows per decoding step, on average."""
+        return self.rows_stepped / self.steps if self.steps else 0.0
 
     def submit(self, request: GenerationRequest) -> GenerationRequest:
         """Block until ``request`` has its result (or error); returns it filled in."""
         with self._cond:
             self._pending.append(request)
-            if self._leading:
-                while not request.done:
-                    self._cond.wait()
+            while not request.done and self._driving:
+                self._cond.wait()
+            if request.done:
                 return self._finish(request)
-            self._leading = True
+            self._driving = True
         try:
-            self._lead()
+            self._drive(request)
         finally:
             with self._cond:
-                self._leading = False
-                self._cond.notify_all()
+                self._driving = False
+                self._cond.notify_all()  # a waiting caller takes over the rows still running
         return self._finish(request)
 
-    def _lead(self) -> None:
-        while True:
-            time.sleep(self.window_s)  # let requests that are on their way join this batch
+    def _drive(self, mine: GenerationRequest) -> None:
+        while not mine.done:
             with self._cond:
-                if not self._pending:
-                    return
-                key = self._pending[0].key
-                batch = [r for r in self._pending if r.key == key][: self.max_batch]
-                for r in batch:
-                    self._pending.remove(r)
-            started = time.perf_counter()
+                room = self.max_batch - len(self.decoder)
+                joining, self._pending = self._pending[:room], self._pending[room:]
+            ended: list[GenerationRequest] = []
             try:
-                results = self.generate_batch(batch)
-                error = None
-            except BaseException as exc:  # every waiter gets the error, not just the leader
-                results, error = [None] * len(batch), exc
-            with self._cond:
-                self.batches.append(len(batch))
-                for r, out in zip(batch, results):
-                    r.result, r.error, r.batch_size = out, error, len(batch)
-                    r.queued_s = started - r.created
-                    r.done = True
-                self._cond.notify_all()
+                with self._model_lock:
+                    for request in joining:
+                        request.queued_s = time.perf_counter() - request.created
+                        self.admitted += 1
+                        if self.decoder.add(request):
+                            ended.append(request)
+                    rows = len(self.decoder)
+                    if rows:
+                        for request in self.decoder.rows:
+                            request.batch_size = max(request.batch_size, rows)
+                        ended += self.decoder.step()
+                        self.steps += 1
+                        self.rows_stepped += rows
+                        self.max_rows = max(self.max_rows, rows)
+            except BaseException as exc:  # every request in flight gets the error, not just the driver's
+                failed = {*joining, *self.decoder.rows} - set(ended)
+                self.decoder.reset()
+                for request in failed:
+                    request.error = exc
+                ended += failed
+                if not isinstance(exc, Exception):  # Ctrl-C: the waiters are told, the driver stops
+                    with self._cond:
+                        for request in ended:
+                            request.done = True
+                    raise
+            if ended:
+                with self._cond:
+                    for request in ended:
+                        request.batch_size = max(request.batch_size, 1)
+                        request.done = True
+                    self._cond.notify_all()
 
     @staticmethod
     def _finish(request: GenerationRequest) -> GenerationRequest:

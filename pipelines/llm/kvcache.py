@@ -8,12 +8,13 @@ episode ids, so a re-rendered history that differs from the generated text (a to
 out by the template) still reuses everything up to the first differing token, and episodes that
 share a system prompt and tool list share that too.
 
-:func:`greedy_generate` prefills each request on top of its cached prefix, then decodes all of them
-as one left-padded batch written into preallocated buffers (no per-step concatenation of the whole
-cache), each row stopping at its own end of turn. It is a plain argmax loop because the local
-backend's generation config has no logits processors for greedy decoding; the stop rules are
-transformers' own (end-of-turn token, ``max_new_tokens``, ``StopStringCriteria``), so a row ends
-where ``model.generate`` would have ended it.
+:class:`BatchDecoder` batches continuously: requests join a running batch between two decoding steps
+(each encoded on top of its cached prefix, straight into its slot of a preallocated buffer) and
+leave it the step they end, so the batch never waits for its longest row. Rows of different lengths
+decode side by side, each writing at its own position under a per-row mask. It is a plain argmax
+loop because the local backend's generation config has no logits processors for greedy decoding;
+the stop rules are transformers' own (end-of-turn token, ``max_new_tokens``,
+``StopStringCriteria``), so a row ends where ``model.generate`` would have ended it.
 """
 
 from __future__ import annotations
@@ -139,92 +140,159 @@ def common_prefix(a: torch.Tensor, b: torch.Tensor) -> int:
     return int(differ[0, 0]) if len(differ) else n
 
 
-@dataclass
-class Row:
-    """One request of a batch: prompt ids, token budget, whether a stop string ends it."""
+class RowsLayer(DynamicLayer):
+    """A cache layer for one decoding step of rows of different lengths in one ``[slots, heads, capacity,
+    head_dim]`` buffer: row ``b`` writes its new states at column ``positions[b]`` (its own length) and
+    attends to columns ``0..positions[b]``, which the caller's mask says; columns past a row's end hold
+    zeros or a finished row's states, never NaN, so masking them out is exact."""
 
-    ids: list[int]
-    max_new: int
-    stop_strings: bool = False
-    cached: int = 0  # filled in: prompt tokens whose states came from the cache
-    new_ids: list[int] | None = None  # filled in: the generated tokens
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor, width: int):
+        super().__init__()
+        self._k, self._v, self._pos, self._width = keys, values, positions, width
+        self._rows = torch.arange(len(positions), device=keys.device)
+        self.keys, self.values = keys[:len(positions), :, :width], values[:len(positions), :, :width]
+        self.device, self.is_initialized = keys.device, True
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        pass
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+        self._k[self._rows, :, self._pos] = key_states[:, :, 0]
+        self._v[self._rows, :, self._pos] = value_states[:, :, 0]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self._width - 1
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("RowsLayer lives for one decoding step")
 
 
-@torch.inference_mode()
-def greedy_generate(model, rows: list[Row], *, eos: int, cache: PrefixCache | None,
-                    stop_criteria: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
-                    device: str = "cpu") -> None:
-    """Fill in ``new_ids`` and ``cached`` of every row (greedy), reusing and refreshing ``cache``."""
-    config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
-    layers = config.num_hidden_layers
-    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    dtype = next(model.parameters()).dtype
-    width = max(len(r.ids) for r in rows)
-    steps = max(r.max_new for r in rows)
-    shape = (len(rows), heads, width + steps, head_dim)
-    keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(layers)]
-    values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(layers)]
-    mask = torch.zeros((len(rows), width + steps), dtype=torch.long, device=device)
+class BatchDecoder:
+    """Greedy decoding of up to ``slots`` requests at once, each joining and leaving between steps.
 
-    # 1. prefill: each row on top of its cached prefix, written straight into its place in the batch
-    first = torch.empty(len(rows), dtype=torch.long)
-    for i, row in enumerate(rows):
-        pad = width - len(row.ids)
-        ids = torch.tensor(row.ids, dtype=torch.long)
-        for buf in (*keys, *values):
-            buf[i, :, :pad] = 0  # masked out, but must not hold NaN garbage (0 * NaN is NaN)
-        mask[i, pad:width] = 1
-        prefix, n = cache.lookup(ids) if cache is not None else (None, 0)
-        n = min(n, len(row.ids) - 1)  # at least one token to encode, for the next-token logits
-        row_keys = [k[i:i + 1, :, pad:] for k in keys]
-        row_values = [v[i:i + 1, :, pad:] for v in values]
+    :meth:`add` encodes a request's prompt on top of its longest cached prefix straight into a free
+    slot of the batch buffer and takes its first token; :meth:`step` feeds every row its last token
+    in one forward pass (rows of different lengths side by side, each at its own position) and
+    takes the next. A row ends where ``model.generate`` would end it (end-of-turn token, its token
+    budget, or the stop string) and leaves at once: its states go to the prefix cache and the last
+    row moves into its slot, so the batch stays dense and a waiting request can take the room at
+    the next step. Rows are objects with ``ids``, ``max_new``, ``stop_strings``, ``cached`` and
+    ``result`` (:class:`pipelines.llm.batching.GenerationRequest`).
+    """
+
+    def __init__(self, model, *, eos: int, slots: int, cache: PrefixCache | None,
+                 stop_criteria: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 device: str = "cpu"):
+        config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
+        self.model, self.eos, self.slots, self.cache, self.device = model, eos, slots, cache, device
+        self.stop_criteria = stop_criteria
+        self._layers = config.num_hidden_layers
+        self._heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self._head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        self._dtype = next(model.parameters()).dtype
+        self.rows: list[Any] = []  # in slot order
+        self._lengths: list[int] = []  # tokens whose states are in each slot
+        self._keys: list[torch.Tensor] = []
+        self._values: list[torch.Tensor] = []
+        self._capacity = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @torch.inference_mode()
+    def add(self, request) -> bool:
+        """Encode ``request`` into the next free slot and take its first token; True if that ended it."""
+        if len(self.rows) >= self.slots:
+            raise RuntimeError(f"BatchDecoder: all {self.slots} slots are taken")
+        ids = torch.tensor(request.ids, dtype=torch.long)
+        self._reserve(len(ids) + request.max_new)
+        slot = len(self.rows)
+        prefix, n = self.cache.lookup(ids) if self.cache is not None else (None, 0)
+        n = min(n, len(ids) - 1)  # at least one token to encode, for the next-token logits
+        row_keys = [k[slot:slot + 1] for k in self._keys]
+        row_values = [v[slot:slot + 1] for v in self._values]
         if n:
             for (ck, cv), k, v in zip(prefix, row_keys, row_values):
                 k[:, :, :n] = ck[:, :, :n]
                 v[:, :, :n] = cv[:, :, :n]
-        row.cached = n
-        out = model(input_ids=ids[n:][None].to(device), cache=buffer_cache(row_keys, row_values, n),
-                    position_ids=torch.arange(n, len(row.ids), device=device)[None], use_cache=True,
-                    logits_to_keep=1)
-        first[i] = int(out.logits[0, -1].argmax())
+        out = self.model(input_ids=ids[n:][None].to(self.device), cache=buffer_cache(row_keys, row_values, n),
+                         position_ids=torch.arange(n, len(ids), device=self.device)[None], use_cache=True,
+                         logits_to_keep=1)
+        request.cached = n
+        request.result = [int(out.logits[0, -1].argmax())]
+        self.rows.append(request)
+        self._lengths.append(len(ids))
+        if self._stops(request):
+            self._leave(slot)
+            return True
+        return False
 
-    # 2. decode all rows together; each stops where generating it alone would have stopped
-    lengths = torch.tensor([len(r.ids) for r in rows], dtype=torch.long)
-    generated: list[list[int]] = [[] for _ in rows]
-    done = [False] * len(rows)
-    fed = [0] * len(rows)  # generated tokens whose states are in the buffer
-    batch_cache = buffer_cache(keys, values, width)
-    token = first
-    for step in range(steps):
-        for i, row in enumerate(rows):
-            if done[i]:
-                continue
-            generated[i].append(int(token[i]))
-            done[i] = _stops(generated[i], row, eos, stop_criteria, device)
-        if all(done):
-            break
-        for i in range(len(rows)):
-            if not done[i]:
-                fed[i] += 1
-        mask[:, width + step] = 1
-        out = model(input_ids=token[:, None].to(device), cache=batch_cache, attention_mask=mask[:, :width + step + 1],
-                    position_ids=(lengths + step)[:, None].to(device), use_cache=True)
-        token = out.logits[:, -1].argmax(-1).cpu()
+    @torch.inference_mode()
+    def step(self) -> list[Any]:
+        """One token more for every row; returns the rows that ended (they have left the batch)."""
+        if not self.rows:
+            return []
+        positions = torch.tensor(self._lengths, dtype=torch.long, device=self.device)
+        width = max(self._lengths) + 1
+        cache = DynamicCache()
+        cache.layers = [RowsLayer(k, v, positions, width) for k, v in zip(self._keys, self._values)]
+        mask = (torch.arange(width, device=self.device)[None] <= positions[:, None])[:, None, None, :]
+        tokens = torch.tensor([[row.result[-1]] for row in self.rows], dtype=torch.long, device=self.device)
+        out = self.model(input_ids=tokens, cache=cache, attention_mask=mask, position_ids=positions[:, None],
+                         use_cache=True)
+        for i, token in enumerate(out.logits[:, -1].argmax(-1).tolist()):
+            self._lengths[i] += 1
+            self.rows[i].result.append(token)
+        ended = [row for row in self.rows if self._stops(row)]
+        for row in ended:
+            self._leave(next(i for i, r in enumerate(self.rows) if r is row))
+        return ended
 
-    for i, row in enumerate(rows):
-        row.new_ids = generated[i]
-        if cache is not None:
-            pad, total = width - len(row.ids), len(row.ids) + fed[i]
-            kv = [(k[i:i + 1, :, pad:pad + total].clone(), v[i:i + 1, :, pad:pad + total].clone())
-                  for k, v in zip(keys, values)]
-            cache.store(torch.tensor(row.ids + generated[i][:fed[i]], dtype=torch.long), kv)
+    def reset(self) -> None:
+        """Drop every row (after a failed step) and the batch buffer."""
+        self.rows, self._lengths = [], []
+        self._free()
 
+    def _stops(self, row) -> bool:
+        generated = row.result
+        if generated[-1] == self.eos or len(generated) >= row.max_new:
+            return True
+        if row.stop_strings and self.stop_criteria is not None:
+            tail = torch.tensor([(row.ids + generated)[-64:]], dtype=torch.long, device=self.device)
+            return bool(self.stop_criteria(tail, None)[0])
+        return False
 
-def _stops(generated: list[int], row: Row, eos: int, stop_criteria, device: str) -> bool:
-    if generated[-1] == eos or len(generated) >= row.max_new:
-        return True
-    if row.stop_strings and stop_criteria is not None:
-        tail = torch.tensor([(row.ids + generated)[-64:]], dtype=torch.long, device=device)
-        return bool(stop_criteria(tail, None)[0])
-    return False
+    def _leave(self, slot: int) -> None:
+        row, length, last = self.rows[slot], self._lengths[slot], len(self.rows) - 1
+        if self.cache is not None:  # the states of the prompt and every token fed back (not the last one)
+            kv = [(k[slot:slot + 1, :, :length].clone(), v[slot:slot + 1, :, :length].clone())
+                  for k, v in zip(self._keys, self._values)]
+            self.cache.store(torch.tensor(row.ids + row.result[:length - len(row.ids)], dtype=torch.long), kv)
+        if slot != last:
+            moved = self._lengths[last]
+            for buf in (*self._keys, *self._values):
+                buf[slot, :, :moved] = buf[last, :, :moved]
+            self.rows[slot], self._lengths[slot] = self.rows[last], moved
+        self.rows.pop()
+        self._lengths.pop()
+        if not self.rows:
+            self._free()
+
+    def _reserve(self, tokens: int) -> None:
+        """Make every slot hold ``tokens``; grows the buffer by at least a quarter so growth stays rare."""
+        if tokens <= self._capacity:
+            return
+        capacity = -(-max(tokens, self._capacity * 5 // 4) // 256) * 256
+        shape = (self.slots, self._heads, capacity, self._head_dim)
+        grown = []
+        for old in (*self._keys, *self._values) if self._keys else [None] * (2 * self._layers):
+            buf = torch.zeros(shape, dtype=self._dtype, device=self.device)  # zeros: masked columns must not be NaN
+            if old is not None:
+                buf[:, :, :self._capacity] = old
+            grown.append(buf)
+        self._keys, self._values = grown[:self._layers], grown[self._layers:]
+        self._capacity = capacity
+
+    def _free(self) -> None:
+        self._keys, self._values, self._capacity = [], [], 0

@@ -2,8 +2,9 @@
 
 Tool calls are rendered and parsed with :mod:`pipelines.llm.toolcalls` through the directory's chat
 template (``models/base/`` carries the project's tool-aware ChatML template). Greedy requests from
-concurrent episodes are generated together (:mod:`pipelines.llm.batching`) on top of the KV states
-of their earlier turns (:mod:`pipelines.llm.kvcache`); sampled requests run alone from scratch.
+concurrent episodes share one continuously running batch (:mod:`pipelines.llm.batching`), each on
+top of the KV states of its earlier turns (:mod:`pipelines.llm.kvcache`); sampled requests run alone
+from scratch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from pipelines.errors import ModelError
 from pipelines.llm.base import ContextLengthError, Reply, Usage, assistant_message
-from pipelines.llm.batching import GenerationRequest, RequestBatcher
+from pipelines.llm.batching import ContinuousBatcher, GenerationRequest
 from pipelines.llm.toolcalls import CLOSE, OPEN, parse_assistant_text
 
 
@@ -45,11 +46,10 @@ class LocalModel:
         self.device = device
         self.defaults = dict(sampling or {})
         self._lock = threading.Lock()  # one generate at a time on this model
-        self.batching = batching  # greedy requests from concurrent episodes are generated together
-        self._batcher = RequestBatcher(self._generate_batch, max_batch=max_batch)
+        self.batching = batching  # greedy requests from concurrent episodes share a running batch
+        self.max_batch = max_batch
         self.kv_cache_mb = kv_cache_mb  # states of earlier turns kept for the next (0 = off); LRU beyond this
-        self._prefix_cache = None
-        self._stop_criteria = None
+        self._batcher: ContinuousBatcher | None = None  # set by load() where the model allows it
         self._model = None
         self._tokenizer = None
 
@@ -93,13 +93,20 @@ class LocalModel:
         self._pad = pad if pad is not None else self._eos
         from pipelines.llm import kvcache
 
+        model = model.to(device).eval()
         self._fast_path = kvcache.supported(model.config)
         if not self._fast_path:
             log.info("%s: layer types other than full attention; concurrent requests are generated one by one",
                      self.path)
-        elif self.kv_cache_mb > 0:
-            self._prefix_cache = kvcache.PrefixCache(self.kv_cache_mb * 2**20)
-        self._model = model.to(device).eval()  # last: other threads take a set model as "loaded"
+        elif self.batching:
+            from transformers import StopStringCriteria
+
+            decoder = kvcache.BatchDecoder(
+                model, eos=self._eos, slots=self.max_batch, device=device,
+                cache=kvcache.PrefixCache(self.kv_cache_mb * 2**20) if self.kv_cache_mb > 0 else None,
+                stop_criteria=StopStringCriteria(self._tokenizer, [CLOSE]))
+            self._batcher = ContinuousBatcher(decoder, max_batch=self.max_batch, lock=self._lock)
+        self._model = model  # last: other threads take a set model as "loaded"
 
     @property
     def tokenizer(self):
@@ -127,26 +134,6 @@ class LocalModel:
                                        **kwargs)
         return out[0, ids.shape[1]:].tolist()
 
-    def _generate_batch(self, batch: list[GenerationRequest]) -> list[list[int]]:
-        """Greedy generation of several prompts together, each on top of its cached earlier turns."""
-        from pipelines.llm.kvcache import Row, greedy_generate
-
-        import torch
-
-        if not self._fast_path:
-            return [self._generate_alone(torch.tensor([r.ids]), r.max_new, r.stop_strings, 0.0, {}) for r in batch]
-        rows = [Row(r.ids, r.max_new, stop_strings=r.stop_strings) for r in batch]
-        with self._lock:
-            if self._stop_criteria is None and any(r.stop_strings for r in rows):
-                from transformers import StopStringCriteria
-
-                self._stop_criteria = StopStringCriteria(self._tokenizer, [CLOSE])
-            greedy_generate(self._model, rows, eos=self._eos, cache=self._prefix_cache,
-                            stop_criteria=self._stop_criteria, device=self._device)
-        for r, row in zip(batch, rows):
-            r.cached = row.cached
-        return [row.new_ids for row in rows]
-
     # ------------------------------------------------------------------ chat
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
         """The exact prompt text the model sees, ending with the assistant header."""
@@ -169,7 +156,7 @@ class LocalModel:
         stop_at_close = bool(tools) and opts.get("parallel_tool_calls", True) is False
         started = time.perf_counter()
         batch_size, cached = 1, 0
-        if temperature == 0 and self.batching:
+        if temperature == 0 and self._batcher is not None and self._fast_path:
             request = self._batcher.submit(GenerationRequest(ids[0].tolist(), max_new, stop_strings=stop_at_close))
             new_ids, batch_size, cached = request.result, request.batch_size, request.cached
         else:
