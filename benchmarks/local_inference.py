@@ -1,15 +1,16 @@
 """Local inference for many episodes at once: one request at a time vs the batching backend.
 
-    python benchmarks/local_inference.py [--model models/base] [--episodes 8] [--turns 6]
+    python benchmarks/local_inference.py [--model models/base] [--episodes 8] [--turns 6] [--fixed-length]
 
 Replays an agent-like workload with the real model: ``--episodes`` concurrent episodes of
 ``--turns`` turns; each turn's history grows by a tool result of a few hundred tokens and asks for
-96-160 new tokens (a per-episode budget). Runs it twice in one process: (a) every request alone,
-one after the other, from scratch; (b) all episodes as threads through ``LocalModel`` with
-continuous batching and KV-cache reuse across turns. Prints aggregate generated tokens/s, the prompt tokens
-whose encoding the cache avoided, peak memory of each run, and the ratio, and checks that the greedy
-outputs are identical. ``--no-cache`` adds a third run, batched without the cache, to show what
-each part contributes.
+96-160 new tokens (a per-turn budget; the turn ends at its own end-of-turn token, or with
+``--fixed-length`` generates exactly its budget). Runs it twice in one process: (a) every request
+alone, one after the other, from scratch; (b) all episodes as threads through ``LocalModel`` with
+continuous batching and KV-cache reuse across turns. Prints aggregate generated tokens/s, the
+prompt tokens whose encoding the cache avoided, peak memory of each run, and the ratio, and checks
+that the greedy outputs are identical. ``--no-cache`` adds a third run, batched without the cache,
+to show what each part contributes.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def episode_turns(seed: int, turns: int) -> list[tuple[str, int]]:
     return [(tool_output(rng, rng.randint(150, 300)), rng.randint(96, 160)) for _ in range(turns)]
 
 
-def run_episode(model: LocalModel, seed: int, turns: int, outputs: list[str], usage: list) -> None:
+def run_episode(model: LocalModel, seed: int, turns: int, outputs: list[str], usage: list,
+                fixed: bool = False) -> None:
     messages = [{"role": "system", "content": "You are an agent. Describe what you see in the output."},
                 {"role": "user", "content": f"Task {seed}: inspect the workspace and summarise the files."}]
     for observation, max_new in episode_turns(seed, turns):
-        reply = model.chat(messages, None, max_tokens=max_new)
+        reply = model.chat(messages, None, max_tokens=max_new, min_tokens=max_new if fixed else None)
         outputs.append(reply.raw)
         usage.append(reply.usage)
         messages += [{"role": "assistant", "content": reply.raw.replace("<|im_end|>", "")},
@@ -74,21 +76,21 @@ class PeakRSS:
         self._thread.join()
 
 
-def run_sequential(model: LocalModel, episodes: int, turns: int):
+def run_sequential(model: LocalModel, episodes: int, turns: int, fixed: bool):
     outputs: dict[int, list[str]] = {ep: [] for ep in range(episodes)}
     usage: list = []
     with PeakRSS() as rss:
         started = time.perf_counter()
         for ep in range(episodes):
-            run_episode(model, ep, turns, outputs[ep], usage)
+            run_episode(model, ep, turns, outputs[ep], usage, fixed)
         seconds = time.perf_counter() - started
     return outputs, usage, seconds, rss.peak_mb
 
 
-def run_concurrent(model: LocalModel, episodes: int, turns: int):
+def run_concurrent(model: LocalModel, episodes: int, turns: int, fixed: bool):
     outputs: dict[int, list[str]] = {ep: [] for ep in range(episodes)}
     usage: list = []
-    threads = [threading.Thread(target=run_episode, args=(model, ep, turns, outputs[ep], usage))
+    threads = [threading.Thread(target=run_episode, args=(model, ep, turns, outputs[ep], usage, fixed))
                for ep in range(episodes)]
     with PeakRSS() as rss:
         started = time.perf_counter()
@@ -106,16 +108,19 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--no-cache", action="store_true", help="also run batched without the KV cache")
+    parser.add_argument("--fixed-length", action="store_true",
+                        help="every turn generates exactly its 96-160 token budget (min_tokens = max_tokens) "
+                             "instead of ending at its own end-of-turn token")
     args = parser.parse_args()
 
     runs = {}
     model = LocalModel(args.model, batching=False, max_context=16384).load()
-    runs["one request at a time"] = run_sequential(model, args.episodes, args.turns)
+    runs["one request at a time"] = run_sequential(model, args.episodes, args.turns, args.fixed_length)
     if args.no_cache:
         model = LocalModel(args.model, max_batch=args.episodes, max_context=16384, kv_cache_mb=0).load()
-        runs["batched, no KV cache"] = run_concurrent(model, args.episodes, args.turns)
+        runs["batched, no KV cache"] = run_concurrent(model, args.episodes, args.turns, args.fixed_length)
     model = LocalModel(args.model, max_batch=args.episodes, max_context=16384).load()
-    runs["batched + KV cache (backend)"] = run_concurrent(model, args.episodes, args.turns)
+    runs["batched + KV cache (backend)"] = run_concurrent(model, args.episodes, args.turns, args.fixed_length)
     batcher = model._batcher
 
     base_out, base_usage, base_s, _ = runs["one request at a time"]
@@ -133,6 +138,11 @@ def main() -> int:
         same_all &= same
         print(f"{name:30s} {seconds:8.1f} {rate:10.1f} {rate / base_rate:5.2f}x {cached:16d} {peak:12.0f} "
               f"{str(same):>12s}")
+    # an episode's turns come one after another: no schedule decodes in fewer steps than its longest episode
+    per_episode = [sum(u.completion_tokens for u in base_usage[ep * args.turns:(ep + 1) * args.turns])
+                   for ep in range(args.episodes)]
+    print(f"generated tokens per episode: {per_episode}; the longest, {max(per_episode)}, is the fewest "
+          f"decoding steps any batching needs")
     print(f"decoding steps run by the backend: {batcher.steps}, rows per step: mean {batcher.mean_rows:.1f}, "
           f"max {batcher.max_rows}")
     print(f"greedy outputs identical: {same_all}")

@@ -94,3 +94,31 @@ def test_rows_joining_and_leaving_a_running_batch_match_generate(tiny_model_dir)
     for request, first in zip(followups, requests[:3]):
         assert request.cached == len(first.ids) + len(first.result) - 1
         assert request.result == alone(request.ids, 8)
+
+
+def test_min_new_holds_back_the_end_of_turn_token_as_generate_does(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from pipelines.llm.batching import GenerationRequest
+    from pipelines.llm.kvcache import BatchDecoder
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    prompt = torch.randint(0, 4000, (12,), generator=torch.Generator().manual_seed(2)).tolist()
+    ids = torch.tensor([prompt])
+
+    def generate(eos, **kwargs):
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
+                             eos_token_id=eos, pad_token_id=0, **kwargs)
+        return out[0, len(prompt):].tolist()
+
+    eos = generate(None)[2]  # a token the model does pick: taken as the end of turn, the turn ends there
+    assert len(generate(eos)) <= 3
+    held = generate(eos, min_new_tokens=8)
+    assert len(held) >= 8 and eos not in held[:8]
+    decoder = BatchDecoder(model, eos=eos, slots=2, cache=None)
+    short, long = GenerationRequest(prompt, 12), GenerationRequest(prompt, 12, min_new=8)
+    for request in (short, long):
+        decoder.add(request)
+    while len(decoder):
+        decoder.step()
+    assert short.result == generate(eos) and long.result == held

@@ -24,6 +24,7 @@ class GenerationRequest:
     ids: list[int]
     max_new: int
     stop_strings: bool = False  # the turn also ends at the end of its first tool call
+    min_new: int = 0  # the end-of-turn token is held back until this many tokens
     result: list[int] | None = None  # the generated tokens (filled in by the decoder)
     cached: int = 0  # prompt tokens whose KV states were reused (set by the decoder)
     error: BaseException | None = None

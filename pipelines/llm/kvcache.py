@@ -64,7 +64,7 @@ class BufferLayer(DynamicLayer):
 
 
 def supported(config) -> bool:
-    """Whether :func:`greedy_generate` can drive this model: a decoder whose every layer is full attention."""
+    """Whether :class:`BatchDecoder` can drive this model: a decoder whose every layer is full attention."""
     text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
     if getattr(text, "is_encoder_decoder", False) or not hasattr(text, "num_hidden_layers"):
         return False
@@ -178,7 +178,7 @@ class BatchDecoder:
     budget, or the stop string) and leaves at once: its states go to the prefix cache and the last
     row moves into its slot, so the batch stays dense and a waiting request can take the room at
     the next step. Rows are objects with ``ids``, ``max_new``, ``stop_strings``, ``cached`` and
-    ``result`` (:class:`pipelines.llm.batching.GenerationRequest`).
+    ``result`` and optionally ``min_new`` (:class:`pipelines.llm.batching.GenerationRequest`).
     """
 
     def __init__(self, model, *, eos: int, slots: int, cache: PrefixCache | None,
@@ -220,7 +220,8 @@ class BatchDecoder:
                          position_ids=torch.arange(n, len(ids), device=self.device)[None], use_cache=True,
                          logits_to_keep=1)
         request.cached = n
-        request.result = [int(out.logits[0, -1].argmax())]
+        request.result = []  # nothing generated yet: the first token is held to min_new too
+        request.result.append(int(self._held_back(out.logits[:, -1], [request]).argmax()))
         self.rows.append(request)
         self._lengths.append(len(ids))
         if self._stops(request):
@@ -237,11 +238,13 @@ class BatchDecoder:
         width = max(self._lengths) + 1
         cache = DynamicCache()
         cache.layers = [RowsLayer(k, v, positions, width) for k, v in zip(self._keys, self._values)]
-        mask = (torch.arange(width, device=self.device)[None] <= positions[:, None])[:, None, None, :]
+        # a 2-D padding mask: with the cache reporting width - 1 tokens seen, transformers builds from it
+        # the mask each attention implementation expects (causality then excludes nothing)
+        mask = (torch.arange(width, device=self.device)[None] <= positions[:, None]).long()
         tokens = torch.tensor([[row.result[-1]] for row in self.rows], dtype=torch.long, device=self.device)
         out = self.model(input_ids=tokens, cache=cache, attention_mask=mask, position_ids=positions[:, None],
                          use_cache=True)
-        for i, token in enumerate(out.logits[:, -1].argmax(-1).tolist()):
+        for i, token in enumerate(self._held_back(out.logits[:, -1], self.rows).argmax(-1).tolist()):
             self._lengths[i] += 1
             self.rows[i].result.append(token)
         ended = [row for row in self.rows if self._stops(row)]
@@ -253,6 +256,15 @@ class BatchDecoder:
         """Drop every row (after a failed step) and the batch buffer."""
         self.rows, self._lengths = [], []
         self._free()
+
+    def _held_back(self, logits: torch.Tensor, rows: list[Any]) -> torch.Tensor:
+        """``logits`` with the end-of-turn token ruled out for rows still short of their ``min_new``
+        (what transformers' ``min_new_tokens`` does)."""
+        short = [i for i, row in enumerate(rows) if len(row.result) < getattr(row, "min_new", 0)]
+        if short:
+            logits = logits.clone()
+            logits[short, self.eos] = float("-inf")
+        return logits
 
     def _stops(self, row) -> bool:
         generated = row.result

@@ -29,7 +29,8 @@ _LOAD_LOCK = threading.RLock()
 class LocalModel:
     """A causal LM loaded lazily from ``path`` (plus an optional PEFT adapter).
 
-    Sampling keys: ``max_tokens``, ``temperature`` (0 = greedy), ``top_p``, ``seed``, and
+    Sampling keys: ``max_tokens``, ``min_tokens`` (the end-of-turn token is held back until that many
+    new tokens, as vLLM's ``min_tokens``), ``temperature`` (0 = greedy), ``top_p``, ``seed``, and
     ``tool_choice``: ``"auto"`` (default), ``"required"`` (the turn starts inside a tool call), or
     ``{"type": "function", "function": {"name": N}}`` (the turn calls N), and
     ``parallel_tool_calls`` (default True; False ends the turn after its first tool call), as in the
@@ -114,16 +115,18 @@ class LocalModel:
         return self._tokenizer
 
     # ------------------------------------------------------------------ generation
-    def _gen_kwargs(self, max_new: int, stop_at_close: bool) -> dict[str, Any]:
+    def _gen_kwargs(self, max_new: int, stop_at_close: bool, min_new: int = 0) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_new_tokens": max_new, "eos_token_id": self._eos, "pad_token_id": self._pad}
         if stop_at_close:
             kwargs.update(stop_strings=[CLOSE], tokenizer=self._tokenizer)
+        if min_new:
+            kwargs["min_new_tokens"] = min_new
         return kwargs
 
     def _generate_alone(self, ids, max_new: int, stop_at_close: bool, temperature: float, opts: dict) -> list[int]:
         import torch
 
-        kwargs = self._gen_kwargs(max_new, stop_at_close)
+        kwargs = self._gen_kwargs(max_new, stop_at_close, int(opts.get("min_tokens", 0)))
         kwargs["do_sample"] = temperature > 0
         if temperature > 0:
             kwargs.update(temperature=temperature, top_p=float(opts.get("top_p", 1.0)))
@@ -157,7 +160,8 @@ class LocalModel:
         started = time.perf_counter()
         batch_size, cached = 1, 0
         if temperature == 0 and self._batcher is not None and self._fast_path:
-            request = self._batcher.submit(GenerationRequest(ids[0].tolist(), max_new, stop_strings=stop_at_close))
+            request = self._batcher.submit(GenerationRequest(ids[0].tolist(), max_new, stop_strings=stop_at_close,
+                                                             min_new=int(opts.get("min_tokens", 0))))
             new_ids, batch_size, cached = request.result, request.batch_size, request.cached
         else:
             new_ids = self._generate_alone(ids, max_new, stop_at_close, temperature, opts)
