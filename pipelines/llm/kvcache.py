@@ -177,8 +177,8 @@ class BatchDecoder:
     takes the next. A row ends where ``model.generate`` would end it (end-of-turn token, its token
     budget, or the stop string) and leaves at once: its states go to the prefix cache and the last
     row moves into its slot, so the batch stays dense and a waiting request can take the room at
-    the next step. Rows are objects with ``ids``, ``max_new``, ``stop_strings``, ``cached`` and
-    ``result`` and optionally ``min_new`` (:class:`pipelines.llm.batching.GenerationRequest`).
+    the next step. Rows are objects with ``ids``, ``max_new``, ``min_new``, ``stop_strings``, ``cached``
+    and ``result`` (:class:`pipelines.llm.batching.GenerationRequest`).
     """
 
     def __init__(self, model, *, eos: int, slots: int, cache: PrefixCache | None,
@@ -220,7 +220,7 @@ class BatchDecoder:
                          position_ids=torch.arange(n, len(ids), device=self.device)[None], use_cache=True,
                          logits_to_keep=1)
         request.cached = n
-        request.result = []  # nothing generated yet: the first token is held to min_new too
+        request.result = []  # the first token counts toward min_new too
         request.result.append(int(self._held_back(out.logits[:, -1], [request]).argmax()))
         self.rows.append(request)
         self._lengths.append(len(ids))
@@ -260,7 +260,7 @@ class BatchDecoder:
     def _held_back(self, logits: torch.Tensor, rows: list[Any]) -> torch.Tensor:
         """``logits`` with the end-of-turn token ruled out for rows still short of their ``min_new``
         (what transformers' ``min_new_tokens`` does)."""
-        short = [i for i, row in enumerate(rows) if len(row.result) < getattr(row, "min_new", 0)]
+        short = [i for i, row in enumerate(rows) if len(row.result) < row.min_new]
         if short:
             logits = logits.clone()
             logits[short, self.eos] = float("-inf")

@@ -115,7 +115,7 @@ class LocalModel:
         return self._tokenizer
 
     # ------------------------------------------------------------------ generation
-    def _gen_kwargs(self, max_new: int, stop_at_close: bool, min_new: int = 0) -> dict[str, Any]:
+    def _gen_kwargs(self, max_new: int, min_new: int, stop_at_close: bool) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_new_tokens": max_new, "eos_token_id": self._eos, "pad_token_id": self._pad}
         if stop_at_close:
             kwargs.update(stop_strings=[CLOSE], tokenizer=self._tokenizer)
@@ -123,10 +123,11 @@ class LocalModel:
             kwargs["min_new_tokens"] = min_new
         return kwargs
 
-    def _generate_alone(self, ids, max_new: int, stop_at_close: bool, temperature: float, opts: dict) -> list[int]:
+    def _generate_alone(self, ids, max_new: int, min_new: int, stop_at_close: bool, temperature: float,
+                        opts: dict) -> list[int]:
         import torch
 
-        kwargs = self._gen_kwargs(max_new, stop_at_close, int(opts.get("min_tokens", 0)))
+        kwargs = self._gen_kwargs(max_new, min_new, stop_at_close)
         kwargs["do_sample"] = temperature > 0
         if temperature > 0:
             kwargs.update(temperature=temperature, top_p=float(opts.get("top_p", 1.0)))
@@ -148,6 +149,7 @@ class LocalModel:
         self.load()
         opts = {**self.defaults, **{k: v for k, v in sampling.items() if v is not None}}
         max_new = int(opts.get("max_tokens", 256))
+        min_new = int(opts.get("min_tokens", 0))
         temperature = float(opts.get("temperature", 0.0))
         prefix = _prefill(opts.get("tool_choice", "auto"), tools)
         prompt = self.render(messages, tools) + prefix
@@ -161,10 +163,10 @@ class LocalModel:
         batch_size, cached = 1, 0
         if temperature == 0 and self._batcher is not None and self._fast_path:
             request = self._batcher.submit(GenerationRequest(ids[0].tolist(), max_new, stop_strings=stop_at_close,
-                                                             min_new=int(opts.get("min_tokens", 0))))
+                                                             min_new=min_new))
             new_ids, batch_size, cached = request.result, request.batch_size, request.cached
         else:
-            new_ids = self._generate_alone(ids, max_new, stop_at_close, temperature, opts)
+            new_ids = self._generate_alone(ids, max_new, min_new, stop_at_close, temperature, opts)
         text = prefix + self._tokenizer.decode(new_ids, skip_special_tokens=False)
         hit_eos = (len(new_ids) > 0 and int(new_ids[-1]) == self._eos) or text.rstrip().endswith(CLOSE)
         usage = Usage(prompt_tokens=int(ids.shape[1]), completion_tokens=len(new_ids), cached_tokens=cached,
