@@ -7,10 +7,10 @@ Replays an agent-like workload with the real model: ``--episodes`` concurrent ep
 96-160 new tokens (a per-turn budget; the turn ends at its own end-of-turn token, or with
 ``--fixed-length`` generates exactly its budget). Runs it twice in one process: (a) every request
 alone, one after the other, from scratch; (b) all episodes as threads through ``LocalModel`` with
-continuous batching and KV-cache reuse across turns. Prints aggregate generated tokens/s, the
+continuous batching, KV-cache reuse across turns and prompt-lookup drafts. Prints aggregate generated tokens/s, the
 prompt tokens whose encoding the cache avoided, peak memory of each run, and the ratio, and checks
-that the greedy outputs are identical. ``--no-cache`` adds a third run, batched without the cache,
-to show what each part contributes.
+that the greedy outputs are identical. ``--no-cache`` adds a run batched without the cache and
+``--no-draft`` one with the cache but no drafts, to show what each part contributes.
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--no-cache", action="store_true", help="also run batched without the KV cache")
+    parser.add_argument("--no-draft", action="store_true",
+                        help="also run batched with the KV cache but without prompt-lookup drafts")
     parser.add_argument("--fixed-length", action="store_true",
                         help="every turn generates exactly its 96-160 token budget (min_tokens = max_tokens) "
                              "instead of ending at its own end-of-turn token")
@@ -119,6 +121,9 @@ def main() -> int:
     if args.no_cache:
         model = LocalModel(args.model, max_batch=args.episodes, max_context=16384, kv_cache_mb=0).load()
         runs["batched, no KV cache"] = run_concurrent(model, args.episodes, args.turns, args.fixed_length)
+    if args.no_draft:
+        model = LocalModel(args.model, max_batch=args.episodes, max_context=16384, draft_tokens=0).load()
+        runs["batched + KV cache, no drafts"] = run_concurrent(model, args.episodes, args.turns, args.fixed_length)
     model = LocalModel(args.model, max_batch=args.episodes, max_context=16384).load()
     runs["batched + KV cache (backend)"] = run_concurrent(model, args.episodes, args.turns, args.fixed_length)
     batcher = model._batcher
@@ -142,9 +147,11 @@ def main() -> int:
     per_episode = [sum(u.completion_tokens for u in base_usage[ep * args.turns:(ep + 1) * args.turns])
                    for ep in range(args.episodes)]
     print(f"generated tokens per episode: {per_episode}; the longest, {max(per_episode)}, is the fewest "
-          f"decoding steps any batching needs")
+          f"one-token decoding steps any batching needs")
+    decoder = batcher.decoder
     print(f"decoding steps run by the backend: {batcher.steps}, rows per step: mean {batcher.mean_rows:.1f}, "
-          f"max {batcher.max_rows}")
+          f"max {batcher.max_rows}; draft tokens verified {decoder.drafted}, kept {decoder.accepted} "
+          f"({decoder.accepted / max(decoder.drafted, 1):.0%})")
     print(f"greedy outputs identical: {same_all}")
     return 0 if same_all else 1
 

@@ -63,6 +63,10 @@ class LocalModelParams(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_batch: int = Field(8, ge=1, description="concurrent greedy requests decoded together in the running batch")
     kv_cache_mb: int = Field(2048, ge=0, description="KV states of earlier turns kept for reuse (0 = off)")
+    packed_gemm: bool = Field(True, description="decoding steps through MKL's packed GEMM on CPU "
+                                                "(faster at 4 or more rows; a second copy of the weights)")
+    draft_tokens: int = Field(3, ge=0, le=7, description="prompt-lookup draft tokens each row verifies per "
+                                                         "decoding step (0 = off; greedy results are unchanged)")
     sampling: SamplingParams = SamplingParams()
 
 

@@ -40,6 +40,7 @@ def _build(name: str, spec) -> ChatModel:
                                       adapter=_resolve(spec.adapter) if spec.adapter else None,
                                       max_context=spec.max_context, device=spec.device,
                                       max_batch=spec.max_batch, kv_cache_mb=spec.kv_cache_mb,
+                                      packed_gemm=spec.packed_gemm, draft_tokens=spec.draft_tokens,
                                       sampling=spec.sampling.model_dump())
     elif spec.backend == "openai":
         from pipelines.llm.openai_backend import OpenAIModel

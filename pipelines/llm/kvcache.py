@@ -15,17 +15,25 @@ decode side by side, each writing at its own position under a per-row mask. It i
 loop because the local backend's generation config has no logits processors for greedy decoding;
 the stop rules are transformers' own (end-of-turn token, ``max_new_tokens``,
 ``StopStringCriteria``), so a row ends where ``model.generate`` would have ended it.
+
+A step can also verify draft tokens (:class:`PromptLookup`, prompt-lookup decoding): each row is fed
+its last token plus a few tokens guessed from its own history, and keeps every argmax up to the
+first wrong guess, so a step yields one token per row or more, never different ones.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
-from transformers import DynamicCache
+from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from pipelines.llm.packed import PackedLinears
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape [1, heads, tokens, head_dim]
 
@@ -142,14 +150,15 @@ def common_prefix(a: torch.Tensor, b: torch.Tensor) -> int:
 
 class RowsLayer(DynamicLayer):
     """A cache layer for one decoding step of rows of different lengths in one ``[slots, heads, capacity,
-    head_dim]`` buffer: row ``b`` writes its new states at column ``positions[b]`` (its own length) and
-    attends to columns ``0..positions[b]``, which the caller's mask says; columns past a row's end hold
-    zeros or a finished row's states, never NaN, so masking them out is exact."""
+    head_dim]`` buffer: row ``b`` writes the states of its ``q`` new tokens at columns ``positions[b]``
+    onwards (its own length) and attends to the columns the caller's mask gives it; columns past a
+    row's end hold zeros or stale states, never NaN, so masking them out is exact."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor, width: int):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor, width: int, q: int = 1):
         super().__init__()
-        self._k, self._v, self._pos, self._width = keys, values, positions, width
-        self._rows = torch.arange(len(positions), device=keys.device)
+        self._k, self._v, self._width, self._q = keys, values, width, q
+        self._rows = torch.arange(len(positions), device=keys.device)[:, None]
+        self._cols = positions[:, None] + torch.arange(q, device=keys.device)[None]
         self.keys, self.values = keys[:len(positions), :, :width], values[:len(positions), :, :width]
         self.device, self.is_initialized = keys.device, True
 
@@ -157,15 +166,86 @@ class RowsLayer(DynamicLayer):
         pass
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
-        self._k[self._rows, :, self._pos] = key_states[:, :, 0]
-        self._v[self._rows, :, self._pos] = value_states[:, :, 0]
+        self._k[self._rows, :, self._cols] = key_states.transpose(1, 2)
+        self._v[self._rows, :, self._cols] = value_states.transpose(1, 2)
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
-        return self._width - 1
+        return self._width - self._q
 
     def crop(self, tokens_to_remove: int) -> None:
         raise NotImplementedError("RowsLayer lives for one decoding step")
+
+
+ROWS_ATTENTION = "limi_rows_sdpa"
+
+
+def rows_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                   attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                   **kwargs: Any):
+    """SDPA for a step of several tokens per row under a ``[rows, 1, q, width]`` mask, on the key/value heads.
+
+    transformers' SDPA path repeats the keys and values for every query head when a step has more
+    than one query token and a mask (it only packs the query heads of one token), which copies the
+    whole cache three times per layer for SmolLM2. Here the ``q`` tokens of the query heads sharing
+    a key/value head become ``groups * q`` queries of that head, each under its own token's mask
+    row, so the cache is read once, as in a one-token step. One-token steps go to transformers' own
+    SDPA function unchanged.
+    """
+    groups = getattr(module, "num_key_value_groups", 1)
+    rows, heads, q, dim = query.shape
+    if q == 1 or groups == 1 or attention_mask is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    packed = query.reshape(rows, heads // groups, groups * q, dim)  # head h = kv * groups + r -> query r * q + t
+    out = torch.nn.functional.scaled_dot_product_attention(
+        packed, key, value, attn_mask=attention_mask.repeat(1, 1, groups, 1), dropout_p=0.0, scale=scaling)
+    return out.reshape(rows, heads, q, dim).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(ROWS_ATTENTION, rows_attention)
+
+
+@contextmanager
+def _swapped_attention(config, name: str) -> Iterator[None]:
+    before = config._attn_implementation
+    config._attn_implementation = name
+    try:
+        yield
+    finally:
+        config._attn_implementation = before
+
+
+class PromptLookup:
+    """Draft tokens for one row from its own history (prompt-lookup decoding): the tokens that
+    followed the latest earlier occurrence of its last ``n`` tokens (else ``n - 1``, ... 1).
+
+    Agent turns copy a great deal from their context (file contents, command output, earlier calls),
+    so drafts taken from the context are often right; a step verifies them all at once and keeps
+    the longest prefix the model agrees with, which greedy decoding would have produced anyway.
+    """
+
+    def __init__(self, tokens: list[int], n: int = 3):
+        self.tokens: list[int] = []
+        self.n = n
+        self._index: list[dict[tuple[int, ...], int]] = [{} for _ in range(n)]  # m-gram -> position after it
+        self.extend(tokens)
+
+    def extend(self, new: list[int]) -> None:
+        start = len(self.tokens)
+        self.tokens.extend(new)
+        tokens = self.tokens
+        for end in range(max(1, start), len(tokens)):  # every m-gram that now has a token after it
+            for m in range(1, min(self.n, end) + 1):
+                self._index[m - 1][tuple(tokens[end - m:end])] = end
+
+    def draft(self, k: int) -> list[int]:
+        tokens = self.tokens
+        for m in range(min(self.n, len(tokens)), 0, -1):
+            after = self._index[m - 1].get(tuple(tokens[-m:]))
+            if after is not None:
+                return tokens[after:after + k]
+        return []
 
 
 class BatchDecoder:
@@ -179,23 +259,39 @@ class BatchDecoder:
     row moves into its slot, so the batch stays dense and a waiting request can take the room at
     the next step. Rows are objects with ``ids``, ``max_new``, ``min_new``, ``stop_strings``, ``cached``
     and ``result`` (:class:`pipelines.llm.batching.GenerationRequest`).
+
+    With ``draft_tokens`` > 0 a step also feeds each row up to that many draft tokens from its own
+    history (:class:`PromptLookup`) after its last token and keeps, from the step's argmaxes, the
+    first one and every next one whose predecessor matched the draft: exactly the tokens one-token
+    steps would have produced, in fewer steps. A step carries at most ``slots * (1 + draft_tokens)``
+    tokens, so fewer rows verify longer drafts (up to ``MAX_DRAFT``).
     """
+
+    MAX_DRAFT = 7
 
     def __init__(self, model, *, eos: int, slots: int, cache: PrefixCache | None,
                  stop_criteria: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", packed: PackedLinears | None = None, draft_tokens: int = 0):
         config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
         self.model, self.eos, self.slots, self.cache, self.device = model, eos, slots, cache, device
         self.stop_criteria = stop_criteria
+        self.packed = packed  # the decoding step's products through packed weights (prefill is left alone)
+        # drafts need the multi-token attention above, which stands in for SDPA only
+        self._config = config
+        self.draft_tokens = draft_tokens if getattr(config, "_attn_implementation", None) == "sdpa" else 0
+        self._budget = slots * (1 + self.draft_tokens)  # tokens per step
         self._layers = config.num_hidden_layers
         self._heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
         self._head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         self._dtype = next(model.parameters()).dtype
         self.rows: list[Any] = []  # in slot order
         self._lengths: list[int] = []  # tokens whose states are in each slot
+        self._lookups: list[PromptLookup | None] = []  # each slot's draft source
         self._keys: list[torch.Tensor] = []
         self._values: list[torch.Tensor] = []
         self._capacity = 0
+        self.drafted = 0  # draft tokens fed, and how many of them the model agreed with
+        self.accepted = 0
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -206,7 +302,7 @@ class BatchDecoder:
         if len(self.rows) >= self.slots:
             raise RuntimeError(f"BatchDecoder: all {self.slots} slots are taken")
         ids = torch.tensor(request.ids, dtype=torch.long)
-        self._reserve(len(ids) + request.max_new)
+        self._reserve(len(ids) + request.max_new + self.MAX_DRAFT)  # a step writes its draft's columns too
         slot = len(self.rows)
         prefix, n = self.cache.lookup(ids) if self.cache is not None else (None, 0)
         n = min(n, len(ids) - 1)  # at least one token to encode, for the next-token logits
@@ -224,6 +320,7 @@ class BatchDecoder:
         request.result.append(int(self._held_back(out.logits[:, -1], [request]).argmax()))
         self.rows.append(request)
         self._lengths.append(len(ids))
+        self._lookups.append(PromptLookup(request.ids + request.result) if self.draft_tokens else None)
         if self._stops(request):
             self._leave(slot)
             return True
@@ -231,30 +328,68 @@ class BatchDecoder:
 
     @torch.inference_mode()
     def step(self) -> list[Any]:
-        """One token more for every row; returns the rows that ended (they have left the batch)."""
+        """One token more for every row (more where its draft was right); returns the rows that ended
+        (they have left the batch)."""
         if not self.rows:
             return []
+        drafts = self._drafts()
+        q = 1 + max(len(d) for d in drafts)
         positions = torch.tensor(self._lengths, dtype=torch.long, device=self.device)
-        width = max(self._lengths) + 1
+        width = max(self._lengths) + q
         cache = DynamicCache()
-        cache.layers = [RowsLayer(k, v, positions, width) for k, v in zip(self._keys, self._values)]
-        # a 2-D padding mask: with the cache reporting width - 1 tokens seen, transformers builds from it
-        # the mask each attention implementation expects (causality then excludes nothing)
-        mask = (torch.arange(width, device=self.device)[None] <= positions[:, None]).long()
-        tokens = torch.tensor([[row.result[-1]] for row in self.rows], dtype=torch.long, device=self.device)
-        out = self.model(input_ids=tokens, cache=cache, attention_mask=mask, position_ids=positions[:, None],
-                         use_cache=True)
-        for i, token in enumerate(self._held_back(out.logits[:, -1], self.rows).argmax(-1).tolist()):
-            self._lengths[i] += 1
-            self.rows[i].result.append(token)
-        ended = [row for row in self.rows if self._stops(row)]
+        cache.layers = [RowsLayer(k, v, positions, width, q) for k, v in zip(self._keys, self._values)]
+        fed = [[row.result[-1], *draft, *[self.eos] * (q - 1 - len(draft))] for row, draft in zip(self.rows, drafts)]
+        tokens = torch.tensor(fed, dtype=torch.long, device=self.device)
+        steps = torch.arange(q, device=self.device)
+        columns = torch.arange(width, device=self.device)
+        if q == 1:
+            # a 2-D padding mask: with the cache reporting width - 1 tokens seen, transformers builds from it
+            # the mask each attention implementation expects (causality then excludes nothing)
+            mask = (columns[None] <= positions[:, None]).long()
+        else:  # token t of row b sees the row's columns up to its own position
+            mask = (columns[None, None] <= (positions[:, None] + steps[None])[:, :, None])[:, None]
+        with self.packed.active() if self.packed is not None else nullcontext(), self._attention(q):
+            out = self.model(input_ids=tokens, cache=cache, attention_mask=mask,
+                             position_ids=positions[:, None] + steps[None], use_cache=True)
+        logits = out.logits  # [rows, q, vocab]
+        ended = []
+        for i, (row, draft) in enumerate(zip(self.rows, drafts)):
+            taken = 0
+            for t in range(q):
+                token = int(self._held_back(logits[i, t][None], [row]).argmax())
+                row.result.append(token)
+                taken += 1
+                if self._stops(row):
+                    ended.append(row)
+                    break
+                if t >= len(draft) or draft[t] != token:
+                    break
+            self._lengths[i] += taken  # the row's last token and the draft tokens that were right
+            self.drafted += len(draft)
+            self.accepted += taken - 1
+            if self._lookups[i] is not None:
+                self._lookups[i].extend(row.result[-taken:])
         for row in ended:
             self._leave(next(i for i, r in enumerate(self.rows) if r is row))
         return ended
 
+    def _drafts(self) -> list[list[int]]:
+        """Each row's draft tokens for this step, within the step's token budget and the row's own budget."""
+        if not self.draft_tokens:
+            return [[] for _ in self.rows]
+        k = min(self.MAX_DRAFT, self._budget // len(self.rows) - 1)
+        return [lookup.draft(max(0, min(k, row.max_new - len(row.result) - 1)))
+                for row, lookup in zip(self.rows, self._lookups)]
+
+    def _attention(self, q: int):
+        """Multi-token steps through :func:`rows_attention` (the config is shared by every layer)."""
+        if q == 1:
+            return nullcontext()
+        return _swapped_attention(self._config, ROWS_ATTENTION)
+
     def reset(self) -> None:
         """Drop every row (after a failed step) and the batch buffer."""
-        self.rows, self._lengths = [], []
+        self.rows, self._lengths, self._lookups = [], [], []
         self._free()
 
     def _held_back(self, logits: torch.Tensor, rows: list[Any]) -> torch.Tensor:
@@ -285,9 +420,10 @@ class BatchDecoder:
             moved = self._lengths[last]
             for buf in (*self._keys, *self._values):
                 buf[slot, :, :moved] = buf[last, :, :moved]
-            self.rows[slot], self._lengths[slot] = self.rows[last], moved
+            self.rows[slot], self._lengths[slot], self._lookups[slot] = self.rows[last], moved, self._lookups[last]
         self.rows.pop()
         self._lengths.pop()
+        self._lookups.pop()
         if not self.rows:
             self._free()
 

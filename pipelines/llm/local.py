@@ -39,7 +39,8 @@ class LocalModel:
 
     def __init__(self, path: str | Path, *, name: str = "local", adapter: str | Path | None = None,
                  max_context: int = 8192, device: str = "auto", sampling: dict[str, Any] | None = None,
-                 batching: bool = True, max_batch: int = 8, kv_cache_mb: int = 2048):
+                 batching: bool = True, max_batch: int = 8, kv_cache_mb: int = 2048, packed_gemm: bool = True,
+                 draft_tokens: int = 3):
         self.name = name
         self.path = Path(path)
         self.adapter = Path(adapter) if adapter else None
@@ -50,6 +51,8 @@ class LocalModel:
         self.batching = batching  # greedy requests from concurrent episodes share a running batch
         self.max_batch = max_batch
         self.kv_cache_mb = kv_cache_mb  # states of earlier turns kept for the next (0 = off); LRU beyond this
+        self.packed_gemm = packed_gemm  # decoding steps through MKL's packed GEMM on CPU (a second copy of the weights)
+        self.draft_tokens = draft_tokens  # prompt-lookup draft tokens verified per row and step (0 = off)
         self._batcher: ContinuousBatcher | None = None  # set by load() where the model allows it
         self._model = None
         self._tokenizer = None
@@ -102,8 +105,17 @@ class LocalModel:
         elif self.batching:
             from transformers import StopStringCriteria
 
+            from pipelines.llm import packed
+
+            packed_linears = None
+            step_rows = self.max_batch * (1 + self.draft_tokens)  # the most tokens a decoding step carries
+            if self.packed_gemm and step_rows > 1 and packed.available(device):
+                packed_linears = packed.PackedLinears(model, step_rows)
+                log.info("%s: %d weight matrices packed for %d-row decoding steps (%.0f MB)", self.path,
+                         packed_linears.modules, step_rows, packed_linears.packed_bytes / 2**20)
             decoder = kvcache.BatchDecoder(
-                model, eos=self._eos, slots=self.max_batch, device=device,
+                model, eos=self._eos, slots=self.max_batch, device=device, packed=packed_linears,
+                draft_tokens=self.draft_tokens,
                 cache=kvcache.PrefixCache(self.kv_cache_mb * 2**20) if self.kv_cache_mb > 0 else None,
                 stop_criteria=StopStringCriteria(self._tokenizer, [CLOSE]))
             self._batcher = ContinuousBatcher(decoder, max_batch=self.max_batch, lock=self._lock)
