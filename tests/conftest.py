@@ -67,3 +67,17 @@ def tiny_model_dir(tmp_path_factory, base_model_dir) -> Path:
     LlamaForCausalLM(config).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture
+def greedy_alone():
+    """``model.generate`` for one prompt, greedy: the reference the batched decoders are checked against."""
+    def run(model, prompt: list[int], max_new: int, eos: int) -> list[int]:
+        import torch
+
+        ids = torch.tensor([prompt])
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, do_sample=False,
+                             eos_token_id=eos, pad_token_id=eos)
+        return out[0, len(prompt):].tolist()
+
+    return run

@@ -54,7 +54,7 @@ def test_packed_products_agree_with_linear_and_each_row_stands_alone():
     assert torch.equal(two, plain_two)
 
 
-def test_draft_steps_match_generate(tiny_model_dir):
+def test_draft_steps_match_generate(tiny_model_dir, greedy_alone):
     """Rows with prompt-lookup drafts (and packed products where MKL has them) join and leave a running
     batch; every result equals ``model.generate`` alone, and some drafts were kept."""
     from transformers import AutoModelForCausalLM
@@ -67,10 +67,7 @@ def test_draft_steps_match_generate(tiny_model_dir):
     gen = torch.Generator().manual_seed(3)
 
     def alone(prompt, max_new):
-        ids = torch.tensor([prompt])
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, do_sample=False,
-                             eos_token_id=eos, pad_token_id=eos)
-        return out[0, len(prompt):].tolist()
+        return greedy_alone(model, prompt, max_new, eos)
 
     # repeated phrases, as in command output an agent reads back
     prompts = [torch.randint(0, 4000, (n,), generator=gen).tolist() * 3 for n in (4, 11, 7, 9)]

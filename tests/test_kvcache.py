@@ -48,7 +48,7 @@ def test_least_recently_used_entries_go_first_beyond_the_budget():
     assert cache.nbytes == 64 * 8
 
 
-def test_rows_joining_and_leaving_a_running_batch_match_generate(tiny_model_dir):
+def test_rows_joining_and_leaving_a_running_batch_match_generate(tiny_model_dir, greedy_alone):
     """Requests join between steps, end at their own budgets or end-of-turn, the last row moves into a
     freed slot, and later turns start from the cache: every result equals ``model.generate`` alone."""
     from transformers import AutoModelForCausalLM
@@ -61,10 +61,7 @@ def test_rows_joining_and_leaving_a_running_batch_match_generate(tiny_model_dir)
     gen = torch.Generator().manual_seed(1)
 
     def alone(prompt, max_new):
-        ids = torch.tensor([prompt])
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, do_sample=False,
-                             eos_token_id=eos, pad_token_id=eos)
-        return out[0, len(prompt):].tolist()
+        return greedy_alone(model, prompt, max_new, eos)
 
     prompts = [torch.randint(0, 4000, (n,), generator=gen).tolist() for n in (5, 40, 9, 23, 14)]
     budgets = [30, 3, 12, 20, 6]

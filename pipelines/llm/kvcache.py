@@ -317,7 +317,7 @@ class BatchDecoder:
                          logits_to_keep=1)
         request.cached = n
         request.result = []  # the first token counts toward min_new too
-        request.result.append(int(self._held_back(out.logits[:, -1], [request]).argmax()))
+        request.result.append(self._choices(out.logits[:, -1:], [request])[0][0])
         self.rows.append(request)
         self._lengths.append(len(ids))
         self._lookups.append(PromptLookup(request.ids + request.result) if self.draft_tokens else None)
@@ -348,15 +348,16 @@ class BatchDecoder:
             mask = (columns[None] <= positions[:, None]).long()
         else:  # token t of row b sees the row's columns up to its own position
             mask = (columns[None, None] <= (positions[:, None] + steps[None])[:, :, None])[:, None]
-        with self.packed.active() if self.packed is not None else nullcontext(), self._attention(q):
+        # multi-token steps through rows_attention (the config is shared by every layer)
+        with (self.packed.active() if self.packed is not None else nullcontext(),
+              _swapped_attention(self._config, ROWS_ATTENTION) if q > 1 else nullcontext()):
             out = self.model(input_ids=tokens, cache=cache, attention_mask=mask,
                              position_ids=positions[:, None] + steps[None], use_cache=True)
-        logits = out.logits  # [rows, q, vocab]
+        choices = self._choices(out.logits, self.rows)
         ended = []
         for i, (row, draft) in enumerate(zip(self.rows, drafts)):
             taken = 0
-            for t in range(q):
-                token = int(self._held_back(logits[i, t][None], [row]).argmax())
+            for t, token in enumerate(choices[i]):
                 row.result.append(token)
                 taken += 1
                 if self._stops(row):
@@ -381,25 +382,22 @@ class BatchDecoder:
         return [lookup.draft(max(0, min(k, row.max_new - len(row.result) - 1)))
                 for row, lookup in zip(self.rows, self._lookups)]
 
-    def _attention(self, q: int):
-        """Multi-token steps through :func:`rows_attention` (the config is shared by every layer)."""
-        if q == 1:
-            return nullcontext()
-        return _swapped_attention(self._config, ROWS_ATTENTION)
-
     def reset(self) -> None:
         """Drop every row (after a failed step) and the batch buffer."""
         self.rows, self._lengths, self._lookups = [], [], []
         self._free()
 
-    def _held_back(self, logits: torch.Tensor, rows: list[Any]) -> torch.Tensor:
-        """``logits`` with the end-of-turn token ruled out for rows still short of their ``min_new``
-        (what transformers' ``min_new_tokens`` does)."""
-        short = [i for i, row in enumerate(rows) if len(row.result) < row.min_new]
-        if short:
+    def _choices(self, logits: torch.Tensor, rows: list[Any]) -> list[list[int]]:
+        """The argmax of every ``[row, token]`` of ``logits``, the end-of-turn token ruled out where the
+        row would still be short of its ``min_new`` (what transformers' ``min_new_tokens`` does): token
+        ``t`` of a row follows its ``len(result) + t`` generated tokens if the draft before it holds."""
+        generated = torch.tensor([len(row.result) for row in rows], device=logits.device)[:, None]
+        short = generated + torch.arange(logits.shape[1], device=logits.device)[None] < torch.tensor(
+            [row.min_new for row in rows], device=logits.device)[:, None]
+        if short.any():
             logits = logits.clone()
-            logits[short, self.eos] = float("-inf")
-        return logits
+            logits[..., self.eos] = logits[..., self.eos].masked_fill(short, float("-inf"))
+        return logits.argmax(-1).tolist()
 
     def _stops(self, row) -> bool:
         generated = row.result
