@@ -27,7 +27,7 @@ help:
 	@echo "make serve   register prefect.yaml's deployments and run a process worker (needs a Prefect server: make ui)"
 	@echo "make setup   only create/refresh .venv and the sandbox tool"
 	@echo "make sweep   sample-efficiency sweep: curate -> sft -> eval as queued DVC experiments, then reports/sweep.md"
-	@echo "             (options: make sweep SWEEP_ARGS=\"--sizes 4,8,16 --seeds 0,1 --teachers all,replay\"; see python -m pipelines.sweep --help)"
+	@echo "             (options: make sweep SWEEP_ARGS=\"--sizes 4,8,16 --seeds 0,1 --teachers all,replay\"; see python -m pipelines.tools.sweep --help)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,7 +79,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -m slow
 
 ui: setup
-	$(BIN)/python -m pipelines.ui --mlflow-port $(MLFLOW_PORT) --prefect-port $(PREFECT_PORT)
+	$(BIN)/python -m pipelines.tools.ui --mlflow-port $(MLFLOW_PORT) --prefect-port $(PREFECT_PORT)
 
 serve: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create limi-process --type process --overwrite
@@ -88,4 +88,4 @@ serve: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect worker start --pool limi-process
 
 sweep: setup
-	$(BIN)/python -m pipelines.sweep $(SWEEP_ARGS)
+	$(BIN)/python -m pipelines.tools.sweep $(SWEEP_ARGS)

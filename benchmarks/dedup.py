@@ -1,4 +1,4 @@
-"""Benchmark: near-duplicate detection of ``python -m pipelines.dedup`` against datasketch and rensa.
+"""Benchmark: near-duplicate detection of ``python -m pipelines.tools.dedup`` against datasketch and rensa.
 
     python benchmarks/dedup.py                      # 10,000 documents of 2,000 words
     python benchmarks/dedup.py --docs 2000 --words 500 --repeat 3
@@ -116,11 +116,11 @@ def true_jaccard(a: str, b: str) -> float:
 def run_ours(path: Path, out: Path, threshold: float, workers: int) -> set[Pair]:
     """The CLI as a subprocess; every pair inside a reported cluster counts as reported."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    cmd = [sys.executable, "-m", "pipelines.dedup", "--in", str(path), "--out", str(out),
+    cmd = [sys.executable, "-m", "pipelines.tools.dedup", "--in", str(path), "--out", str(out),
            "--threshold", str(threshold), "--workers", str(workers)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"pipelines.dedup failed ({proc.returncode}): {proc.stderr.strip()}")
+        raise SystemExit(f"pipelines.tools.dedup failed ({proc.returncode}): {proc.stderr.strip()}")
     pairs: set[Pair] = set()
     for line in out.read_text().splitlines():
         members = json.loads(line)["cluster"]
@@ -131,7 +131,7 @@ def run_ours(path: Path, out: Path, threshold: float, workers: int) -> set[Pair]
 def run_ours_in_process(path: Path, threshold: float) -> set[Pair]:
     """The same work through the library in this process (no interpreter start-up), one worker."""
     sys.path.insert(0, str(REPO))
-    from pipelines.dedup import DedupConfig, find_clusters
+    from pipelines.tools.dedup import DedupConfig, find_clusters
 
     clusters, _ = find_clusters(DedupConfig(path, path.with_suffix(".unused"), threshold=threshold, workers=1))
     return {_pair(a, b) for members in clusters for i, a in enumerate(members) for b in members[i + 1:]}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.llm.local import LocalModel  # noqa: E402
+from pipelines.llm.local.model import LocalModel  # noqa: E402
 
 WORDS = "alpha beta gamma delta file test error value index table queue route cache merge branch".split()
 

@@ -286,7 +286,7 @@ class TrajectoryWriter:
 
 def build_trajectories(tokenizer, n: int, min_tokens: int, max_tokens: int, seed: int = 0) -> list[dict]:
     """``n`` trajectory records with targets spread evenly from ``min_tokens`` to ``max_tokens``, shuffled."""
-    from pipelines.schema import TrajectoryRecord
+    from pipelines.core.schema import TrajectoryRecord
 
     writer = TrajectoryWriter(tokenizer, seed)
     targets = [round(min_tokens + (max_tokens - min_tokens) * i / max(1, n - 1)) for i in range(n)]
@@ -319,7 +319,7 @@ def resolve_base(scratch: Path) -> tuple[Path, str]:
     if (base / "config.json").exists() and template.exists() and "generation" in template.read_text():
         return base, "models/base"
     from pipelines.base_model import build_base_model
-    from pipelines.params import BaseModelParams
+    from pipelines.core.params import BaseModelParams
 
     out = scratch / "base"
     build_base_model(BaseModelParams(), out)
@@ -388,7 +388,7 @@ def run_baseline(records: list[dict], base: Path, work: Path, epochs: int) -> di
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from pipelines.params import LoraParams
+    from pipelines.core.params import LoraParams
     from pipelines.sft import encode_sample
 
     timing: dict = {}
@@ -420,7 +420,7 @@ def run_stage(records: list[dict], base: Path, work: Path, epochs: int) -> dict:
     """``pipelines.sft.train`` with the stage's CPU default: LoRA, batch size 1."""
     from transformers import AutoTokenizer
 
-    from pipelines.params import SFTParams
+    from pipelines.core.params import SFTParams
     from pipelines.sft import _use_checkpointing, encode_sample, train
 
     timing: dict = {}

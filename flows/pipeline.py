@@ -45,8 +45,8 @@ from flows.records import (  # noqa: E402
     publish_stage,
     summary_metrics,
 )
-from pipelines import tracking  # noqa: E402
-from pipelines.paths import repo_root  # noqa: E402
+from pipelines.core import tracking  # noqa: E402
+from pipelines.core.paths import repo_root  # noqa: E402
 
 HOUR = 3600.0
 

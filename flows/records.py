@@ -2,7 +2,7 @@
 
 The parent run is the pipeline's entry in MLflow: stage runs nest under it (``LIMI_PARENT_RUN_ID``),
 it carries ``stage.<name>`` = ran | skipped | restored | failed and the summary metrics copied from the
-stages' metrics files. Like ``pipelines.tracking``, tracking is a record, not the work: if MLflow cannot
+stages' metrics files. Like ``pipelines.core.tracking``, tracking is a record, not the work: if MLflow cannot
 be reached the flow still runs its stages and logs one warning.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipelines import tracking
+from pipelines.core import tracking
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class StageRecord:
 
 @contextmanager
 def project_root(root: Path) -> Iterator[None]:
-    """Resolve ``pipelines.paths.repo_root()`` (the default tracking store, artifact location) to ``root``."""
+    """Resolve ``pipelines.core.paths.repo_root()`` (the default tracking store, artifact location) to ``root``."""
     before = os.environ.get("LIMI_ROOT")
     os.environ["LIMI_ROOT"] = str(root)
     try:

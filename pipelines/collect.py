@@ -38,13 +38,13 @@ from pipelines.agent.tools import TOOL_SCHEMAS, Toolbox
 from pipelines.agent.users import HumanUser, SimulatedUser
 from pipelines.agent.verifiers import make_verifier
 from pipelines.agent.workspace import DIFF_COMMAND, prepare_workspace, snapshot_files
-from pipelines.console import main_guard, progress
-from pipelines.errors import UserError
-from pipelines.io import atomic_write_json, atomic_write_text
+from pipelines.core.console import main_guard, progress
+from pipelines.core.errors import UserError
+from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.llm import build_model, model_for_role
-from pipelines.params import CollectParams, Params, load_params, params_hash
-from pipelines.paths import repo_root
-from pipelines.schema import Query, read_queries
+from pipelines.core.params import CollectParams, Params, load_params, params_hash
+from pipelines.core.paths import repo_root
+from pipelines.core.schema import Query, read_queries
 
 log = logging.getLogger("pipelines.collect")
 EPISODES_FILE = "episodes.jsonl"
@@ -65,7 +65,7 @@ def load_all_queries(params: CollectParams, root: Path) -> list[Query]:
     """Seed tasks (if enabled) plus every existing query file, ids unique across them."""
     queries: list[Query] = []
     if params.seeds:
-        from pipelines.seeds import load_seed_tasks
+        from pipelines.core.seeds import load_seed_tasks
 
         queries.extend(load_seed_tasks())
     for rel in params.query_files:
@@ -401,7 +401,7 @@ def main() -> int:
     root = repo_root()
     params = load_params()
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
-    from pipelines.tracking import stage_run
+    from pipelines.core.tracking import stage_run
 
     with stage_run("collect", params.group("collect")) as run:
         report = collect(params, root, out, parallel=args.parallel, limit=args.limit, user_kind=args.user,

@@ -35,13 +35,13 @@ from typing import Any, Iterable
 
 from pydantic import ValidationError
 
-from pipelines.console import main_guard
+from pipelines.core.console import main_guard
 from pipelines.curation.minhash import exact_duplicate_groups, near_duplicate_clusters, normalize_text
-from pipelines.errors import UserError
-from pipelines.io import atomic_write_json, atomic_write_text
-from pipelines.params import CurateParams, Params, load_params
-from pipelines.paths import repo_root
-from pipelines.schema import TrajectoryRecord, read_jsonl
+from pipelines.core.errors import UserError
+from pipelines.core.io import atomic_write_json, atomic_write_text
+from pipelines.core.params import CurateParams, Params, load_params
+from pipelines.core.paths import repo_root
+from pipelines.core.schema import TrajectoryRecord, read_jsonl
 
 log = logging.getLogger("pipelines.curate")
 FUNNEL = ("schema", "verified", "exact_dup", "near_dup", "decontam", "length", "tool_types", "selection")
@@ -333,7 +333,7 @@ def main() -> int:
     src = Path(args.inputs) if Path(args.inputs).is_absolute() else root / args.inputs
     inputs = sorted(src.glob("*.jsonl")) if src.is_dir() else [src]
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
-    from pipelines.tracking import stage_run
+    from pipelines.core.tracking import stage_run
 
     with stage_run("curate", params.group("curate")) as run:
         report = curate(params, root, inputs, out, root / args.metrics, tracker=run)

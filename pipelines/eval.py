@@ -41,14 +41,14 @@ from pipelines.agent.tools import TOOL_SCHEMAS, Toolbox
 from pipelines.agent.users import SimulatedUser, render_message
 from pipelines.agent.verifiers import RubricVerifier, VerifierResult, make_verifier
 from pipelines.agent.workspace import DIFF_COMMAND
-from pipelines.console import main_guard, progress
-from pipelines.errors import UserError
+from pipelines.core.console import main_guard, progress
+from pipelines.core.errors import UserError
 from pipelines.evaluation.metrics import EpisodeOutcome, metrics_block, summarize
 from pipelines.evaluation.suites import EvalTask, load_suite, prepare_eval_workspace
-from pipelines.io import atomic_write_json, atomic_write_text
+from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.llm.base import ChatModel, Usage
-from pipelines.params import EvalParams, EvalSuiteParams, Params, load_params, params_hash
-from pipelines.paths import repo_root
+from pipelines.core.params import EvalParams, EvalSuiteParams, Params, load_params, params_hash
+from pipelines.core.paths import repo_root
 
 log = logging.getLogger("pipelines.eval")
 
@@ -748,7 +748,7 @@ def main() -> int:
     if args.limit:
         tasks = tasks[: args.limit]
     models = build_models(params, root)
-    from pipelines.tracking import stage_run
+    from pipelines.core.tracking import stage_run
 
     with stage_run("eval", params.group("eval")) as run:
         result = run_eval(params, root, models=models, tasks=tasks, parallel=args.parallel, tracker=run)

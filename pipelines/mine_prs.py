@@ -26,11 +26,11 @@ from typing import Callable, Iterator
 
 from pydantic import ValidationError
 
-from pipelines.console import main_guard, progress
-from pipelines.errors import UserError
-from pipelines.io import atomic_write_json
-from pipelines.params import MinePRsParams, PRSource, load_params
-from pipelines.paths import repo_root
+from pipelines.core.console import main_guard, progress
+from pipelines.core.errors import UserError
+from pipelines.core.io import atomic_write_json
+from pipelines.core.params import MinePRsParams, PRSource, load_params
+from pipelines.core.paths import repo_root
 from pipelines.prs import (DEFAULT_API, REPO_NAME, TOKEN_ENV, GitHubClient, PullRequest, default_cache_dir,
                            mine_git, mine_github, read_pr_dump, write_prs)
 
@@ -149,14 +149,14 @@ def main() -> int:
         everything = load_params()
         params = getattr(everything, "mine_prs", None)
         if params is None:
-            raise UserError("pipelines/params.py has no mine_prs group yet; use --repo PATH_OR_OWNER/NAME --out FILE")
+            raise UserError("pipelines/core/params.py has no mine_prs group yet; use --repo PATH_OR_OWNER/NAME --out FILE")
         out = Path(args.out or DEFAULT_OUT)
         out = out if out.is_absolute() else root / out
         report_path = Path(args.report) if args.report else out.parent / "report.json"
         if args.no_track:
             report = mine(params, out, root, report_path=report_path)
         else:
-            from pipelines.tracking import stage_run
+            from pipelines.core.tracking import stage_run
 
             with stage_run("mine_prs", everything.group("mine_prs")) as run:
                 report = mine(params, out, root, report_path=report_path)

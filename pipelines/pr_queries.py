@@ -26,15 +26,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipelines.console import main_guard, progress
-from pipelines.errors import ModelError, UserError
-from pipelines.io import atomic_write_json, atomic_write_text
+from pipelines.core.console import main_guard, progress
+from pipelines.core.errors import ModelError, UserError
+from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.llm import model_for_role
-from pipelines.params import Params, PRQueriesParams, load_params
-from pipelines.paths import repo_root
+from pipelines.core.params import Params, PRQueriesParams, load_params
+from pipelines.core.paths import repo_root
 from pipelines.prs import PullRequest, read_prs, unified_diff
-from pipelines.schema import Query, VerifierSpec, WorkspaceSpec
-from pipelines.taxonomy import CATEGORIES, CATEGORY_DESCRIPTIONS
+from pipelines.core.schema import Query, VerifierSpec, WorkspaceSpec
+from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DESCRIPTIONS
 
 log = logging.getLogger("pipelines.pr_queries")
 PROMPT_VERSION = "pr-query-v1"
@@ -222,7 +222,7 @@ def main() -> int:
     root = repo_root()
     params = load_params()
     resolve = lambda p: Path(p) if Path(p).is_absolute() else root / p  # noqa: E731
-    from pipelines.tracking import stage_run
+    from pipelines.core.tracking import stage_run
 
     with stage_run("pr_queries", params.group("pr_queries")) as run:
         report = pr_queries(params, root, resolve(args.prs), resolve(args.out), resolve(args.report), tracker=run)

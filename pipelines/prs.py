@@ -37,9 +37,9 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from pydantic import Field, ValidationError, field_validator
 
-from pipelines.errors import UserError
-from pipelines.io import atomic_write_text
-from pipelines.schema import Record, read_jsonl
+from pipelines.core.errors import UserError
+from pipelines.core.io import atomic_write_text
+from pipelines.core.schema import Record, read_jsonl
 
 log = logging.getLogger(__name__)
 

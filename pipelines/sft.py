@@ -37,12 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.console import interactive, main_guard
-from pipelines.errors import UserError
-from pipelines.io import atomic_dir, atomic_write_json, atomic_write_text
-from pipelines.params import SFTParams, load_params, params_hash
-from pipelines.paths import repo_root
-from pipelines.schema import read_jsonl
+from pipelines.core.console import interactive, main_guard
+from pipelines.core.errors import UserError
+from pipelines.core.io import atomic_dir, atomic_write_json, atomic_write_text
+from pipelines.core.params import SFTParams, load_params, params_hash
+from pipelines.core.paths import repo_root
+from pipelines.core.schema import read_jsonl
 
 log = logging.getLogger("pipelines.sft")
 IGNORE = -100
@@ -286,7 +286,7 @@ def run(data: Path, base: Path, out: Path, params: SFTParams, *, checkpoints: Pa
     """Load, train, write metrics; the shared body of both modes."""
     from transformers import AutoTokenizer
 
-    from pipelines.llm.local import check_model_dir
+    from pipelines.llm.local.model import check_model_dir
 
     check_model_dir(base)
     if not data.exists():
@@ -351,7 +351,7 @@ def main() -> int:
         metrics = run(data, base, out, params, checkpoints=checkpoints, plots=out / "plots",
                       metrics_file=out / "metrics.json", max_samples=args.max_samples)
     else:
-        from pipelines.tracking import stage_run
+        from pipelines.core.tracking import stage_run
 
         with stage_run("sft", load_params().group("sft")) as tracker:
             metrics = run(data, base, out, params, checkpoints=checkpoints, plots=root / "plots" / "sft",

@@ -17,7 +17,7 @@ For each (domain, category) target in ``params.yaml: synthesize`` and each of ``
    otherwise the teacher rewrites it with the critique, up to ``max_rewrites`` times, each rewrite
    checked for duplicates and scored again. Still under the bar: rejected with the scores.
 
-Accepted drafts become :class:`~pipelines.schema.Query` records (source ``synthetic``, id
+Accepted drafts become :class:`~pipelines.core.schema.Query` records (source ``synthetic``, id
 ``syn-<category>-<n>``, a ``tests`` verifier with the checks, the starting files inline) with the
 drafts, scores and seed examples in provenance. Every rejection is counted by kind with its detail.
 Writes ``data/queries/synthetic.jsonl`` (possibly empty) and ``metrics/synthesize.json``; logs an
@@ -39,15 +39,15 @@ from typing import Any, Callable
 import numpy as np
 from pydantic import ValidationError
 
-from pipelines.console import main_guard, progress
+from pipelines.core.console import main_guard, progress
 from pipelines.curation.minhash import jaccard, shingle_set
-from pipelines.io import atomic_write_json, atomic_write_text
+from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.llm import ContextLengthError, model_for_role
-from pipelines.params import SynthesizeParams, load_params
-from pipelines.paths import repo_root
-from pipelines.schema import Query, VerifierSpec, WorkspaceSpec
-from pipelines.seeds import load_seed_tasks
-from pipelines.taxonomy import CATEGORIES, CATEGORY_DESCRIPTIONS, CATEGORY_DOMAIN, DOMAINS
+from pipelines.core.params import SynthesizeParams, load_params
+from pipelines.core.paths import repo_root
+from pipelines.core.schema import Query, VerifierSpec, WorkspaceSpec
+from pipelines.core.seeds import load_seed_tasks
+from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DESCRIPTIONS, CATEGORY_DOMAIN, DOMAINS
 
 log = logging.getLogger("pipelines.synthesize")
 PROMPT_VERSION = "synth-v1"
@@ -533,7 +533,7 @@ def main() -> int:
     seeds = load_seed_tasks(resolve(args.seeds))
     teacher = model_for_role(params.llm, "teacher")
     critic = model_for_role(params.llm, "critic")
-    from pipelines.tracking import stage_run
+    from pipelines.core.tracking import stage_run
 
     with stage_run("synthesize", params.group("synthesize")) as run:
         report = synthesize(params.synthesize, teacher, critic, seeds, resolve(args.out), resolve(args.metrics),

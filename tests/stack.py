@@ -253,7 +253,7 @@ def postgres():
 REPORT_STAGE = """
 import pathlib
 
-from pipelines.tracking import stage_run
+from pipelines.core.tracking import stage_run
 
 text = pathlib.Path("c.txt").read_text()
 with stage_run("report", {}) as run:

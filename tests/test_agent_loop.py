@@ -15,7 +15,7 @@ from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import TestsVerifier, patch_changes, unified_diff
 from pipelines.llm.base import EndpointError
 from pipelines.llm.scripted import ScriptedModel
-from pipelines.schema import VerifierSpec
+from pipelines.core.schema import VerifierSpec
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.skipif(not BwrapSandbox.available(), reason="bubblewrap is needed")
@@ -122,7 +122,7 @@ HUMAN_SCRIPT = textwrap.dedent("""
     from pipelines.agent.users import HumanUser
     from pipelines.agent.verifiers import TestsVerifier
     from pipelines.llm.scripted import ScriptedModel
-    from pipelines.schema import VerifierSpec
+    from pipelines.core.schema import VerifierSpec
     ws = Path(sys.argv[1])
     def call(name, **a):
         return {"content": "", "tool_calls": [{"type": "function", "function": {"name": name, "arguments": a}}]}

@@ -6,8 +6,8 @@ import mlflow
 import pytest
 
 from pipelines.base_model import build_base_model
-from pipelines.errors import ModelError
-from pipelines.params import BaseModelParams
+from pipelines.core.errors import ModelError
+from pipelines.core.params import BaseModelParams
 from tests.conftest import run_module
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pipelines.llm.batching import ContinuousBatcher, GenerationRequest
+from pipelines.llm.local.batching import ContinuousBatcher, GenerationRequest
 
 
 class CountingDecoder:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipelines.agent.sandbox import BwrapSandbox
-from pipelines.schema import read_trajectories
+from pipelines.core.schema import read_trajectories
 from tests.conftest import REPO, make_project
 
 pytestmark = pytest.mark.skipif(not BwrapSandbox.available(), reason="bubblewrap is needed")

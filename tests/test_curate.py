@@ -7,8 +7,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from pipelines.curate import curate
-from pipelines.errors import UserError
-from pipelines.params import parse_params
+from pipelines.core.errors import UserError
+from pipelines.core.params import parse_params
 
 WORDS = ("parse merge queue cache index vector stream buffer token graph route table schema "
          "record filter batch window shard commit branch socket thread lock retry").split()

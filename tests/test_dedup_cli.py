@@ -1,4 +1,4 @@
-"""``python -m pipelines.dedup``: clusters end to end, input errors with file and line, atomic output."""
+"""``python -m pipelines.tools.dedup``: clusters end to end, input errors with file and line, atomic output."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def read_clusters(path: Path) -> list[list]:
 def test_clusters_end_to_end_as_a_subprocess(tmp_path):
     src = write_jsonl(tmp_path / "docs.jsonl", corpus())
     out = tmp_path / "out" / "clusters.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "pipelines.dedup", "--in", str(src), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "pipelines.tools.dedup", "--in", str(src), "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert read_clusters(out) == EXPECTED
@@ -67,7 +67,7 @@ def test_progress_is_plain_log_lines_when_stderr_is_not_a_terminal(tmp_path, mon
     src = write_jsonl(tmp_path / "docs.jsonl", corpus())
     monkeypatch.setattr(dedup, "_CHUNK_BYTES", 20_000)
     monkeypatch.setattr(dedup, "_LOG_EVERY_S", 0.0)
-    with caplog.at_level("INFO", logger="pipelines.dedup"):
+    with caplog.at_level("INFO", logger="pipelines.tools.dedup"):
         clusters, summary = dedup.find_clusters(dedup.DedupConfig(src, tmp_path / "out.jsonl", workers=1))
     progress = [r.getMessage() for r in caplog.records if "% of" in r.getMessage()]
     assert len(progress) >= 3 and progress[-1].startswith("100% of")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pipelines.llm import packed
-from pipelines.llm.kvcache import PromptLookup, rows_attention
+from pipelines.llm.local import packed
+from pipelines.llm.local.kvcache import PromptLookup, rows_attention
 
 
 def test_prompt_lookup_drafts_what_followed_the_latest_match():
@@ -59,8 +59,8 @@ def test_draft_steps_match_generate(tiny_model_dir, greedy_alone):
     batch; every result equals ``model.generate`` alone, and some drafts were kept."""
     from transformers import AutoModelForCausalLM
 
-    from pipelines.llm.batching import GenerationRequest
-    from pipelines.llm.kvcache import BatchDecoder, PrefixCache
+    from pipelines.llm.local.batching import GenerationRequest
+    from pipelines.llm.local.kvcache import BatchDecoder, PrefixCache
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     eos = model.config.eos_token_id

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from pipelines.agent.sandbox import BwrapSandbox
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 from pipelines.eval import EvalOutputs, check_inputs, evaluate, register_champion, run_eval
 from pipelines.evaluation.suites import EvalTask, Subtask, builtin_solution_dir, load_builtin, load_humaneval
 from pipelines.llm.scripted import ScriptedModel
-from pipelines.params import load_params, parse_params
-from pipelines.schema import VerifierSpec, read_trajectories
+from pipelines.core.params import load_params, parse_params
+from pipelines.core.schema import VerifierSpec, read_trajectories
 from tests.conftest import REPO, run_module
 
 SANDBOX = "bwrap" if BwrapSandbox.available() else "none"
@@ -138,7 +138,7 @@ def test_rubric_subtasks_show_the_judge_the_agents_answer():
 # --- the stage's outputs and the champion ---------------------------------------------------------------
 
 def run_stage(root: Path, models: dict, tasks=None):
-    from pipelines.tracking import stage_run
+    from pipelines.core.tracking import stage_run
 
     p = params()
     with stage_run("eval", p.group("eval"), root=root) as run:

@@ -16,13 +16,13 @@ from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox, make_sandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import TestsVerifier
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 from pipelines.evaluation.suites import (
     BUILTIN_DIR, EvalTask, agencybench_category, apply_builtin_solution, builtin_solution_dir, load_agencybench,
     load_builtin, load_humaneval, load_suite, prepare_eval_workspace)
 from pipelines.llm.scripted import ScriptedModel
-from pipelines.seeds import load_seed_tasks
-from pipelines.taxonomy import CATEGORIES, CATEGORY_DOMAIN
+from pipelines.core.seeds import load_seed_tasks
+from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DOMAIN
 
 REPO = Path(__file__).resolve().parents[1]
 AGENCYBENCH = Path("/work/shared/data/agencybench-v1")

@@ -37,7 +37,7 @@ def main(stage, reads, writes, tracked=True, metrics=None):
     text = "".join(pathlib.Path(p).read_text() for p in reads) + stage * params["n"]
     if not tracked:
         return write(text, writes, metrics)
-    from pipelines.tracking import stage_run
+    from pipelines.core.tracking import stage_run
 
     with stage_run(stage, params) as run:
         write(text, writes, metrics)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from pipelines.errors import ModelError
+from pipelines.core.errors import ModelError
 from pipelines.llm.base import ContextLengthError
-from pipelines.llm.local import LocalModel
+from pipelines.llm.local.model import LocalModel
 
 BASH = {"type": "function", "function": {"name": "bash", "description": "Run a shell command in the workspace.",
                                          "parameters": {"type": "object",
@@ -168,7 +168,7 @@ def test_cached_turns_are_identical_to_generating_from_scratch(base_model_dir):
 def test_a_model_outside_the_cached_path_gives_the_same_answers(tiny_model_dir):
     from transformers import AutoConfig
 
-    from pipelines.llm.kvcache import supported
+    from pipelines.llm.local.kvcache import supported
 
     config = AutoConfig.from_pretrained(tiny_model_dir)
     assert supported(config)

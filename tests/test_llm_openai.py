@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipelines.errors import ModelError
+from pipelines.core.errors import ModelError
 from pipelines.llm.base import EndpointError
 from pipelines.llm.openai_backend import OpenAIModel
 

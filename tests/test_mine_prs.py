@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 from pipelines.mine_prs import MinePRsParams, PRSource, mine
 from pipelines.prs import GitHubClient, mine_git, read_pr_dump, read_prs, unified_diff
 

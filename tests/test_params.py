@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import ParamsError
-from pipelines.params import load_params, parse_params
+from pipelines.core.errors import ParamsError
+from pipelines.core.params import load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 

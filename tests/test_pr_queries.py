@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.params import PRQueriesParams, parse_params
+from pipelines.core.params import PRQueriesParams, parse_params
 from pipelines.pr_queries import ask_teacher, filter_reason, pr_queries, template_query
 from pipelines.llm.scripted import ScriptedModel
 from pipelines.prs import mine_git, write_prs
@@ -89,7 +89,7 @@ def test_stage_writes_queries_and_replay_verifies(tmp_path):
 
     from pipelines.agent.sandbox import BwrapSandbox
     from pipelines.collect import Collector, Job
-    from pipelines.schema import Query
+    from pipelines.core.schema import Query
 
     if not BwrapSandbox.available():
         pytest.skip("bubblewrap is needed for the replay episode")

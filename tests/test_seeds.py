@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox, make_sandbox
-from pipelines.errors import UserError
-from pipelines.schema import Query
+from pipelines.core.errors import UserError
+from pipelines.core.schema import Query
 from pipelines.agent.workspace import prepare_workspace
-from pipelines.seeds import apply_solution, load_seed_tasks, solution_dir
-from pipelines.taxonomy import CATEGORIES, DOMAINS
+from pipelines.core.seeds import apply_solution, load_seed_tasks, solution_dir
+from pipelines.core.taxonomy import CATEGORIES, DOMAINS
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = load_seed_tasks(REPO / "data" / "seeds")

@@ -12,8 +12,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorWithFlattening
 
-from pipelines.errors import UserError
-from pipelines.params import SFTParams
+from pipelines.core.errors import UserError
+from pipelines.core.params import SFTParams
 from pipelines.sft import IGNORE, encode_sample, load_training_set, target_loss, target_positions, train
 from tests.conftest import REPO
 

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from pipelines.agent.sandbox import BwrapSandbox
-from pipelines.errors import UserError
-from pipelines.params import parse_params
-from pipelines.sweep import Cell, build_cells, cap_sizes, compare, hydra, overrides, parse_subsets, plan
+from pipelines.core.errors import UserError
+from pipelines.core.params import parse_params
+from pipelines.tools.sweep import Cell, build_cells, cap_sizes, compare, hydra, overrides, parse_subsets, plan
 from tests.conftest import REPO, run_module
 from tests.test_curate import record, text
 
@@ -176,14 +176,14 @@ def sweep_env(root: Path) -> dict[str, str]:
 def test_two_point_sweep_end_to_end(sweep_project):
     root = sweep_project
     env = sweep_env(root)
-    dry = run_module("pipelines.sweep", "--sizes", "2,50", "--seeds", "0", "--teachers", "all,embedded",
+    dry = run_module("pipelines.tools.sweep", "--sizes", "2,50", "--seeds", "0", "--teachers", "all,embedded",
                      "--dry-run", root=root, env=env, timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "teachers embedded: no curate-eligible trajectories; skipped" in dry.stderr
     assert "size 50 capped at 5" in dry.stderr
     assert dry.stdout.count("dvc exp run --queue --downstream") == 2 and "curate.target_size=5" in dry.stdout
 
-    result = run_module("pipelines.sweep", "--sizes", "2,50", "--seeds", "0", "--teachers", "all,embedded",
+    result = run_module("pipelines.tools.sweep", "--sizes", "2,50", "--seeds", "0", "--teachers", "all,embedded",
                         root=root, env=env, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     [sweep_file] = (root / ".dvc" / "tmp" / "sweeps").glob("sweep-*.json")
@@ -241,14 +241,14 @@ def test_two_point_sweep_end_to_end(sweep_project):
     assert "| all | 2 | 1 |" in report and "| all | 5 | 1 |" in report and "not assessed (one seed)" in report
     assert (root / "plots" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    again = run_module("pipelines.sweep", "report", root=root, env=env, timeout=300)
+    again = run_module("pipelines.tools.sweep", "report", root=root, env=env, timeout=300)
     assert again.returncode == 0 and "wrote" in again.stdout, again.stderr[-3000:]
 
 
 def test_a_sweep_without_cached_trajectories_refuses_to_start(sweep_project):
     root = sweep_project
     shutil.rmtree(root / ".dvc" / "cache")
-    result = run_module("pipelines.sweep", "--sizes", "2", "--seeds", "0", root=root, env=sweep_env(root),
+    result = run_module("pipelines.tools.sweep", "--sizes", "2", "--seeds", "0", root=root, env=sweep_env(root),
                         timeout=300)
     assert result.returncode == 2
     assert "data/trajectories (data/trajectories.dvc): the recorded version is not in the DVC cache" \

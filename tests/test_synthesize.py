@@ -5,9 +5,9 @@ import json
 import pytest
 
 from pipelines.llm.scripted import ScriptedModel
-from pipelines.params import SynthesisTarget, SynthesizeParams
-from pipelines.schema import read_queries
-from pipelines.seeds import load_seed_tasks
+from pipelines.core.params import SynthesisTarget, SynthesizeParams
+from pipelines.core.schema import read_queries
+from pipelines.core.seeds import load_seed_tasks
 from pipelines.synthesize import REJECTIONS, resolve_targets, synthesize, validate_scores, validate_task
 
 GOOD = dict(

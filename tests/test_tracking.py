@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipelines.tracking import stage_run
+from pipelines.core.tracking import stage_run
 from tests.conftest import REPO, make_project
 
 SECRET = "tok-marker-9f8e7d6c5b"
@@ -59,11 +59,11 @@ def test_raising_stage_leaves_failed_run(project):
 
 def test_parent_run_from_another_process(project):
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    from pipelines.tracking import ensure_experiment
+    from pipelines.core.tracking import ensure_experiment
 
     with mlflow.start_run(experiment_id=ensure_experiment(), run_name="pipeline") as parent:
         parent_id = parent.info.run_id
-    code = "from pipelines.tracking import stage_run\nwith stage_run('base_model', {'a': 1}): pass\n"
+    code = "from pipelines.core.tracking import stage_run\nwith stage_run('base_model', {'a': 1}): pass\n"
     env = {**os.environ, "LIMI_PARENT_RUN_ID": parent_id, "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, "-c", code], cwd=project, env=env, check=True)
     child = [r for r in runs(project) if r.info.run_id != parent_id][0]

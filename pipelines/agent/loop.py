@@ -17,7 +17,7 @@ from typing import Any
 
 from pipelines.agent.users import EpisodeRejected, User
 from pipelines.agent.verifiers import Verifier, VerifierResult
-from pipelines.errors import ModelError
+from pipelines.core.errors import ModelError
 from pipelines.llm.base import ChatModel, ContextLengthError, EndpointError, Usage
 
 TERMINATIONS = ("finished", "step_limit", "token_limit", "time_limit", "format_errors", "infra_error")

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

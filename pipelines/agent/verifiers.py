@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipelines.schema import VerifierSpec
+from pipelines.core.schema import VerifierSpec
 
 log = logging.getLogger(__name__)
 CHECK_OUTPUT_CHARS = 1500

@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pipelines.errors import UserError
-from pipelines.schema import Query
+from pipelines.core.errors import UserError
+from pipelines.core.schema import Query
 
 GIT_ID = ["-c", "user.email=agent@workspace.invalid", "-c", "user.name=workspace", "-c", "commit.gpgsign=false"]
 # Run inside the sandbox: the agent may have written .git/config, so the host never runs git there again.

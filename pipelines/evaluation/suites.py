@@ -35,10 +35,10 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from pipelines.agent.workspace import prepare_workspace
-from pipelines.errors import UserError
-from pipelines.paths import repo_root
-from pipelines.schema import Query, VerifierSpec, WorkspaceSpec
-from pipelines.taxonomy import CATEGORIES, CATEGORY_DOMAIN, DOMAINS
+from pipelines.core.errors import UserError
+from pipelines.core.paths import repo_root
+from pipelines.core.schema import Query, VerifierSpec, WorkspaceSpec
+from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DOMAIN, DOMAINS
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]+$")

@@ -1,6 +1,6 @@
 """The model layer: one protocol (:class:`ChatModel`), three backends, roles configured by name.
 
->>> from pipelines.params import load_params
+>>> from pipelines.core.params import load_params
 >>> teacher = model_for_role(load_params().llm, "teacher")
 >>> reply = teacher.chat([{"role": "user", "content": "hi"}], tools=None)
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from pipelines.errors import ModelError
+from pipelines.core.errors import ModelError
 from pipelines.llm.base import ChatModel, ContextLengthError, EndpointError, Reply, Usage, assistant_message
-from pipelines.paths import repo_root
+from pipelines.core.paths import repo_root
 
 __all__ = [
     "ChatModel", "ContextLengthError", "EndpointError", "Reply", "Usage", "assistant_message",
@@ -34,7 +34,7 @@ def build_model(name: str, spec) -> ChatModel:
 
 def _build(name: str, spec) -> ChatModel:
     if spec.backend == "local":
-        from pipelines.llm.local import LocalModel
+        from pipelines.llm.local.model import LocalModel
 
         model: ChatModel = LocalModel(_resolve(spec.path), name=name,
                                       adapter=_resolve(spec.adapter) if spec.adapter else None,

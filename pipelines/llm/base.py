@@ -10,7 +10,7 @@ import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from pipelines.errors import ModelError
+from pipelines.core.errors import ModelError
 
 
 @dataclass

@@ -14,7 +14,7 @@ import random
 import time
 from typing import Any
 
-from pipelines.errors import ModelError
+from pipelines.core.errors import ModelError
 from pipelines.llm.base import EndpointError, Reply, Usage, assistant_message
 
 log = logging.getLogger(__name__)

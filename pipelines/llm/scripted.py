@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Union
 
-from pipelines.errors import ModelError
+from pipelines.core.errors import ModelError
 from pipelines.llm.base import Reply, Usage, assistant_message
 from pipelines.llm.toolcalls import parse_assistant_text
 

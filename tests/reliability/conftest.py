@@ -28,7 +28,7 @@ def pytest_runtest_makereport(item, call):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if FIGURES.empty:
         return
-    from pipelines.io import atomic_write_json
+    from pipelines.core.io import atomic_write_json
 
     terminalreporter.section("reliability figures")
     for line in FIGURES.table():

@@ -13,12 +13,12 @@ import pytest
 
 from pipelines.collect import EPISODES_FILE, collect
 from pipelines.curate import curate
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 from pipelines.evaluation.suites import load_agencybench
-from pipelines.params import PRQueriesParams, load_params
+from pipelines.core.params import PRQueriesParams, load_params
 from pipelines.pr_queries import filter_reason
 from pipelines.prs import read_pr_dump
-from pipelines.schema import read_queries
+from pipelines.core.schema import read_queries
 from pipelines.sft import load_training_set
 from tests.reliability.test_faults import _trajectory
 from tests.test_collect import project as replay_project
@@ -157,7 +157,7 @@ def test_params_with_wrong_types_and_unknown_keys(tmp_path):
 
 @bad
 def test_unreadable_model_directory(tmp_path, tiny_model_dir):
-    from pipelines.params import SFTParams
+    from pipelines.core.params import SFTParams
     from pipelines.sft import run as run_sft
 
     broken = tmp_path / "broken"

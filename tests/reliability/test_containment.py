@@ -31,8 +31,8 @@ from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import make_verifier
 from pipelines.collect import Collector
 from pipelines.llm.scripted import ScriptedModel
-from pipelines.params import parse_params
-from pipelines.schema import VerifierSpec
+from pipelines.core.params import parse_params
+from pipelines.core.schema import VerifierSpec
 from tests.test_sandbox import host_pids_running
 
 pytestmark = [pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")]

@@ -24,10 +24,10 @@ from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import make_verifier
 from pipelines.collect import EPISODES_FILE, collect, load_all_queries, plan_jobs
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 from pipelines.llm.openai_backend import OpenAIModel
-from pipelines.params import load_params
-from pipelines.schema import VerifierSpec, read_trajectories
+from pipelines.core.params import load_params
+from pipelines.core.schema import VerifierSpec, read_trajectories
 from tests.conftest import REPO, make_project, run_module
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import FaultyEndpoint, completion, count_records

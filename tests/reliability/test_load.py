@@ -16,7 +16,7 @@ import yaml
 
 from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox
 from pipelines.collect import EPISODES_FILE
-from pipelines.schema import read_trajectories
+from pipelines.core.schema import read_trajectories
 from tests.conftest import REPO, make_project
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import count_records

@@ -12,7 +12,7 @@ run under an orchestrator's parent run, across processes. Tags: ``git.commit``, 
 ``params_hash``, ``dvc.dep.<path>`` / ``dvc.out.<path>`` (DVC's md5 of each dependency and output,
 computed when the stage ends, i.e. what ``dvc.lock`` records), ``prefect.flow_run_id``.
 
-In a sweep (``python -m pipelines.sweep``) each queued DVC experiment has a note under the queuing
+In a sweep (``python -m pipelines.tools.sweep``) each queued DVC experiment has a note under the queuing
 project's ``.dvc/tmp/sweeps/points/`` naming its MLflow parent run and the sweep's tags; a stage that
 DVC runs for that experiment (DVC sets ``DVC_EXP_NAME`` and ``DVC_ROOT``) nests under that run and
 carries those tags, and records to the queuing project's store.
@@ -35,8 +35,8 @@ from typing import Any, Iterator
 
 import yaml
 
-from pipelines.params import params_hash
-from pipelines.paths import repo_root
+from pipelines.core.params import params_hash
+from pipelines.core.paths import repo_root
 
 log = logging.getLogger(__name__)
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.I)

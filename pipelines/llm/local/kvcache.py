@@ -33,7 +33,7 @@ from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from pipelines.llm.packed import PackedLinears
+from pipelines.llm.local.packed import PackedLinears
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape [1, heads, tokens, head_dim]
 
@@ -258,7 +258,7 @@ class BatchDecoder:
     budget, or the stop string) and leaves at once: its states go to the prefix cache and the last
     row moves into its slot, so the batch stays dense and a waiting request can take the room at
     the next step. Rows are objects with ``ids``, ``max_new``, ``min_new``, ``stop_strings``, ``cached``
-    and ``result`` (:class:`pipelines.llm.batching.GenerationRequest`).
+    and ``result`` (:class:`pipelines.llm.local.batching.GenerationRequest`).
 
     With ``draft_tokens`` > 0 a step also feeds each row up to that many draft tokens from its own
     history (:class:`PromptLookup`) after its last token and keeps, from the step's argmaxes, the

@@ -1,6 +1,6 @@
 """Near-duplicate clusters of a JSONL file, streaming, on every core.
 
-    python -m pipelines.dedup --in docs.jsonl --out clusters.jsonl [--field text] [--id-field id]
+    python -m pipelines.tools.dedup --in docs.jsonl --out clusters.jsonl [--field text] [--id-field id]
 
 Each input line is a JSON object with an id and a text; each output line is one cluster of
 near-duplicate documents, ``{"cluster": [id, ...]}`` (two or more ids, in input order, clusters
@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.console import interactive
+from pipelines.core.console import interactive
 from pipelines.curation.minhash import LSHIndex, clusters_from_pairs, minhash_signatures, process_pool
-from pipelines.errors import UserError
-from pipelines.io import atomic_write_text
+from pipelines.core.errors import UserError
+from pipelines.core.io import atomic_write_text
 
-log = logging.getLogger("pipelines.dedup")
+log = logging.getLogger("pipelines.tools.dedup")
 
 _CHUNK_BYTES = 1 << 22  # one worker task: big enough to amortise the hand-off, small enough to balance cores
 _LOG_EVERY_S = 10.0
@@ -271,7 +271,7 @@ def write_clusters(path: Path, clusters: list[list[Any]]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The command line: every option with its default and meaning."""
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.dedup",
+        prog="python -m pipelines.tools.dedup",
         description="Find clusters of near-duplicate documents in a JSONL file with MinHash LSH and write one "
                     "JSON line per cluster of two or more documents: {\"cluster\": [ids...]}. Texts are compared "
                     "as sets of word n-grams after case folding and removing punctuation.",
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse options, find clusters, write them; 2 on bad input, 130 on Ctrl-C."""
     args = build_parser().parse_args(argv)
-    # the same line format as pipelines.console, without its heavier imports: this tool starts often
+    # the same line format as pipelines.core.console, without its heavier imports: this tool starts often
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)
     cfg = DedupConfig(**vars(args))

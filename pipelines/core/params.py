@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipelines.errors import ParamsError
-from pipelines.paths import params_file
+from pipelines.core.errors import ParamsError
+from pipelines.core.paths import params_file
 from pipelines.prs import DEFAULT_API, REPO_NAME
-from pipelines.taxonomy import Category, Domain
+from pipelines.core.taxonomy import Category, Domain
 
 
 class Strict(BaseModel):

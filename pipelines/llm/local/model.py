@@ -2,8 +2,8 @@
 
 Tool calls are rendered and parsed with :mod:`pipelines.llm.toolcalls` through the directory's chat
 template (``models/base/`` carries the project's tool-aware ChatML template). Greedy requests from
-concurrent episodes share one continuously running batch (:mod:`pipelines.llm.batching`), each on
-top of the KV states of its earlier turns (:mod:`pipelines.llm.kvcache`); sampled requests run alone
+concurrent episodes share one continuously running batch (:mod:`pipelines.llm.local.batching`), each on
+top of the KV states of its earlier turns (:mod:`pipelines.llm.local.kvcache`); sampled requests run alone
 from scratch.
 """
 
@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import ModelError
+from pipelines.core.errors import ModelError
 from pipelines.llm.base import ContextLengthError, Reply, Usage, assistant_message
-from pipelines.llm.batching import ContinuousBatcher, GenerationRequest
+from pipelines.llm.local.batching import ContinuousBatcher, GenerationRequest
 from pipelines.llm.toolcalls import CLOSE, OPEN, parse_assistant_text
 
 
-log = logging.getLogger("pipelines.llm.local")
+log = logging.getLogger("pipelines.llm.local.model")
 _LOAD_LOCK = threading.RLock()
 
 
@@ -95,7 +95,7 @@ class LocalModel:
         self._eos = self._tokenizer.convert_tokens_to_ids("<|im_end|>")
         pad = self._tokenizer.pad_token_id
         self._pad = pad if pad is not None else self._eos
-        from pipelines.llm import kvcache
+        from pipelines.llm.local import kvcache
 
         model = model.to(device).eval()
         self._fast_path = kvcache.supported(model.config)
@@ -105,7 +105,7 @@ class LocalModel:
         elif self.batching:
             from transformers import StopStringCriteria
 
-            from pipelines.llm import packed
+            from pipelines.llm.local import packed
 
             packed_linears = None
             step_rows = self.max_batch * (1 + self.draft_tokens)  # the most tokens a decoding step carries

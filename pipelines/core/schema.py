@@ -16,8 +16,8 @@ from typing import Any, Iterator, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipelines.errors import UserError
-from pipelines.taxonomy import Category, Domain
+from pipelines.core.errors import UserError
+from pipelines.core.taxonomy import Category, Domain
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -1,7 +1,7 @@
 """Sample-efficiency sweeps: how few training samples are enough, and does the teacher matter?
 
-    python -m pipelines.sweep [run] [--sizes 4,8,16,32,78] [--seeds 0,1] [--teachers all,replay,embedded]
-    python -m pipelines.sweep report [--sweep ID]
+    python -m pipelines.tools.sweep [run] [--sizes 4,8,16,32,78] [--seeds 0,1] [--teachers all,replay,embedded]
+    python -m pipelines.tools.sweep report [--sweep ID]
     make sweep SWEEP_ARGS="--sizes 4,8,16 --seeds 0,1"
 
 ``run`` queues one DVC experiment per (teacher subset, size, seed) point of the curate -> sft -> eval
@@ -46,13 +46,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from pipelines.console import main_guard
-from pipelines.errors import UserError
-from pipelines.io import atomic_write_json, atomic_write_text
-from pipelines.params import Params, load_params
-from pipelines.paths import repo_root
+from pipelines.core.console import main_guard
+from pipelines.core.errors import UserError
+from pipelines.core.io import atomic_write_json, atomic_write_text
+from pipelines.core.params import Params, load_params
+from pipelines.core.paths import repo_root
 
-log = logging.getLogger("pipelines.sweep")
+log = logging.getLogger("pipelines.tools.sweep")
 
 DEFAULT_SIZES = (4, 8, 16, 32, 78)
 TAIL_START = "curate"  # the first stage an experiment runs; everything before it comes from the cache
@@ -278,7 +278,7 @@ def run_sweep(root: Path, subsets: dict[str, list[str]], sizes: list[int], seeds
               baseline: str = "once", dry_run: bool = False, wait: bool = True,
               poll_s: float = 5.0) -> dict[str, Any]:
     """Plan, queue, run and wait; return the sweep record (also saved under ``.dvc/tmp/sweeps``)."""
-    from pipelines import tracking
+    from pipelines.core import tracking
 
     params = load_params(root / "params.yaml")
     if not [m for m in params.eval.models if m.adapter]:
@@ -381,7 +381,7 @@ def load_record(root: Path, sweep_id: str | None = None) -> dict[str, Any]:
     else:
         found = sorted(folder.glob("sweep-*.json"))
         if not found:
-            raise UserError(f"no sweep recorded in {folder}; run `python -m pipelines.sweep` first")
+            raise UserError(f"no sweep recorded in {folder}; run `python -m pipelines.tools.sweep` first")
         path = found[-1]  # ids are timestamps
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -659,7 +659,7 @@ def _log_report(record: dict[str, Any], rows: list[dict[str, Any]], cells: list[
                 root: Path) -> None:
     from mlflow import MlflowClient
 
-    from pipelines.tracking import scrub
+    from pipelines.core.tracking import scrub
 
     try:
         client = MlflowClient(record["tracking_uri"])
@@ -722,7 +722,7 @@ def _shell_quote(arg: str) -> str:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.sweep", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pipelines.tools.sweep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="queue and run the sweep, then write the report (the default)",
@@ -763,7 +763,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     if args.dry_run or args.no_wait:
         if args.no_wait:
             print(f"queued {len(record['points'])} experiments of {record['id']}; `dvc queue start`, then "
-                  f"`python -m pipelines.sweep report --sweep {record['id']}`")
+                  f"`python -m pipelines.tools.sweep report --sweep {record['id']}`")
         return 0
     record["wall_seconds"] = round(time.monotonic() - started, 1)
     save_record(root, record)

@@ -1,6 +1,6 @@
 """``make ui``: the MLflow UI and a Prefect server on 127.0.0.1, stopped together by Ctrl-C.
 
-``python -m pipelines.ui [--mlflow-port 5000] [--prefect-port 4200]``
+``python -m pipelines.tools.ui [--mlflow-port 5000] [--prefect-port 4200]``
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pipelines.console import main_guard
-from pipelines.errors import UserError
-from pipelines.paths import repo_root
-from pipelines.tracking import tracking_uri
+from pipelines.core.console import main_guard
+from pipelines.core.errors import UserError
+from pipelines.core.paths import repo_root
+from pipelines.core.tracking import tracking_uri
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, name: str, timeout_s: float = 90) -> None:
@@ -73,7 +73,7 @@ def _interrupt(signum, frame) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.ui", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pipelines.tools.ui", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--prefect-port", type=int, default=4200)

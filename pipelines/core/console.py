@@ -14,7 +14,7 @@ import time
 import warnings
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 
 T = TypeVar("T")
 log = logging.getLogger("pipelines")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pipelines.errors import UserError
-from pipelines.paths import repo_root
-from pipelines.schema import Query
+from pipelines.core.errors import UserError
+from pipelines.core.paths import repo_root
+from pipelines.core.schema import Query
 
 SEEDS_DIR = repo_root() / "data" / "seeds"
 # placeholders that keep empty folders in git; never part of what the agent sees

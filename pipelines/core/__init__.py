@@ -1,0 +1,1 @@
+"""Shared machinery every stage uses: params, schema, tracking, paths, io, errors, console."""
