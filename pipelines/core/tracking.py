@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.I)
 DEFAULT_EXPERIMENT = "limi-pipeline"
 PARENT_ENV = "LIMI_PARENT_RUN_ID"
+RUN_REPORTS = Path("reports") / "runs"  # uncached: timings and host facts of the last run of each stage
 SWEEP_POINTS = Path(".dvc") / "tmp" / "sweeps" / "points"  # under the project that queued the experiments
 
 
@@ -204,6 +205,21 @@ class StageRun:
                 self._guard("log_artifact", mlflow.log_artifact, str(copy), artifact_path)
         else:
             self._guard("log_artifact", mlflow.log_artifact, str(path), artifact_path)
+
+    def record_timings(self, figures: dict[str, Any], root: Path | None = None) -> Path:
+        """Keep run-dependent figures (seconds, tokens/s, peak memory, host facts) out of DVC's outputs.
+
+        They go to MLflow as metrics (numbers) and to ``reports/runs/<stage>.json``, a git-ignored
+        report that no stage declares, so every DVC-tracked output stays a function of its inputs.
+        Returns the report's path.
+        """
+        from pipelines.core.io import atomic_write_json
+
+        self.log_metrics({k: v for k, v in _flatten(figures).items()})
+        path = (root or repo_root()) / RUN_REPORTS / f"{self.stage}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, figures)
+        return path
 
     def log_dataset(self, path: str | Path, context: str) -> None:
         """Record a dataset file as a run input, with DVC's md5 as its digest."""
