@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import dedup
+from pipelines.tools import dedup
 
 REPO = Path(__file__).resolve().parents[1]
 
