@@ -1,7 +1,7 @@
 """Stage ``mine_prs``: collect merged pull requests as normalised records.
 
 ``python -m pipelines.mine_prs`` reads ``params.yaml: mine_prs`` and writes ``data/prs/prs.jsonl``
-(one :class:`pipelines.prs.PullRequest` per line) and ``data/prs/report.json`` (counts per source
+(one :class:`pipelines.prs.records.PullRequest` per line) and ``data/prs/report.json`` (counts per source
 and repository, skipped changes with reasons), and logs an MLflow run. Sources: ``github``
 (``owner/name`` over the REST API, token from ``$GITHUB_TOKEN``), ``git`` (a local clone; the
 default mines this repository) and ``dump`` (JSON lines of API objects, a path or ``s3://``).
@@ -31,8 +31,8 @@ from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json
 from pipelines.core.params import MinePRsParams, PRSource, load_params
 from pipelines.core.paths import repo_root
-from pipelines.prs import (DEFAULT_API, REPO_NAME, TOKEN_ENV, GitHubClient, PullRequest, default_cache_dir,
-                           mine_git, mine_github, read_pr_dump, write_prs)
+from pipelines.prs.records import (DEFAULT_API, REPO_NAME, TOKEN_ENV, GitHubClient, PullRequest,
+                                   default_cache_dir, mine_git, mine_github, read_pr_dump, write_prs)
 
 log = logging.getLogger("pipelines.mine_prs")
 DEFAULT_OUT = "data/prs/prs.jsonl"

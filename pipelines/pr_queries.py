@@ -32,7 +32,7 @@ from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.llm import model_for_role
 from pipelines.core.params import Params, PRQueriesParams, load_params
 from pipelines.core.paths import repo_root
-from pipelines.prs import PullRequest, read_prs, unified_diff
+from pipelines.prs.records import PullRequest, read_prs, unified_diff
 from pipelines.core.schema import Query, VerifierSpec, WorkspaceSpec
 from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DESCRIPTIONS
 

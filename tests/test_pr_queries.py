@@ -12,7 +12,7 @@ import pytest
 from pipelines.core.params import PRQueriesParams, parse_params
 from pipelines.pr_queries import ask_teacher, filter_reason, pr_queries, template_query
 from pipelines.llm.scripted import ScriptedModel
-from pipelines.prs import mine_git, write_prs
+from pipelines.prs.records import mine_git, write_prs
 
 GIT = ["git", "-c", "user.email=a@b.c", "-c", "user.name=dev", "-c", "commit.gpgsign=false"]
 
