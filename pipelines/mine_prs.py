@@ -31,8 +31,11 @@ from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json
 from pipelines.core.params import MinePRsParams, PRSource, load_params
 from pipelines.core.paths import repo_root
-from pipelines.prs.records import (DEFAULT_API, REPO_NAME, TOKEN_ENV, GitHubClient, PullRequest,
-                                   default_cache_dir, mine_git, mine_github, read_pr_dump, write_prs)
+from pipelines.prs.dump import read_pr_dump
+from pipelines.prs.git import mine_git
+from pipelines.prs.github import GitHubClient, default_cache_dir, mine_github
+from pipelines.prs.github_defaults import DEFAULT_API, REPO_NAME, TOKEN_ENV
+from pipelines.prs.records import PullRequest, write_prs
 
 log = logging.getLogger("pipelines.mine_prs")
 DEFAULT_OUT = "data/prs/prs.jsonl"

@@ -21,7 +21,10 @@ from pydantic import ValidationError
 
 from pipelines.core.errors import UserError
 from pipelines.mine_prs import MinePRsParams, PRSource, mine
-from pipelines.prs.records import GitHubClient, mine_git, read_pr_dump, read_prs, unified_diff
+from pipelines.prs.dump import read_pr_dump
+from pipelines.prs.git import mine_git
+from pipelines.prs.github import GitHubClient
+from pipelines.prs.records import read_prs, unified_diff
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "ghp_TESTtoken_0123456789abcdef"

@@ -12,7 +12,8 @@ import pytest
 from pipelines.core.params import PRQueriesParams, parse_params
 from pipelines.pr_queries import ask_teacher, filter_reason, pr_queries, template_query
 from pipelines.llm.scripted import ScriptedModel
-from pipelines.prs.records import mine_git, write_prs
+from pipelines.prs.git import mine_git
+from pipelines.prs.records import write_prs
 
 GIT = ["git", "-c", "user.email=a@b.c", "-c", "user.name=dev", "-c", "commit.gpgsign=false"]
 

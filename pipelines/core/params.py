@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipelines.core.errors import ParamsError
 from pipelines.core.paths import params_file
-from pipelines.prs.records import DEFAULT_API, REPO_NAME
+from pipelines.prs.github_defaults import DEFAULT_API, REPO_NAME
 from pipelines.core.taxonomy import Category, Domain
 
 
