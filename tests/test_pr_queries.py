@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.core.params import PRQueriesParams, parse_params
-from pipelines.pr_queries import ask_teacher, filter_reason, pr_queries, template_query
+from pipelines.pr_queries import pr_queries
+from pipelines.prs.filters import filter_reason
+from pipelines.prs.queries import ask_teacher, template_query
 from pipelines.llm.scripted import ScriptedModel
 from pipelines.prs.git import mine_git
 from pipelines.prs.records import write_prs
