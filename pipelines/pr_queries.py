@@ -51,8 +51,9 @@ def pr_queries(params: Params, root: Path, prs_path: Path, out: Path, report_pat
                 raise
             log.warning("teacher unavailable; composing template queries")
     queries, skipped, writers = write_queries(kept, teacher, p, root)
-    report = {"mined": len(prs), "filtered": dict(dropped), "kept_after_filters": len(kept),
-              "queries": len(queries), "skipped_by_teacher": skipped, "writers": dict(writers)}
+    # counts only, keys sorted: the report is a function of the PRs, the params and the teacher's answers
+    report = {"mined": len(prs), "filtered": dict(sorted(dropped.items())), "kept_after_filters": len(kept),
+              "queries": len(queries), "skipped_by_teacher": skipped, "writers": dict(sorted(writers.items()))}
     atomic_write_text(out, "".join(q.model_dump_json() + "\n" for q in queries))
     atomic_write_json(report_path, report)
     if tracker is not None:

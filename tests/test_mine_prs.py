@@ -17,7 +17,7 @@ from pipelines.core.params import MinePRsParams, PRSource
 from pipelines.mine_prs import mine
 from pipelines.prs.records import read_prs
 from tests.prs.pr_fixtures import (TOKEN, FakeGitHub, all_text, github, pr_repo,  # noqa: F401 (fixtures)
-                                   serve_repo)
+                                   serve_repo, sh)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,3 +130,82 @@ def test_token_never_reaches_records_logs_or_mlflow(github, tmp_path):
     for path in root.rglob("*"):
         if path.is_file() and ".git" not in path.parts:
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+# ---------------------------------------------------------------- a pinned git source reproduces
+def plain_history(repo: Path) -> str:
+    """Three plain commits (no PR subjects, as in this project's history); returns the last one's sha."""
+    repo.mkdir()
+    sh(repo, "init", "-q", "-b", "main")
+    for i in range(3):
+        (repo / "notes.txt").write_text("".join(f"note {j}\n" for j in range(i + 1)))
+        (repo / f"file{i}.py").write_text(f"VALUE = {i}\n")
+        sh(repo, "add", ".")
+        sh(repo, "commit", "-qm", f"Note {i}", when=f"2024-01-0{i + 1}T00:00:00+00:00")
+    return sh(repo, "rev-parse", "HEAD")
+
+
+class RecordingTracker:
+    def __init__(self) -> None:
+        self.figures: list[dict] = []
+
+    def record_timings(self, figures: dict, root: Path | None = None) -> Path:
+        self.figures.append(figures)
+        return Path(os.devnull)
+
+
+def test_pinned_git_source_gives_byte_identical_outputs_after_new_commits(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    pinned = plain_history(repo)
+    params = MinePRsParams(sources=[PRSource(kind="git", repo="repo", rev=pinned)])
+    tracker = RecordingTracker()
+    first, second = tmp_path / "first", tmp_path / "second"
+    mine(params, first / "prs.jsonl", tmp_path, report_path=first / "report.json", tracker=tracker)
+
+    # The branch moves on (a squash commit that would switch the history to PR mode), the clone gains a GitHub
+    # remote, and the user's git config asks for other hunks and another file order: none of it may show.
+    (repo / "file0.py").write_text("VALUE = 10\n")
+    sh(repo, "commit", "-qam", "Change the value (#9)", when="2024-02-01T00:00:00+00:00")
+    sh(repo, "remote", "add", "origin", "https://github.com/o/r.git")
+    (tmp_path / "order").write_text("file2.py\nnotes.txt\n")
+    (tmp_path / "gitconfig").write_text(f"[diff]\n\tcontext = 1\n\talgorithm = histogram\n\tnoprefix = true\n"
+                                        f"\torderFile = {tmp_path / 'order'}\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    mine(params, second / "prs.jsonl", tmp_path, report_path=second / "report.json", tracker=tracker)
+
+    for name in ("prs.jsonl", "report.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    prs = read_prs(first / "prs.jsonl")
+    assert [pr.title for pr in prs] == ["Note 2", "Note 1"] and prs[0].head_sha == pinned
+    assert [f.path for f in prs[0].files] == ["file2.py", "notes.txt"] and prs[0].url is None
+    report = json.loads((first / "report.json").read_text())
+    assert report["sources"][0]["rev"] == pinned and "github_requests" not in report
+    assert [sorted(f) for f in tracker.figures] == [["github_requests", "seconds"]] * 2  # timings go to the tracker
+    mine(MinePRsParams(sources=[PRSource(kind="git", repo="repo")]), tmp_path / "head.jsonl", tmp_path)
+    assert [pr.number for pr in read_prs(tmp_path / "head.jsonl")] == [9]  # unpinned, HEAD's new PR shows
+
+
+def test_pinned_rev_missing_or_shallow_names_the_params_key(tmp_path):
+    pinned = plain_history(tmp_path / "repo")
+    out = tmp_path / "out" / "prs.jsonl"
+    (tmp_path / "x.jsonl").write_text("")
+    missing = MinePRsParams(sources=[PRSource(kind="dump", uri=str(tmp_path / "x.jsonl")),
+                                     PRSource(kind="git", repo="repo", rev="0" * 40)])
+    with pytest.raises(UserError, match=r"^params\.yaml: mine_prs\.sources\[1\]\.rev: commit 0{40} is not in the "
+                                        r"clone at .*repo .*fetch --unshallow"):
+        mine(missing, out, tmp_path, report_path=out.parent / "report.json")
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{tmp_path / 'repo'}", str(tmp_path / "shallow")],
+                   check=True, capture_output=True)
+    shallow = MinePRsParams(sources=[PRSource(kind="git", repo="shallow", rev=pinned)])
+    with pytest.raises(UserError, match=r"^params\.yaml: mine_prs\.sources\[0\]\.rev: .*shallow is a shallow clone.*"
+                                        r"git -C .*shallow fetch --unshallow"):
+        mine(shallow, out, tmp_path)
+    assert not out.parent.exists()  # nothing written
+
+
+def test_rev_is_a_full_sha_of_a_git_source():
+    assert PRSource(kind="git", rev="a" * 40).rev == "a" * 40
+    with pytest.raises(ValidationError, match="should match pattern"):
+        PRSource(kind="git", rev="28d2393")
+    with pytest.raises(ValidationError, match="only for kind: git"):
+        PRSource(kind="github", repo="o/r", rev="a" * 40)

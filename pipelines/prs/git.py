@@ -28,13 +28,22 @@ class GitError(UserError):
     """A git command failed."""
 
 
+class RevisionError(GitError):
+    """The pinned commit is not in the clone, or the clone is too shallow to mine its history completely."""
+
+
 MERGE_SUBJECT = re.compile(r"^Merge pull request #(\d+) from (\S+)")
 SQUASH_SUBJECT = re.compile(r"^(.*?)\s*\(#(\d+)\)$")
 GITHUB_REMOTE = re.compile(r"github\.com[:/]+([^/\s]+)/([^/\s]+?)(?:\.git)?/?$")
-# Neutralise user config that would change what we parse (signatures in log, prefixes, relative paths).
-_GIT_CONFIG = ["-c", "core.quotepath=off", "-c", "log.showSignature=false", "-c", "diff.noprefix=false",
-               "-c", "diff.mnemonicPrefix=false", "-c", "diff.relative=false"]
-_DIFF = ["diff", "--no-color", "--no-ext-diff", "--no-textconv", "-M"]
+# Neutralise user config that would change what we parse (signatures in log, prefixes, relative paths)
+# or what we record (hunk shapes, file order), so a commit gives the same records on every machine.
+_GIT_SETTINGS = (
+    "core.quotepath=off", "log.showSignature=false", "diff.noprefix=false", "diff.mnemonicPrefix=false",
+    "diff.relative=false", "diff.algorithm=myers", "diff.indentHeuristic=true", "diff.context=3",
+    "diff.interHunkContext=0", "diff.suppressBlankEmpty=false", "diff.submodule=short", "diff.renameLimit=1000",
+    "diff.ignoreSubmodules=none", "core.attributesFile=/dev/null", "i18n.logOutputEncoding=UTF-8")
+_GIT_CONFIG = [arg for setting in _GIT_SETTINGS for arg in ("-c", setting)]
+_DIFF = ["diff", "--no-color", "--no-ext-diff", "--no-textconv", "-M", "-O/dev/null"]
 
 
 def _text(raw: bytes) -> str:
@@ -174,44 +183,36 @@ def _github_slug(repo: Path) -> str | None:
 
 
 def mine_git(repo_path: str | Path, since: date | None = None, until: date | None = None, limit: int | None = None,
-             *, rev: str = "HEAD", repo_name: str | None = None, skipped: Counter | None = None
+             *, rev: str | None = None, repo_name: str | None = None, skipped: Counter | None = None
              ) -> Iterator[PullRequest]:
-    """Change units of a local clone's first-parent history of ``rev``, newest first.
+    """Change units of a local clone's first-parent history, newest first.
 
     PR merges (``Merge pull request #N from ...``: base = first parent, head = second parent) and
     squash commits (``Subject (#N)``: base = parent). The patch is what the unit brought into the
     base branch (first parent -> commit), so it applies at ``base_sha``. A history with neither
     yields single non-merge commits instead (``change_unit: commit``, ``number: None``).
-    ``since``/``until`` filter on the merge (commit) date; ``limit`` caps the units yielded;
-    ``repo_name`` labels the records (default: ``repo_path`` as given).
+    ``rev``: None mines HEAD, with GitHub URLs from ``remote.origin.url``; a commit pins the records
+    to that commit's history alone (RevisionError when the clone lacks it or is shallow; no URLs,
+    since remotes differ between clones). ``since``/``until`` filter on the merge (commit) date;
+    ``limit`` caps the units yielded; ``repo_name`` labels the records (default: ``repo_path`` as given).
     """
     path = Path(repo_path).expanduser()
     if not path.is_dir():
         raise UserError(f"{path}: no such directory")
     git(path, "rev-parse", "--git-dir")
-    try:
-        git(path, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
-    except GitError:
-        raise GitError(f"{path}: {rev} names no commit (an empty repository?)") from None
-    commits = _log(path, rev, first_parent=True)
+    commits = _log(path, _start(path, rev), first_parent=True)
     units = [_classify(c) for c in commits]
     pr_mode = any(units)
     if not pr_mode:
         log.warning("%s: no 'Merge pull request #N' or '(#N)' commits; mining single commits instead", path)
     label = repo_name or str(repo_path)
-    slug = _github_slug(path)
+    slug = _github_slug(path) if rev is None else None
     seen: set[int] = set()
     kept = 0
     for commit, unit in zip(commits, units):
+        unit = unit or _single_commit(commit, pr_mode, skipped)
         if unit is None:
-            if pr_mode:
-                count_skip(skipped, "not a pull request merge or squash commit")
-                continue
-            if len(commit.parents) != 1:
-                count_skip(skipped, "root commit" if not commit.parents else "merge commit")
-                continue
-            subject, body = _split_message(commit.message)
-            unit = _Unit(commit, "commit", None, subject, body)
+            continue
         if unit.number is not None and unit.number in seen:
             count_skip(skipped, "pull request number seen in a newer commit")
             continue
@@ -230,6 +231,37 @@ def mine_git(repo_path: str | Path, since: date | None = None, until: date | Non
         kept += 1
         if limit and kept >= limit:
             return
+
+
+def _start(path: Path, rev: str | None) -> str:
+    """The commit to walk back from: HEAD, or the pinned ``rev`` (whose whole history must be in the clone)."""
+    if rev is None:
+        try:
+            git(path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        except GitError:
+            raise GitError(f"{path}: HEAD names no commit (an empty repository?)") from None
+        return "HEAD"
+    try:
+        sha = _text(git(path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")).strip()
+    except GitError:
+        raise RevisionError(f"commit {rev} is not in the clone at {path} (a shallow clone, or not fetched); "
+                            f"run `git -C {path} fetch --unshallow`, or pin a commit the clone has") from None
+    if _text(git(path, "rev-parse", "--is-shallow-repository")).strip() == "true":
+        raise RevisionError(f"{path} is a shallow clone, so the history of {rev} may be cut short and the records "
+                            f"would depend on the clone's depth; run `git -C {path} fetch --unshallow`")
+    return sha
+
+
+def _single_commit(commit: _Commit, pr_mode: bool, skipped: Counter | None) -> _Unit | None:
+    """A commit as its own change unit, when the history names no PRs and it is neither a root nor a merge."""
+    if pr_mode:
+        count_skip(skipped, "not a pull request merge or squash commit")
+        return None
+    if len(commit.parents) != 1:
+        count_skip(skipped, "root commit" if not commit.parents else "merge commit")
+        return None
+    subject, body = _split_message(commit.message)
+    return _Unit(commit, "commit", None, subject, body)
 
 
 def _unit_record(repo: Path, unit: _Unit, label: str, slug: str | None) -> PullRequest:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections import Counter
 from datetime import date
 
 import pytest
 
 from pipelines.core.errors import UserError
-from pipelines.prs.git import mine_git
+from pipelines.prs.git import RevisionError, mine_git
 from tests.prs.pr_fixtures import pr_repo, sh  # noqa: F401 (pr_repo is a fixture)
 
 
@@ -69,3 +70,17 @@ def test_history_without_prs_falls_back_to_commits(tmp_path):
 def test_not_a_repository_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not a git repository"):
         list(mine_git(tmp_path))
+
+
+def test_rev_pins_the_history_and_leaves_out_the_remote(pr_repo, tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(pr_repo), str(clone)], check=True)
+    sh(clone, "remote", "set-url", "origin", "git@github.com:o/r.git")
+    squash = sh(clone, "rev-parse", "HEAD~1")
+    merge = sh(clone, "rev-parse", "HEAD~2")
+    assert [(pr.number, pr.url) for pr in mine_git(clone)] == [(8, "https://github.com/o/r/pull/8"),
+                                                              (7, "https://github.com/o/r/pull/7")]
+    assert [(pr.number, pr.url) for pr in mine_git(clone, rev=squash)] == [(8, None), (7, None)]
+    assert [pr.number for pr in mine_git(clone, rev=merge)] == [7]
+    with pytest.raises(RevisionError, match=f"commit {'0' * 40} is not in the clone at {clone}"):
+        list(mine_git(clone, rev="0" * 40))
