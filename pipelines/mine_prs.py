@@ -1,10 +1,11 @@
 """Stage ``mine_prs``: collect merged pull requests as normalised records.
 
 ``python -m pipelines.mine_prs`` reads ``params.yaml: mine_prs`` and writes ``data/prs/prs.jsonl``
-(one :class:`pipelines.prs.PullRequest` per line) and ``data/prs/report.json`` (counts per source
+(one :class:`pipelines.prs.records.PullRequest` per line) and ``data/prs/report.json`` (counts per source
 and repository, skipped changes with reasons), and logs an MLflow run. Sources: ``github``
-(``owner/name`` over the REST API, token from ``$GITHUB_TOKEN``), ``git`` (a local clone; the
-default mines this repository) and ``dump`` (JSON lines of API objects, a path or ``s3://``).
+(``owner/name`` over the REST API, token from ``$GITHUB_TOKEN``), ``git`` (a local clone, HEAD or
+the history of a pinned commit ``rev``; the default mines this repository up to a fixed commit) and
+``dump`` (JSON lines of API objects, a path or ``s3://``).
 
 ``python -m pipelines.mine_prs --repo PATH_OR_OWNER/NAME --out FILE [--since DATE] [--until DATE]
 [--limit N]`` mines one repository without params.yaml or MLflow: an existing directory with git,
@@ -31,52 +32,80 @@ from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json
 from pipelines.core.params import MinePRsParams, PRSource, load_params
 from pipelines.core.paths import repo_root
-from pipelines.prs import (DEFAULT_API, REPO_NAME, TOKEN_ENV, GitHubClient, PullRequest, default_cache_dir,
-                           mine_git, mine_github, read_pr_dump, write_prs)
+from pipelines.prs.dump import read_pr_dump
+from pipelines.prs.git import RevisionError, mine_git
+from pipelines.prs.github import GitHubClient, default_cache_dir, mine_github
+from pipelines.prs.github_defaults import DEFAULT_API, REPO_NAME, TOKEN_ENV
+from pipelines.prs.records import PullRequest, write_prs
 
 log = logging.getLogger("pipelines.mine_prs")
 DEFAULT_OUT = "data/prs/prs.jsonl"
 
 
 def mine(params: MinePRsParams, out: Path, root: Path, *, report_path: Path | None = None,
-         sleep: Callable[[float], None] = time.sleep) -> dict:
+         sleep: Callable[[float], None] = time.sleep, tracker=None) -> dict:
     """Mine every source of ``params``; write ``out`` (JSONL) and ``report_path`` (if given); return the report.
 
     Nothing is written unless every source succeeded. A PR met twice (same ``repo#number``) is kept once.
+    Records keep the sources' order; the report holds counts only, so both are a function of the sources.
+    Run-dependent figures (seconds, GitHub requests and cache hits) go to ``tracker.record_timings``.
     """
+    started = time.monotonic()
     records: list[PullRequest] = []
     seen: set[str] = set()
-    report: dict = {"total": 0, "repos": {}, "sources": [], "skipped": {}}
+    entries: list[dict] = []
     client: GitHubClient | None = None
     try:
-        for source in params.sources:
-            skipped: Counter = Counter()
+        for index, source in enumerate(params.sources):
             if source.kind == "github" and client is None:
                 client = _github_client(params, root, sleep)
-            units: Counter = Counter()
-            for pr in progress(_records(source, root, client, skipped), desc=f"mine_prs {source.kind} {source.label}",
-                               unit="PR"):
-                if pr.key in seen:
-                    skipped["duplicate of an earlier record"] += 1
-                    continue
-                seen.add(pr.key)
-                records.append(pr)
-                units[pr.change_unit] += 1
-                report["repos"][pr.repo] = report["repos"].get(pr.repo, 0) + 1
-            report["sources"].append({"kind": source.kind, "repo": source.repo if source.kind != "dump" else None,
-                                      "uri": source.uri, "prs": sum(units.values()), "change_units": dict(units),
-                                      "skipped": dict(skipped)})
-            for reason, count in skipped.items():
-                report["skipped"][reason] = report["skipped"].get(reason, 0) + count
+            entries.append(_mine_source(index, source, root, client, seen, records))
     finally:
+        requests = dict(sorted(client.stats.items())) if client is not None else {}
         if client is not None:
-            report["github_requests"] = dict(client.stats)
             client.close()
-    report["total"] = len(records)
+    report = _report(records, entries)
     write_prs(out, records)
     if report_path is not None:
         atomic_write_json(report_path, report)
+    if tracker is not None:
+        tracker.record_timings({"seconds": round(time.monotonic() - started, 3), "github_requests": requests},
+                               root=root)
     return report
+
+
+def _mine_source(index: int, source: PRSource, root: Path, client: GitHubClient | None, seen: set[str],
+                 records: list[PullRequest]) -> dict:
+    """Append the source's records not ``seen`` before to ``records``; return the source's report entry."""
+    skipped: Counter = Counter()
+    units: Counter = Counter()
+    try:
+        for pr in progress(_records(source, root, client, skipped), desc=f"mine_prs {source.kind} {source.label}",
+                           unit="PR"):
+            if pr.key in seen:
+                skipped["duplicate of an earlier record"] += 1
+                continue
+            seen.add(pr.key)
+            records.append(pr)
+            units[pr.change_unit] += 1
+    except RevisionError as exc:
+        raise UserError(f"params.yaml: mine_prs.sources[{index}].rev: {exc}") from None
+    return {"kind": source.kind, "repo": source.repo if source.kind != "dump" else None, "uri": source.uri,
+            "rev": source.rev, "prs": sum(units.values()), "change_units": _sorted(units), "skipped": _sorted(skipped)}
+
+
+def _report(records: list[PullRequest], entries: list[dict]) -> dict:
+    """Totals over the sources: records per repository and skips per reason."""
+    skipped: Counter = Counter()
+    for entry in entries:
+        skipped.update(entry["skipped"])
+    return {"total": len(records), "repos": _sorted(Counter(pr.repo for pr in records)), "sources": entries,
+            "skipped": _sorted(skipped)}
+
+
+def _sorted(counts: Counter) -> dict[str, int]:
+    """A count per key, keys sorted: the same counts always serialise the same way."""
+    return dict(sorted(counts.items()))
 
 
 def _records(source: PRSource, root: Path, client: GitHubClient | None, skipped: Counter) -> Iterator[PullRequest]:
@@ -84,7 +113,7 @@ def _records(source: PRSource, root: Path, client: GitHubClient | None, skipped:
     if source.kind == "git":
         path = Path(source.repo).expanduser()
         return mine_git(path if path.is_absolute() else root / path, source.since, source.until, limit,
-                        repo_name=source.repo, skipped=skipped)
+                        rev=source.rev, repo_name=source.repo, skipped=skipped)
     if source.kind == "github":
         assert client is not None
         return mine_github(client, source.repo, source.since, source.until, limit, skipped)
@@ -159,10 +188,9 @@ def main() -> int:
             from pipelines.core.tracking import stage_run
 
             with stage_run("mine_prs", everything.group("mine_prs")) as run:
-                report = mine(params, out, root, report_path=report_path)
+                report = mine(params, out, root, report_path=report_path, tracker=run)
                 run.log_metrics({"prs": report["total"], "skipped": sum(report["skipped"].values()),
-                                 **{f"prs_{s['kind']}_{i}": s["prs"] for i, s in enumerate(report["sources"])},
-                                 **{f"github_{k}": v for k, v in report.get("github_requests", {}).items()}})
+                                 **{f"prs_{s['kind']}_{i}": s["prs"] for i, s in enumerate(report["sources"])}})
                 run.log_dict(report, "report.json")
     units = Counter()
     for source in report["sources"]:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipelines.core.errors import ParamsError
 from pipelines.core.paths import params_file
-from pipelines.prs import DEFAULT_API, REPO_NAME
+from pipelines.prs.github_defaults import DEFAULT_API, REPO_NAME
 from pipelines.core.taxonomy import Category, Domain
 
 
@@ -145,9 +145,14 @@ class PRSource(Strict):
     limit: int = Field(100, ge=0, description="at most this many PRs from this source (0 = no cap)")
     since: date | None = Field(None, description="keep PRs merged on or after this day (UTC)")
     until: date | None = Field(None, description="keep PRs merged on or before this day (UTC)")
+    rev: str | None = Field(None, pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$",
+                            description="git only: mine the history of this commit (full sha) instead of HEAD, "
+                            "so the records stay the same while the branch moves on")
 
     @model_validator(mode="after")
     def _fits_kind(self) -> "PRSource":
+        if self.rev and self.kind != "git":
+            raise ValueError("rev is only for kind: git")
         if self.kind == "github" and not REPO_NAME.match(self.repo):
             raise ValueError(f"a github source's repo is owner/name (got {self.repo!r})")
         if self.kind == "dump" and not self.uri:

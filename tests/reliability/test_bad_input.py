@@ -16,8 +16,8 @@ from pipelines.curate import curate
 from pipelines.core.errors import UserError
 from pipelines.evaluation.suites import load_agencybench
 from pipelines.core.params import PRQueriesParams, load_params
-from pipelines.pr_queries import filter_reason
-from pipelines.prs import read_pr_dump
+from pipelines.prs.filters import filter_reason
+from pipelines.prs.dump import read_pr_dump
 from pipelines.core.schema import read_queries
 from pipelines.sft import load_training_set
 from tests.reliability.test_faults import _trajectory

@@ -1,0 +1,148 @@
+"""From a pull request to a developer-style query: the teacher's prompt, its validated answer, the Query record.
+
+The teacher sees the title, body and file list, never the patch's lines; it answers by calling
+``submit_query``. The gold patch becomes the ``reference_patch`` verifier and the workspace is the
+repository at the PR's base commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pipelines.core.console import progress
+from pipelines.core.errors import ModelError
+from pipelines.core.params import PRQueriesParams
+from pipelines.core.schema import Query, VerifierSpec, WorkspaceSpec
+from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DESCRIPTIONS
+from pipelines.prs.records import PullRequest, unified_diff
+
+PROMPT_VERSION = "pr-query-v1"
+
+SUBMIT_TOOL = {"type": "function", "function": {
+    "name": "submit_query",
+    "description": "Submit the developer's request for this change.",
+    "parameters": {"type": "object", "additionalProperties": False, "required": ["query", "category", "modified_files"],
+                   "properties": {
+                       "query": {"type": "string", "description": "the request, as the developer would type it"},
+                       "category": {"type": "string", "enum": list(CATEGORIES)},
+                       "modified_files": {"type": "array", "items": {"type": "string"}},
+                       "related_files": {"type": "array", "items": {"type": "string"}}}}}}
+
+PROMPT = """A pull request was merged in the repository {repo}. Write the request a developer would have typed
+to an AI coding assistant to get this change made, in the first person, naming the behaviour wanted and
+the files involved, without pasting code and without saying that a pull request exists.
+
+Title: {title}
+Description: {body}
+Files changed ({n_files}): {files}
+
+Categories: {categories}
+
+Call submit_query with the request, the category, the modified files and any related files."""
+
+
+def ask_teacher(teacher, pr: PullRequest, attempts: int, max_tokens: int = 256) -> tuple[dict[str, Any] | None, str]:
+    """The teacher's validated ``submit_query`` arguments, or None and the last problem."""
+    prompt = PROMPT.format(repo=pr.repo, title=pr.title, body=(pr.body or "(none)")[:2000], n_files=len(pr.files),
+                           files=", ".join(f.path for f in pr.files[:30]),
+                           categories="; ".join(f"{c}: {d}" for c, d in CATEGORY_DESCRIPTIONS.items()))
+    problem = "no answer"
+    for attempt in range(attempts):
+        try:
+            reply = teacher.chat([{"role": "user", "content": prompt}], [SUBMIT_TOOL],
+                                 tool_choice={"type": "function", "function": {"name": "submit_query"}},
+                                 parallel_tool_calls=False, seed=attempt, max_tokens=max_tokens)
+        except ModelError as exc:  # an outage costs this PR its teacher answer, not the whole stage
+            problem = f"teacher failed: {exc}"
+            continue
+        if reply.format_error:
+            problem = reply.format_error
+            continue
+        calls = [c for c in reply.tool_calls if c["function"]["name"] == "submit_query"]
+        if not calls:
+            problem = "the teacher did not call submit_query"
+            continue
+        args = calls[0]["function"]["arguments"]
+        problem = _invalid(args, pr)
+        if problem is None:
+            return args, ""
+    return None, problem
+
+
+def _invalid(args: dict[str, Any], pr: PullRequest) -> str | None:
+    query = args.get("query")
+    if not isinstance(query, str) or len(query.split()) < 5:
+        return "query missing or shorter than five words"
+    if args.get("category") not in CATEGORIES:
+        return f"category {args.get('category')!r} is not one of the taxonomy's"
+    files = args.get("modified_files")
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return "modified_files is not a list of paths"
+    leaked = _leaked_patch_line(query, pr)
+    if leaked:
+        return f"the query copies a line of the patch ({leaked[:60]!r})"
+    return None
+
+
+def _leaked_patch_line(query: str, pr: PullRequest) -> str | None:
+    """An added line of the gold patch (of some length) that appears verbatim in the query."""
+    for f in pr.files:
+        for line in (f.patch or "").splitlines():
+            body = line[1:].strip()
+            if line.startswith("+") and len(body) >= 25 and body in query:
+                return body
+    return None
+
+
+def template_query(pr: PullRequest) -> dict[str, Any]:
+    """A plain request composed from the title and body when no teacher answer is usable."""
+    paragraph = re.split(r"\n\s*\n", (pr.body or "").strip())[0] if pr.body else ""
+    files = [f.path for f in pr.files]
+    text = f"{pr.title.rstrip('.')}." + (f" {paragraph}" if paragraph else "")
+    text += f" The change should be made in {', '.join(files[:5])}{' and related files' if len(files) > 5 else ''}."
+    return {"query": text, "category": "codebase_debugging" if re.search(r"\bfix", pr.title, re.I)
+            else "application_development", "modified_files": files, "related_files": []}
+
+
+def to_query(pr: PullRequest, answer: dict[str, Any], writer: str, root: Path) -> Query:
+    """The Query record: workspace at the base commit, gold patch as the verifier's reference."""
+    local = (root / pr.repo).exists() if not pr.repo.startswith(("http", "git@")) else False
+    git = pr.repo if local or "://" in pr.repo else f"https://github.com/{pr.repo}.git"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", Path(pr.repo).name if local else pr.repo).strip("-") or "repo"
+    unit = str(pr.number) if pr.number is not None else pr.head_sha[:12]
+    return Query(
+        id=f"pr-{slug}-{unit}", source="pr", domain="software", category=answer["category"], query=answer["query"],
+        workspace=WorkspaceSpec(git=git, commit=pr.base_sha),
+        verifier=VerifierSpec(kind="reference_patch", patch=unified_diff(pr.files), pass_threshold=0.8),
+        provenance={"pr": pr.key, "url": pr.url, "repo": pr.repo, "number": pr.number, "head_sha": pr.head_sha,
+                    "writer": writer, "prompt_version": PROMPT_VERSION,
+                    "modified_files": answer.get("modified_files", []), "related_files": answer.get("related_files", [])},
+    )
+
+
+
+def write_queries(prs: list[PullRequest], teacher, params: PRQueriesParams, root: Path
+                  ) -> tuple[list[Query], dict[str, str], Counter]:
+    """A query per PR, in the PRs' order: the teacher's, or with ``fallback: template`` a composed one.
+
+    ``teacher`` may be None (unavailable). Returns the queries, the skipped PRs' problems by key, and
+    the count of queries by writer.
+    """
+    queries: list[Query] = []
+    skipped: dict[str, str] = {}
+    writers: Counter = Counter()
+    for pr in progress(prs, desc="pr_queries", unit="PR"):
+        answer, problem = ask_teacher(teacher, pr, params.attempts, params.max_tokens) if teacher is not None \
+            else (None, "no teacher")
+        writer = getattr(teacher, "name", "teacher")
+        if answer is None:
+            if params.fallback != "template":
+                skipped[pr.key] = problem
+                continue
+            answer, writer = template_query(pr), "template"
+        queries.append(to_query(pr, answer, writer, root))
+        writers[writer] += 1
+    return queries, skipped, writers
