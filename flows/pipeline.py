@@ -35,7 +35,6 @@ from prefect.runtime import flow_run, task_run  # noqa: E402
 from prefect.tasks import exponential_backoff  # noqa: E402
 
 from flows.dag import StageInfo, read_stages, select  # noqa: E402
-from flows.dvc_runner import DvcOutcome, StageFailed, run_dvc  # noqa: E402
 from flows.records import (  # noqa: E402
     ParentRun,
     StageRecord,
@@ -46,6 +45,7 @@ from flows.records import (  # noqa: E402
     summary_metrics,
 )
 from pipelines.core import tracking  # noqa: E402
+from pipelines.core.dvc import DvcOutcome, StageFailed, run_dvc  # noqa: E402
 from pipelines.core.paths import repo_root  # noqa: E402
 
 HOUR = 3600.0

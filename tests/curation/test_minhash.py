@@ -16,7 +16,7 @@ from pipelines.curation.minhash import (
     near_duplicate_clusters, normalize_text, optimal_bands, shingle_set,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MASK = (1 << 64) - 1
 
 

@@ -16,7 +16,7 @@ import yaml
 from pipelines.agent.sandbox import BwrapSandbox
 from pipelines.core.errors import UserError
 from pipelines.core.params import parse_params
-from pipelines.tools.sweep import Cell, build_cells, cap_sizes, compare, hydra, overrides, parse_subsets, plan
+from pipelines.tools.sweep.cli import Cell, build_cells, cap_sizes, compare, hydra, overrides, parse_subsets, plan
 from tests.conftest import REPO, run_module
 from tests.test_curate import record, text
 

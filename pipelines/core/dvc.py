@@ -1,14 +1,16 @@
 """One DVC call in a child process that reports which stages DVC actually ran.
 
-Parent side (a Prefect task)::
+Parent side (a Prefect task, or any tool that runs stages)::
 
     outcome = run_dvc(["repro", "dvc.yaml:collect"], root=root, env=env, timeout_s=3600, log=logger.info)
     outcome.ran, outcome.restored, outcome.skipped, outcome.seconds
 
 Child side, run by ``run_dvc`` with the project root as the current directory (stdlib and DVC only)::
 
-    python flows/dvc_runner.py repro TARGET --result FILE
-    python flows/dvc_runner.py exp [TARGET ...] --name NAME [--set key=value ...] --result FILE
+    python -I pipelines/core/dvc.py repro TARGET --result FILE
+    python -I pipelines/core/dvc.py exp [TARGET ...] --name NAME [--set key=value ...] --result FILE
+
+(``-I`` keeps this file's folder off ``sys.path``: its name would otherwise shadow DVC's package.)
 
 Why DVC's Python API inside a child process, rather than the API in the flow's process or the
 ``dvc repro`` command line:
@@ -80,7 +82,7 @@ class StageFailed(RuntimeError):
 
 def run_dvc(args: list[str], *, root: Path, env: dict[str, str], timeout_s: float | None = None,
             log: Callable[[str], None] = print, tail_lines: int = 40) -> DvcOutcome:
-    """Run ``flows/dvc_runner.py ARGS`` in ``root``; relay its output line by line to ``log``.
+    """Run ``pipelines/core/dvc.py ARGS`` in ``root``; relay its output line by line to ``log``.
 
     Returns the outcome; raises :class:`StageFailed` if DVC fails and ``TimeoutError`` after ``timeout_s``
     (the child's whole process group is killed, on a timeout and on any other interruption).
@@ -88,7 +90,8 @@ def run_dvc(args: list[str], *, root: Path, env: dict[str, str], timeout_s: floa
     what = "dvc " + " ".join(args)
     with tempfile.TemporaryDirectory(prefix="limi-dvc-") as tmp:
         result_file = Path(tmp) / "result.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--result", str(result_file)]
+        # -I: this file's folder must not come first on the child's sys.path (dvc.py would shadow DVC)
+        cmd = [sys.executable, "-I", str(Path(__file__).resolve()), *args, "--result", str(result_file)]
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", bufsize=1, start_new_session=True)
         tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
@@ -172,7 +175,7 @@ class StageEvents(logging.Handler):
 
 
 def _child(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flows/dvc_runner.py", description="one DVC call for a Prefect task")
+    parser = argparse.ArgumentParser(prog="pipelines/core/dvc.py", description="one DVC call for a Prefect task")
     sub = parser.add_subparsers(dest="command", required=True)
     repro = sub.add_parser("repro", help="dvc repro --single-item TARGET")
     repro.add_argument("target")

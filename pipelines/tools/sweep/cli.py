@@ -46,7 +46,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from pipelines.core.console import main_guard
 from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.core.params import Params, load_params
@@ -773,6 +772,3 @@ def main(argv: Iterable[str] | None = None) -> int:
           f"succeeded in {record['wall_seconds'] / 60:.1f} min; wrote {summary['report']} and {summary['plot']}")
     return 1 if failed else 0
 
-
-if __name__ == "__main__":
-    main_guard(main)
