@@ -36,7 +36,8 @@ from typing import Any, Iterable
 from pydantic import ValidationError
 
 from pipelines.core.console import main_guard
-from pipelines.curation.minhash import exact_duplicate_groups, near_duplicate_clusters, normalize_text
+from pipelines.curation.lsh import exact_duplicate_groups, near_duplicate_clusters
+from pipelines.curation.minhash import normalize_text
 from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.core.params import CurateParams, Params, load_params
