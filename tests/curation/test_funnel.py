@@ -44,7 +44,7 @@ def tokenizer(tiny_model_dir):
 
 
 def run(tmp_path, records, tokenizer, **curate_params):
-    """The funnel over ``records`` (written to a file first); the report, its samples by task id, and the kept records."""
+    """The funnel over ``records`` (written to a file first): the report, its samples by task id, the kept records."""
     src = tmp_path / "episodes.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
     base = {"decontam": {"builtin": False, "humaneval": True, "agencybench_dirs": []}, "target_size": 50}

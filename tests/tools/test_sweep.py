@@ -16,7 +16,8 @@ import yaml
 from pipelines.agent.sandbox import BwrapSandbox
 from pipelines.core.errors import UserError
 from pipelines.core.params import parse_params
-from pipelines.tools.sweep.cli import Cell, build_cells, cap_sizes, compare, hydra, overrides, parse_subsets, plan
+from pipelines.tools.sweep.plan import cap_sizes, hydra, overrides, parse_subsets, plan
+from pipelines.tools.sweep.stats import Cell, build_cells, compare
 from tests.conftest import REPO, run_module
 from tests.curation.test_funnel import record, text
 
