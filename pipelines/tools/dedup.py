@@ -6,7 +6,8 @@ Each input line is a JSON object with an id and a text; each output line is one 
 near-duplicate documents, ``{"cluster": [id, ...]}`` (two or more ids, in input order, clusters
 ordered by their first member). Two documents are near-duplicates when the estimated Jaccard
 similarity of their normalised word n-gram sets reaches ``--threshold``; clusters join them
-transitively. See :mod:`pipelines.curation.minhash` for the method.
+transitively. See :mod:`pipelines.curation.minhash` (signatures) and :mod:`pipelines.curation.lsh`
+(candidates, clusters) for the method.
 
 The input is cut into byte ranges at line boundaries; worker processes read and hash their own
 ranges, so the parent only ever holds ids and MinHash signatures, never texts. Bad input (invalid
@@ -30,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from pipelines.core.console import interactive
-from pipelines.curation.minhash import LSHIndex, clusters_from_pairs, minhash_signatures, process_pool
 from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_text
+from pipelines.curation.lsh import LSHIndex, clusters_from_pairs
+from pipelines.curation.minhash import minhash_signatures, process_pool
 
 log = logging.getLogger("pipelines.tools.dedup")
 

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.tools import dedup
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def corpus(n: int = 60, words: int = 300, seed: int = 0) -> list[dict]:

@@ -1,58 +1,85 @@
-"""One DVC call in a child process that reports which stages DVC actually ran.
+"""Every DVC call the project makes from Python: stages and experiments, queues, queries.
 
-Parent side (a Prefect task)::
+``run_dvc`` (what Prefect tasks and tools run stages with) makes one DVC call in a child process
+(:mod:`pipelines.core.dvc_child`) and reports which stages DVC actually ran::
 
     outcome = run_dvc(["repro", "dvc.yaml:collect"], root=root, env=env, timeout_s=3600, log=logger.info)
     outcome.ran, outcome.restored, outcome.skipped, outcome.seconds
 
-Child side, run by ``run_dvc`` with the project root as the current directory (stdlib and DVC only)::
-
-    python flows/dvc_runner.py repro TARGET --result FILE
-    python flows/dvc_runner.py exp [TARGET ...] --name NAME [--set key=value ...] --result FILE
-
-Why DVC's Python API inside a child process, rather than the API in the flow's process or the
+Why DVC's Python API inside a child process, rather than the API in the caller's process or the
 ``dvc repro`` command line:
 
 - the API, not the command line's text, says what ran: ``Repo.reproduce`` returns the stages it
   reproduced (``[]`` when nothing was stale), so DVC alone decides and we only record;
 - a process of its own can be killed with its whole tree (the stage command included) when a task
   times out, which a thread running ``reproduce`` in the flow cannot be; it carries the stage
-  environment (parent MLflow run, the venv's bin first on PATH) without touching the flow process's
+  environment (parent MLflow run, the venv's bin first on PATH) without touching the caller's
   ``os.environ``; and it holds DVC's locks only while it lives.
 
 ``exp`` runs ``dvc exp run --temp``: the experiment is reproduced in a temporary copy and recorded
 under its name, and the workspace (``params.yaml`` included) is left as it was.
+
+Commands whose output is all we need (``dvc exp run --queue``, ``dvc queue ...``, ``dvc exp show
+--json``) go through :func:`dvc_command` or, for the long-lived ``dvc queue start``, :func:`start_dvc`.
+Every call gets :func:`stage_environment`: this interpreter's bin first on PATH, since stage commands
+say ``python``.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
-import logging
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
-# DVC's own log records for a stage it visits; the stage's address is the record's first argument.
-DVC_EVENTS = {
-    "Running stage '%s':": "ran",
-    "Stage '%s' didn't change, skipping": "skipped",
-    "'%s' didn't change, skipping": "skipped",
-    "Stage '%s' is cached - skipping run, checking out outputs": "restored",
-}
-USER_ERROR_STATUS = 2  # pipelines' entry points exit 2 on bad input: a retry cannot fix that
+from pipelines.core.errors import UserError
+
+CHILD = Path(__file__).resolve().with_name("dvc_child.py")
 
 
-# ------------------------------------------------------------------------------------------ parent side
+def stage_environment(extra: dict[str, str | None]) -> dict[str, str]:
+    """This process's environment for a DVC call: this interpreter's bin first on PATH (stage commands say
+    ``python``), DVC's analytics off unless set, plus ``extra`` (a None value removes the variable)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def dvc_executable() -> str:
+    """The ``dvc`` installed beside this interpreter, else the one on PATH."""
+    here = Path(sys.executable).parent / "dvc"
+    return str(here) if here.exists() else "dvc"
+
+
+def dvc_command(args: list[str], root: Path, env: dict[str, str] | None = None, check: bool = True,
+                timeout: float | None = 600) -> subprocess.CompletedProcess:
+    """``dvc ARGS`` in ``root``, output captured; with ``check``, a failure is a UserError ending with its output."""
+    result = subprocess.run([dvc_executable(), *args], cwd=root, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise UserError(f"dvc {' '.join(args)} failed:\n{(result.stderr or result.stdout).strip()[-2000:]}")
+    return result
+
+
+def start_dvc(args: list[str], root: Path, env: dict[str, str], output: IO) -> subprocess.Popen:
+    """``dvc ARGS`` in ``root`` in the background, in a session of its own, its output to ``output``."""
+    return subprocess.Popen([dvc_executable(), *args], cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
 @dataclass
 class DvcOutcome:
     """What one DVC call did. ``restored``: outputs taken from DVC's run cache without running the command."""
@@ -80,7 +107,7 @@ class StageFailed(RuntimeError):
 
 def run_dvc(args: list[str], *, root: Path, env: dict[str, str], timeout_s: float | None = None,
             log: Callable[[str], None] = print, tail_lines: int = 40) -> DvcOutcome:
-    """Run ``flows/dvc_runner.py ARGS`` in ``root``; relay its output line by line to ``log``.
+    """Run ``pipelines/core/dvc_child.py ARGS`` in ``root``; relay its output line by line to ``log``.
 
     Returns the outcome; raises :class:`StageFailed` if DVC fails and ``TimeoutError`` after ``timeout_s``
     (the child's whole process group is killed, on a timeout and on any other interruption).
@@ -88,7 +115,8 @@ def run_dvc(args: list[str], *, root: Path, env: dict[str, str], timeout_s: floa
     what = "dvc " + " ".join(args)
     with tempfile.TemporaryDirectory(prefix="limi-dvc-") as tmp:
         result_file = Path(tmp) / "result.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--result", str(result_file)]
+        # -I: the child's folder must not come first on its sys.path (dvc.py there would shadow DVC)
+        cmd = [sys.executable, "-I", str(CHILD), *args, "--result", str(result_file)]
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", bufsize=1, start_new_session=True)
         tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
@@ -155,89 +183,3 @@ def _outcome(result: dict) -> DvcOutcome:
     for stage, kind in kinds.items():
         getattr(outcome, kind).append(stage)
     return outcome
-
-
-# ------------------------------------------------------------------------------------------- child side
-class StageEvents(logging.Handler):
-    """Collects ``(stage, ran|skipped|restored, time)`` from DVC's log records, in order."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.events: list[tuple[str, str, float]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        kind = DVC_EVENTS.get(record.msg) if isinstance(record.msg, str) else None
-        if kind and record.args:
-            self.events.append((str(record.args[0]), kind, record.created))
-
-
-def _child(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flows/dvc_runner.py", description="one DVC call for a Prefect task")
-    sub = parser.add_subparsers(dest="command", required=True)
-    repro = sub.add_parser("repro", help="dvc repro --single-item TARGET")
-    repro.add_argument("target")
-    exp = sub.add_parser("exp", help="dvc exp run --temp -n NAME [-S key=value ...] [TARGET ...]")
-    exp.add_argument("targets", nargs="*")
-    exp.add_argument("--name", required=True)
-    exp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    for p in (repro, exp):
-        p.add_argument("--result", required=True, type=Path)
-    args = parser.parse_args(argv)
-
-    events = StageEvents()
-    dvc_log = logging.getLogger("dvc")
-    dvc_log.addHandler(events)
-    if dvc_log.getEffectiveLevel() > logging.INFO:
-        dvc_log.setLevel(logging.INFO)
-
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    result: dict = {"command": args.command, "error": None, "exit_status": None}
-    try:
-        with Repo(".") as repo:
-            if args.command == "repro":
-                result["targets"] = [_address(args.target)]
-                done = repo.reproduce(args.target, single_item=True)
-                result["reproduced"] = [_address(stage.relpath + ":" + stage.name) for stage in done]
-            else:
-                revs = repo.experiments.run(targets=args.targets or None, params=args.set or None,
-                                            name=args.name, tmp_dir=True)
-                result["exp_rev"] = next(iter(revs), None)
-    except DvcException as exc:
-        cause = exc.__cause__ if isinstance(exc.__cause__, DvcException) else exc
-        result["error"] = str(cause)
-        status = re.search(r"exited with (-?\d+)", str(cause))
-        result["exit_status"] = int(status.group(1)) if status else None
-        result["retryable"] = _retryable(exc, result["exit_status"])
-    result["events"] = [(_address(stage), kind, at) for stage, kind, at in events.events]
-    result["ended"] = time.time()
-    tmp = args.result.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(args.result)
-    return 0 if result["error"] is None else 1
-
-
-def _retryable(exc: BaseException, exit_status: int | None) -> bool:
-    """A stage command that failed (other than on bad input) or a lock held by another run may pass on a
-    retry; DVC refusing the request (unknown stage, missing input, a taken experiment name) will not."""
-    from dvc.lock import LockError
-    from dvc.stage.exceptions import StageCmdFailedError
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, LockError):
-            return True
-        if isinstance(seen, StageCmdFailedError):
-            return exit_status != USER_ERROR_STATUS
-        seen = seen.__cause__
-    return False
-
-
-def _address(target: str) -> str:
-    """``dvc.yaml:x`` and ``x`` are the same stage of the root dvc.yaml: name it ``x``."""
-    return target.split(":", 1)[1] if target.startswith("dvc.yaml:") else target
-
-
-if __name__ == "__main__":
-    sys.exit(_child())

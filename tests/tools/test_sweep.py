@@ -16,9 +16,10 @@ import yaml
 from pipelines.agent.sandbox import BwrapSandbox
 from pipelines.core.errors import UserError
 from pipelines.core.params import parse_params
-from pipelines.tools.sweep import Cell, build_cells, cap_sizes, compare, hydra, overrides, parse_subsets, plan
+from pipelines.tools.sweep.plan import cap_sizes, hydra, overrides, parse_subsets, plan
+from pipelines.tools.sweep.stats import Cell, build_cells, compare
 from tests.conftest import REPO, run_module
-from tests.test_curate import record, text
+from tests.curation.test_funnel import record, text
 
 BIN = Path(sys.executable).parent
 GIT = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]

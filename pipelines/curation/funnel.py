@@ -1,0 +1,258 @@
+"""The curate funnel: which collected trajectories become training samples, and why the others do not.
+
+:func:`load_samples` reads trajectory files into :class:`Sample` records; :func:`run_funnel` runs the
+steps of :data:`FUNNEL` in order, each marking the samples it drops (with a reason and a detail) in
+place, and returns the counts; :func:`funnel_report` is what ``data/sft/report.json`` holds. The
+result depends only on the input files (in the order given), the params and the student's
+tokenizer: ties are broken by input order, the one random choice is seeded by ``curate.seed``.
+What each step drops is listed in ``python -m pipelines.curate --help``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import ValidationError
+
+from pipelines.core.errors import UserError
+from pipelines.core.params import CurateParams, Params
+from pipelines.core.schema import TrajectoryRecord, read_jsonl
+from pipelines.curation.decontam import EvalIndex
+from pipelines.curation.lsh import exact_duplicate_groups, near_duplicate_clusters
+
+FUNNEL = ("schema", "verified", "exact_dup", "near_dup", "decontam", "length", "tool_types", "selection")
+
+
+@dataclass
+class Sample:
+    """One trajectory record on its way through the funnel."""
+
+    index: int
+    record: dict[str, Any]
+    source_file: str
+    line: int
+    tokens: int = 0
+    status: str = "kept"
+    reason: str | None = None
+    detail: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key_text(self) -> str:
+        """What duplicates are judged on: the query and the final diff (transcripts are dominated by file dumps)."""
+        return f"{self.meta.get('query', '')}\n{self.meta.get('final_diff', '')}"
+
+    def drop(self, reason: str, detail: str = "") -> None:
+        self.status, self.reason, self.detail = "dropped", reason, detail
+
+
+def load_samples(paths: Iterable[Path], root: Path | None = None) -> list[Sample]:
+    """Every line of every trajectory file, in order; schema failures are marked, bad JSON is a UserError.
+
+    Files are named relative to ``root`` when inside it, so the report does not depend on where the
+    project is checked out.
+    """
+    samples: list[Sample] = []
+    for path in paths:
+        shown = _relative(Path(path), root)
+        for lineno, data in read_jsonl(path):
+            sample = Sample(len(samples), data, shown, lineno, meta=data.get("meta") or {})
+            try:
+                TrajectoryRecord.model_validate(data)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                sample.drop("schema", f"{shown}:{lineno}: {'.'.join(map(str, first['loc']))}: {first['msg']}")
+            samples.append(sample)
+    return samples
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(Path(root).resolve()))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def alive(samples: list[Sample]) -> list[Sample]:
+    """The samples no step has dropped yet, in input order."""
+    return [s for s in samples if s.status == "kept"]
+
+
+# ------------------------------------------------------------------ steps
+def step_verified(samples: list[Sample], params: CurateParams) -> None:
+    """Drop episodes that failed verification (unless admitted) or whose teacher is not wanted."""
+    for s in alive(samples):
+        if params.teachers and s.meta.get("teacher") not in params.teachers:
+            s.drop("verified", f"teacher {s.meta.get('teacher')} is not in curate.teachers")
+        elif s.meta.get("teacher") in params.drop_teachers:
+            s.drop("verified", f"teacher {s.meta.get('teacher')} is in curate.drop_teachers")
+        elif not params.admit_unverified and not s.meta.get("passed"):
+            s.drop("verified", f"not verified (termination {s.meta.get('termination')}, "
+                               f"score {(s.meta.get('final') or {}).get('score')})")
+
+
+def _quality(s: Sample) -> tuple:
+    """Sort key: better verified first, then fewer rounds, then shorter."""
+    score = (s.meta.get("final") or {}).get("score") or 0.0
+    return (-int(bool(s.meta.get("passed"))), -score, s.meta.get("rounds_used", 99), len(json.dumps(s.record)), s.index)
+
+
+def _keep_best(groups: list[list[int]], by_index: dict[int, Sample], reason: str, what: str) -> None:
+    for group in groups:
+        members = sorted((by_index[i] for i in group), key=_quality)
+        for loser in members[1:]:
+            loser.drop(reason, f"{what} of sample {members[0].index} ({members[0].meta.get('task_id')})")
+
+
+def step_exact_dup(samples: list[Sample]) -> None:
+    """Keep the best of each group with the same normalised (query, final diff)."""
+    rest = alive(samples)
+    groups = exact_duplicate_groups([s.index for s in rest], [s.key_text for s in rest])
+    _keep_best(groups, {s.index: s for s in rest}, "exact_dup", "exact duplicate")
+
+
+def step_near_dup(samples: list[Sample], params: CurateParams) -> None:
+    """Keep the best of each MinHash/LSH cluster over (query, final diff); seeded by ``curate.seed``."""
+    rest = alive(samples)
+    nd = params.near_dup
+    clusters = near_duplicate_clusters([s.index for s in rest], [s.key_text for s in rest], threshold=nd.threshold,
+                                       num_perm=nd.num_perm, ngram=nd.ngram, seed=params.seed)
+    _keep_best(clusters, {s.index: s for s in rest}, "near_dup", "near duplicate")
+
+
+def step_decontam(samples: list[Sample], evals: EvalIndex) -> None:
+    """Drop samples whose query, final diff or user turns overlap an eval task."""
+    for s in alive(samples):
+        text = "\n".join([s.key_text] + [str(m.get("content") or "") for m in s.record.get("messages", [])
+                                        if m.get("role") == "user"])
+        why = evals.contamination(text, s.meta.get("pr"))
+        if why:
+            s.drop("decontam", why)
+
+
+def step_length(samples: list[Sample], params: CurateParams, tokenizer) -> None:
+    """Count tokens with the student's chat template; drop (never truncate) what exceeds ``curate.max_length``."""
+    for s in alive(samples):
+        ids = tokenizer.apply_chat_template(s.record["messages"], tools=s.record.get("tools") or None, tokenize=True)
+        s.tokens = len(ids["input_ids"] if hasattr(ids, "keys") else ids)  # transformers 5 returns a BatchEncoding
+        if s.tokens > params.max_length:
+            s.drop("length", f"{s.tokens} tokens > curate.max_length {params.max_length}")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object", type(None): "null"}.get(type(value), "other")
+
+
+def step_tool_types(samples: list[Sample]) -> None:
+    """Drop samples with a tool argument whose JSON type differs from the rest of the set (Arrow needs one)."""
+    seen: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    types_of: dict[int, dict[tuple[str, str], str]] = {}
+    for s in alive(samples):
+        mine: dict[tuple[str, str], str] = {}
+        for m in s.record.get("messages", []):
+            for call in m.get("tool_calls") or []:
+                fn = call.get("function", {})
+                for key, value in (fn.get("arguments") or {}).items():
+                    mine[(fn.get("name"), key)] = _json_type(value)
+        types_of[s.index] = mine
+        for k, t in mine.items():
+            seen[k][t] += 1
+    majority = {k: c.most_common(1)[0][0] for k, c in seen.items()}  # ties: the type seen first
+    for s in alive(samples):
+        odd = [(k, t) for k, t in types_of[s.index].items() if t != majority[k]]
+        if odd:
+            (tool, key), t = odd[0]
+            s.drop("tool_types", f"{tool}.{key} is {t} here but {majority[(tool, key)]} in the rest of the set")
+
+
+def step_select(samples: list[Sample], params: CurateParams) -> None:
+    """Round-robin over (domain, category) strata, best first within each; deterministic for a seed."""
+    strata: dict[tuple[str, str], list[Sample]] = defaultdict(list)
+    for s in alive(samples):
+        strata[(str(s.meta.get("domain")), str(s.meta.get("category")))].append(s)
+    order = sorted(strata)
+    random.Random(params.seed).shuffle(order)  # which stratum gives first is a seeded choice
+    for key in order:
+        strata[key].sort(key=lambda s: (_quality(s)[:3], s.tokens, s.index))
+    chosen: list[Sample] = []
+    while len(chosen) < params.target_size and any(strata[k] for k in order):
+        for key in order:
+            if strata[key] and len(chosen) < params.target_size:
+                chosen.append(strata[key].pop(0))
+    for rest in strata.values():
+        for s in rest:
+            s.drop("selection", f"not among the {params.target_size} selected")
+
+
+# ------------------------------------------------------------------ the funnel
+def run_funnel(samples: list[Sample], params: CurateParams, evals: EvalIndex,
+               tokenizer) -> tuple[dict[str, int], dict[str, float]]:
+    """Run every step of :data:`FUNNEL` over ``samples``, marking drops in place.
+
+    Returns the counts (``input``, ``after_<step>``, ``dropped_<step>``) and each step's seconds (a
+    run-dependent figure: for ``tracker.record_timings``, never for a DVC output).
+    """
+    steps = {
+        "schema": lambda: None,  # marked while loading
+        "verified": lambda: step_verified(samples, params),
+        "exact_dup": lambda: step_exact_dup(samples),
+        "near_dup": lambda: step_near_dup(samples, params),
+        "decontam": lambda: step_decontam(samples, evals),
+        "length": lambda: step_length(samples, params, tokenizer),
+        "tool_types": lambda: step_tool_types(samples),
+        "selection": lambda: step_select(samples, params),
+    }
+    funnel = {"input": len(samples)}
+    seconds: dict[str, float] = {}
+    for name in FUNNEL:
+        started = time.perf_counter()
+        steps[name]()
+        seconds[name] = round(time.perf_counter() - started, 3)
+        funnel[f"after_{name}"] = len(alive(samples))
+    for name in FUNNEL:
+        funnel[f"dropped_{name}"] = sum(1 for s in samples if s.reason == name)
+    return funnel, seconds
+
+
+def funnel_report(samples: list[Sample], funnel: dict[str, int], eval_tasks: int) -> dict[str, Any]:
+    """The report of a funnel run: counts, what was kept per category and teacher (sorted), every sample's fate."""
+    kept = alive(samples)
+    return {
+        "funnel": funnel,
+        "eval_tasks_checked": eval_tasks,
+        "kept_by_category": _sorted_counts(s.meta.get("category") for s in kept),
+        "kept_by_teacher": _sorted_counts(s.meta.get("teacher") for s in kept),
+        "samples": [{"index": s.index, "file": s.source_file, "line": s.line, "task_id": s.meta.get("task_id"),
+                     "teacher": s.meta.get("teacher"), "category": s.meta.get("category"), "tokens": s.tokens,
+                     "status": s.status, "reason": s.reason, "detail": s.detail} for s in samples],
+    }
+
+
+def _sorted_counts(values: Iterable[Any]) -> dict[Any, int]:
+    return dict(sorted(Counter(values).items(), key=lambda item: str(item[0])))
+
+
+def student_tokenizer(params: Params, root: Path):
+    """The student's tokenizer (with its chat template), from its local model directory."""
+    from transformers import AutoTokenizer
+
+    spec = params.llm.models[params.llm.roles.student]
+    path = getattr(spec, "path", None)
+    if path is None:
+        raise UserError("curate: the student (llm.roles.student) must be a local model to count tokens")
+    path = Path(path) if Path(path).is_absolute() else root / path
+    if not (path / "tokenizer.json").exists() and not (path / "tokenizer_config.json").exists():
+        raise UserError(f"{path}: no tokenizer; run `dvc repro base_model` first")
+    return AutoTokenizer.from_pretrained(path)

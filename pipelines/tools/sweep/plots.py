@@ -1,0 +1,41 @@
+"""The sweep's plot: the main metric against training samples, one line per teacher subset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.tools.sweep.stats import Cell
+
+
+def plot(cells: list[Cell], base: float | None, metric: str, out: Path, title: str) -> None:
+    """Write ``out`` (PNG): mean and spread of ``metric`` against sample count, one line per teacher subset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label in dict.fromkeys(c.teachers for c in cells):
+        mine = [c for c in cells if c.teachers == label and c.mean is not None]
+        xs = [c.size for c in mine]
+        ax.errorbar(xs, [c.mean for c in mine], yerr=[c.spread or 0.0 for c in mine], marker="o", capsize=4,
+                    label=f"teachers: {label}")
+    if base is not None:
+        ax.axhline(base, color="grey", linestyle="--", linewidth=1, label="untuned base")
+    sizes = sorted({c.size for c in cells})
+    if sizes and sizes[-1] >= 4 * sizes[0]:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([str(s) for s in sizes])
+    ax.set_xlabel("training samples (curate.target_size)")
+    ax.set_ylabel(f"{metric} (mean ± sd over seeds)")
+    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]), top=max(ax.get_ylim()[1], 1.0))
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out)
