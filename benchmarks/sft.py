@@ -13,9 +13,9 @@ trajectories (trajectory schema, tool outputs included), for the same number of 
   it learns the same tokens, batch size 2 so padding happens, ``max_length=None`` (the default 1024
   would truncate), ``bf16=False``. Tool-call arguments and tools are JSON strings in the dataset:
   Arrow would otherwise unify their schemas and the template would render the added nulls;
-* stage: ``pipelines.sft.train`` with ``SFTParams(method="lora", batch_size=1)``, the stage's CPU
+* stage: ``pipelines.training.trainer.train`` with ``SFTParams(method="lora", batch_size=1)``, the stage's CPU
   default (padding-free flattening collator, no gradient checkpointing), on samples encoded with
-  ``pipelines.sft.encode_sample``.
+  ``pipelines.training.data.encode_sample``.
 
 Each side runs in its own subprocess, one after the other, so that peak RSS (``ru_maxrss``) is its
 own; the subprocesses see no GPU, so the comparison is on the CPU on any machine. Seconds are those
@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))  # runnable from a checkout without installing
 IGNORE = -100
 TARGET_SPEEDUP = 3.0
 CONFIGS = ("baseline", "stage")
-LABELS = {"baseline": "(a) TRL SFTTrainer defaults, bs 2", "stage": "(b) pipelines.sft.train, bs 1"}
+LABELS = {"baseline": "(a) TRL SFTTrainer defaults, bs 2", "stage": "(b) training.trainer.train, bs 1"}
 
 
 # ------------------------------------------------------------------ synthetic trajectories
@@ -152,7 +152,7 @@ class TrajectoryWriter:
         return Path("src") / self.rng.choice(PACKAGES) / f"{noun}s.py", noun, attr
 
     def _length(self, messages: list[dict], tools: list[dict]) -> int:
-        from pipelines.sft import encode_sample
+        from pipelines.training.data import encode_sample
 
         return len(encode_sample(self.tokenizer, {"messages": messages, "tools": tools})["input_ids"])
 
@@ -318,7 +318,7 @@ def resolve_base(scratch: Path) -> tuple[Path, str]:
     template = base / "chat_template.jinja"
     if (base / "config.json").exists() and template.exists() and "generation" in template.read_text():
         return base, "models/base"
-    from pipelines.base_model import build_base_model
+    from pipelines.llm.convert import build_base_model
     from pipelines.core.params import BaseModelParams
 
     out = scratch / "base"
@@ -389,7 +389,7 @@ def run_baseline(records: list[dict], base: Path, work: Path, epochs: int) -> di
     from trl import SFTConfig, SFTTrainer
 
     from pipelines.core.params import LoraParams
-    from pipelines.sft import encode_sample
+    from pipelines.training.data import encode_sample
 
     timing: dict = {}
     time_training_loops(timing)
@@ -417,11 +417,13 @@ def run_baseline(records: list[dict], base: Path, work: Path, epochs: int) -> di
 
 
 def run_stage(records: list[dict], base: Path, work: Path, epochs: int) -> dict:
-    """``pipelines.sft.train`` with the stage's CPU default: LoRA, batch size 1."""
+    """``pipelines.training.trainer.train`` with the stage's CPU default: LoRA, batch size 1."""
     from transformers import AutoTokenizer
 
     from pipelines.core.params import SFTParams
-    from pipelines.sft import _use_checkpointing, encode_sample, train
+    from pipelines.training.data import encode_sample
+    from pipelines.training.model import use_checkpointing
+    from pipelines.training.trainer import train
 
     timing: dict = {}
     time_training_loops(timing)
@@ -431,7 +433,7 @@ def run_stage(records: list[dict], base: Path, work: Path, epochs: int) -> dict:
     metrics = train(samples, base, work / "stage-out", params, checkpoints=work / "stage-checkpoints")
     return {"tokens": metrics["train_tokens"], "padded_tokens": metrics["train_tokens"],
             "target_tokens": metrics["target_tokens"], "mismatched_samples": 0,
-            "gradient_checkpointing": _use_checkpointing(params), "stage_train_seconds": metrics["train_seconds"],
+            "gradient_checkpointing": use_checkpointing(params), "stage_train_seconds": metrics["train_seconds"],
             **timing}
 
 
@@ -498,7 +500,7 @@ def main() -> int:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipelines.sft import encode_sample
+    from pipelines.training.data import encode_sample
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="sft-bench-") as tmp:
@@ -543,7 +545,7 @@ def main() -> int:
               f"gradient checkpointing {'on' if r['gradient_checkpointing'] else 'off'}"
               + (f"; padding {1 - r['tokens'] / r['padded_tokens']:.1%} of batched tokens"
                  if name == "baseline" else "")
-              + (f"; pipelines.sft.train's own train_seconds {r['stage_train_seconds']:.1f}"
+              + (f"; pipelines.training.trainer.train's own train_seconds {r['stage_train_seconds']:.1f}"
                  if name == "stage" else ""))
     ok = True
     if "baseline" in results and results["baseline"]["mismatched_samples"]:
