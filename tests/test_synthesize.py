@@ -122,3 +122,39 @@ def test_one_run_over_several_categories_adds_up(tmp_path, seeds):
     assert set(report["rejections"]) == set(REJECTIONS) and report["rejections"]["teacher_invalid"] == 1
     assert report["dropped"][0]["reason"].startswith("did not call submit_task")
     assert report["top_reasons"][0]["count"] == 1
+
+
+class RecordingTracker:
+    """A stand-in for the stage's MLflow handle that keeps what the stage sends it."""
+
+    def __init__(self):
+        self.metrics, self.artifacts, self.timings = {}, [], {}
+
+    def log_metrics(self, metrics, step=None):
+        self.metrics.update(metrics)
+
+    def log_artifact(self, path, artifact_path=None):
+        self.artifacts.append(path)
+
+    def record_timings(self, figures, root=None):
+        self.timings.update(figures)
+
+
+def test_outputs_repeat_byte_for_byte_and_timings_go_to_the_tracker(tmp_path, seeds):
+    def once(folder):
+        folder.mkdir()
+        tracker = RecordingTracker()
+        teacher, critic = ScriptedModel([task(**GOOD), "no call at all"], name="t"), ScriptedModel([scores()], name="c")
+        synthesize(params(per_category=2), teacher, critic, seeds, folder / "synthetic.jsonl",
+                   folder / "synthesize.json", tracker=tracker)
+        return tracker
+
+    first, _ = once(tmp_path / "a"), once(tmp_path / "b")
+    for name in ("synthetic.jsonl", "synthesize.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    report = json.loads((tmp_path / "a" / "synthesize.json").read_text())
+    assert report["accepted"] == 1 and report["calls"] == {"teacher": 2, "critic": 1}
+    assert not {"seconds", "model_seconds"} & set(report)  # run-dependent: MLflow and reports/runs/ only
+    assert set(first.timings) == {"seconds", "model_seconds"}
+    assert set(first.timings["model_seconds"]) == {"teacher", "critic"}
+    assert first.metrics["accepted"] == 1 and first.artifacts == [tmp_path / "a" / "synthesize.json"]

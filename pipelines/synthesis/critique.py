@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.core.taxonomy import CATEGORY_DESCRIPTIONS
+from pipelines.synthesis.drafting import Draft
+
+REVIEW_FILE_CHARS = 1500  # of each starting file, shown to the critic and in a rewrite request
 RUBRIC: dict[str, str] = {
     "realism": "would a real user type this request to a coding or research assistant? "
                "1 = contrived or nonsensical, 5 = something people really ask",
@@ -76,3 +80,21 @@ def validate_scores(args: dict[str, Any]) -> tuple[Review | None, str | None]:
     if not isinstance(notes, str):
         return None, "notes is not a string"
     return Review(scores, notes.strip()), None
+
+
+def critic_prompt(draft: Draft) -> str:
+    """The critic's request to score ``draft`` on the rubric."""
+    return CRITIC_PROMPT.format(category=draft.category, domain=draft.domain, draft=draft.arguments(REVIEW_FILE_CHARS),
+                                rubric="\n".join(f"- {k}: {d}" for k, d in RUBRIC.items()))
+
+
+def rewrite_prompt(draft: Draft, review: Review) -> str:
+    """The teacher's request to rewrite ``draft`` so that it answers the critic's ``review``."""
+    return REWRITE_PROMPT.format(category=draft.category, description=CATEGORY_DESCRIPTIONS[draft.category],
+                                 domain=draft.domain, scores=scores_text(review.scores),
+                                 notes=review.notes or "(none)", draft=draft.arguments(REVIEW_FILE_CHARS))
+
+
+def scores_text(scores: dict[str, int]) -> str:
+    """``"realism 4, specificity 3, ..."``: the scores as the rewrite request and the report show them."""
+    return ", ".join(f"{k} {v}" for k, v in scores.items())

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipelines.core.schema import Query, WorkspaceSpec
-from pipelines.core.taxonomy import CATEGORIES, DOMAINS
+from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DESCRIPTIONS, DOMAINS
 from pipelines.synthesis.calls import Validator, shorten
 
 PROMPT_VERSION = "synth-v1"
@@ -74,7 +74,6 @@ class Draft:
                            "workspace_files": files, "checks": self.checks}, indent=1, ensure_ascii=False)
 
 
-
 def pick_examples(seeds: list[Query], category: str, domain: str, k: int, slot: int) -> list[Query]:
     """``k`` seed tasks for few-shot: the category's own first (rotated by ``slot`` so drafts differ),
     then the same domain's, then any."""
@@ -98,6 +97,15 @@ def example_arguments(seed: Query, root: Path) -> str:
     draft = Draft(seed.query, seed.category, seed.domain, files, list(seed.verifier.commands))
     return draft.arguments(EXAMPLE_FILE_CHARS)
 
+
+def draft_prompt(category: str, domain: str, examples: list[Query], accepted_texts: list[str], root: Path) -> str:
+    """The teacher's request for a new task of ``category`` in ``domain``, with the seed ``examples`` as
+    ``submit_task`` arguments and the last few ``accepted_texts`` of the category to steer away from."""
+    avoid = "".join(f"- {shorten(t, 160)}\n" for t in accepted_texts[-5:])
+    return DRAFT_PROMPT.format(
+        category=category, description=CATEGORY_DESCRIPTIONS[category], domain=domain,
+        examples="\n".join(example_arguments(s, root) for s in examples) or "(none)",
+        avoid=f"\nAlready written for this category (write something else):\n{avoid}" if avoid else "")
 
 
 def validate_task(category: str, domain: str) -> Validator:

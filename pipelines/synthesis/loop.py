@@ -14,11 +14,12 @@ from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.core.params import SynthesizeParams
 from pipelines.core.paths import repo_root
 from pipelines.core.schema import Query, VerifierSpec, WorkspaceSpec
-from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DESCRIPTIONS, CATEGORY_DOMAIN, DOMAINS
-from pipelines.synthesis.calls import Answer, CallCounter, call_function, shorten
-from pipelines.synthesis.critique import CRITIC_PROMPT, REWRITE_PROMPT, RUBRIC, SUBMIT_SCORES_TOOL, Review, validate_scores
-from pipelines.synthesis.drafting import (DRAFT_PROMPT, PROMPT_VERSION, SUBMIT_TASK_TOOL, Draft, example_arguments,
-                                          pick_examples, validate_task)
+from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DOMAIN, DOMAINS
+from pipelines.synthesis.calls import Answer, CallCounter, call_function
+from pipelines.synthesis.critique import (SUBMIT_SCORES_TOOL, Review, critic_prompt, rewrite_prompt, scores_text,
+                                          validate_scores)
+from pipelines.synthesis.drafting import (PROMPT_VERSION, SUBMIT_TASK_TOOL, Draft, draft_prompt, pick_examples,
+                                          validate_task)
 from pipelines.synthesis.near_duplicates import NearDuplicates
 from pipelines.synthesis.report import build_report
 
@@ -64,13 +65,8 @@ def synthesize_slot(teacher, critic, p: SynthesizeParams, category: str, domain:
                     counter: CallCounter) -> Outcome:
     """Draft, check, score and rewrite one task; the Outcome holds the accepted draft or why it was dropped."""
     outcome = Outcome(category, domain, slot, [s.id for s in examples])
-    description = CATEGORY_DESCRIPTIONS[category]
-    avoid = "".join(f"- {shorten(t, 160)}\n" for t in accepted_texts[-5:])
-    prompt = DRAFT_PROMPT.format(
-        category=category, description=description, domain=domain,
-        examples="\n".join(example_arguments(s, root) for s in examples) or "(none)",
-        avoid=f"\nAlready written for this category (write something else):\n{avoid}" if avoid else "")
     validate = validate_task(category, domain)
+    prompt = draft_prompt(category, domain, examples, accepted_texts, root)
     answer = call_function(teacher, prompt, SUBMIT_TASK_TOOL, validate, p, counter, "teacher")
     if answer.value is None:
         return _reject(outcome, "teacher_invalid", answer)
@@ -81,9 +77,7 @@ def synthesize_slot(teacher, critic, p: SynthesizeParams, category: str, domain:
             kind, id_, similarity = dup
             return _reject(outcome, f"duplicate_of_{kind}",
                            Answer(problem=f"{id_} (Jaccard {similarity:.2f} >= {p.dup_threshold})"))
-        prompt = CRITIC_PROMPT.format(category=category, domain=domain, draft=draft.arguments(1500),
-                                      rubric="\n".join(f"- {k}: {d}" for k, d in RUBRIC.items()))
-        answer = call_function(critic, prompt, SUBMIT_SCORES_TOOL, validate_scores, p, counter, "critic")
+        answer = call_function(critic, critic_prompt(draft), SUBMIT_SCORES_TOOL, validate_scores, p, counter, "critic")
         if answer.value is None:
             outcome.drafts.append({"text": draft.query, "scores": None, "notes": ""})
             return _reject(outcome, "critic_invalid", answer)
@@ -95,12 +89,10 @@ def synthesize_slot(teacher, critic, p: SynthesizeParams, category: str, domain:
             return outcome
         if outcome.rewrites >= p.max_rewrites:
             return _reject(outcome, "below_bar", Answer(problem=f"{p.score_rule} score {score:.2f} < {p.min_score} "
-                           f"after {outcome.rewrites} rewrite(s) ({_scores_text(review.scores)})"))
-        prompt = REWRITE_PROMPT.format(category=category, description=description, domain=domain,
-                                       scores=_scores_text(review.scores), notes=review.notes or "(none)",
-                                       draft=draft.arguments(1500))
+                           f"after {outcome.rewrites} rewrite(s) ({scores_text(review.scores)})"))
         outcome.rewrites += 1
-        answer = call_function(teacher, prompt, SUBMIT_TASK_TOOL, validate, p, counter, "teacher")
+        answer = call_function(teacher, rewrite_prompt(draft, review), SUBMIT_TASK_TOOL, validate, p, counter,
+                               "teacher")
         if answer.value is None:
             return _reject(outcome, "rewrite_invalid", answer)
         draft = answer.value
@@ -109,10 +101,6 @@ def synthesize_slot(teacher, critic, p: SynthesizeParams, category: str, domain:
 def _reject(outcome: Outcome, kind: str, answer: Answer) -> Outcome:
     outcome.rejection, outcome.detail, outcome.last_output = kind, answer.problem, answer.output
     return outcome
-
-
-def _scores_text(scores: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in scores.items())
 
 
 def to_query(outcome: Outcome, number: int, teacher: str, critic: str, score_rule: str) -> Query:
@@ -130,6 +118,9 @@ def to_query(outcome: Outcome, number: int, teacher: str, critic: str, score_rul
 def synthesize(p: SynthesizeParams, teacher, critic, seeds: list[Query], out: Path, metrics_path: Path,
                root: Path | None = None, tracker=None) -> dict[str, Any]:
     """Draft ``p.per_category`` tasks per target; write the accepted queries and the report; return the report.
+
+    The report (``metrics_path``) is a function of the inputs; the seconds spent, in all and per model
+    role, go to ``tracker.record_timings`` only.
 
     ``teacher`` and ``critic`` are chat models (``pipelines.llm``); ``seeds`` are the few-shot examples and
     the first near-duplicate references; ``root`` resolves the seeds' workspace folders (default: repo root).
@@ -157,7 +148,7 @@ def synthesize(p: SynthesizeParams, teacher, critic, seeds: list[Query], out: Pa
         else:
             log.info("%s #%d dropped: %s: %s", category, slot + 1, outcome.rejection, outcome.detail)
         outcomes.append(outcome)
-    report = build_report(p, targets, outcomes, counter, _name(teacher), _name(critic), time.perf_counter() - started)
+    report = build_report(p, targets, outcomes, counter, _name(teacher), _name(critic))
     atomic_write_text(out, "".join(q.model_dump_json() + "\n" for q in accepted))
     atomic_write_json(metrics_path, report)
     if tracker is not None:
@@ -166,8 +157,11 @@ def synthesize(p: SynthesizeParams, teacher, critic, seeds: list[Query], out: Pa
                              **{f"rejected.{k}": v for k, v in report["rejections"].items()},
                              **{f"accepted.{c}": v["accepted"] for c, v in report["per_category"].items()}})
         tracker.log_artifact(metrics_path)
+        tracker.record_timings({"seconds": round(time.perf_counter() - started, 1),
+                                "model_seconds": {k: round(v, 1) for k, v in counter.seconds.items()}})
     return report
 
 
 def _name(model) -> str:
+    """The model's name for provenance: its ``name`` attribute, else its class name."""
     return getattr(model, "name", type(model).__name__)

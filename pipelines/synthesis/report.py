@@ -18,8 +18,9 @@ REJECTIONS = ("teacher_invalid", "duplicate_of_seed", "duplicate_of_accepted", "
 
 
 def build_report(p: SynthesizeParams, targets: list[tuple[str, str]], outcomes: list[Outcome], counter: CallCounter,
-                 teacher: str, critic: str, seconds: float) -> dict[str, Any]:
-    """Counts per category, acceptance rate, rejections by kind (every kind listed) and each drop's detail."""
+                 teacher: str, critic: str) -> dict[str, Any]:
+    """Counts per category, acceptance rate, rejections by kind (every kind listed), each drop's detail and the
+    function calls made per role; no timings (they differ from run to run)."""
     per_category: dict[str, dict[str, Any]] = {}
     for domain, category in targets:
         row = per_category.setdefault(category, {"domain": domain, "requested": 0, "accepted": 0, "rejected": 0})
@@ -41,7 +42,6 @@ def build_report(p: SynthesizeParams, targets: list[tuple[str, str]], outcomes: 
         "dropped": [{"category": o.category, "domain": o.domain, "slot": o.slot + 1, "kind": o.rejection,
                      "reason": o.detail, "last_output": o.last_output, "drafts": o.drafts}
                     for o in outcomes if o.rejection],
-        "calls": dict(counter.calls), "model_seconds": {k: round(v, 1) for k, v in counter.seconds.items()},
-        "seconds": round(seconds, 1), "teacher": teacher, "critic": critic, "prompt_version": PROMPT_VERSION,
+        "calls": dict(counter.calls), "teacher": teacher, "critic": critic, "prompt_version": PROMPT_VERSION,
         "score_rule": p.score_rule, "min_score": p.min_score, "dup_threshold": p.dup_threshold,
     }

@@ -10,6 +10,7 @@ from pipelines.core.params import SFTParams, params_hash
 
 
 def last_checkpoint(directory: Path) -> Path | None:
+    """The ``checkpoint-<step>`` folder with the highest step in ``directory``, or None."""
     found = sorted(directory.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if directory.exists() else []
     return found[-1] if found else None
 

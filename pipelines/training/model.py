@@ -5,16 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.core.params import SFTParams
+from pipelines.core.paths import display_path
 
 
 def load_model(base: Path, params: SFTParams):
-    """The base model, wrapped in LoRA unless ``method: full``; gradient checkpointing per params."""
+    """The model in ``base``, in bf16 or fp32 per ``params.bf16``, wrapped in LoRA unless ``method: full``.
+
+    The model is named after ``base`` relative to the project root: peft writes that name into the
+    adapter's config and model card, which must not depend on where the project lives.
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
     dtype = torch.bfloat16 if use_bf16(params) else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, attn_implementation="sdpa")
     model.config.use_cache = False  # packed batches are only kept apart when transformers sees no cache
+    model.name_or_path = model.config.name_or_path = display_path(base)
     if params.method == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -24,7 +30,17 @@ def load_model(base: Path, params: SFTParams):
     return model
 
 
+def save_model(model, tokenizer, out: Path) -> None:
+    """Write ``model`` (the LoRA adapter, or the full weights) and ``tokenizer`` into the directory ``out``."""
+    for config in getattr(model, "peft_config", {}).values():
+        if isinstance(config.target_modules, set):  # a set's order changes with each process's hash seed
+            config.target_modules = sorted(config.target_modules)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
 def use_bf16(params: SFTParams) -> bool:
+    """bf16 weights and autocast: ``params.bf16`` true/false, or ``auto`` (where the GPU supports it)."""
     import torch
 
     if params.bf16 == "auto":
@@ -33,6 +49,7 @@ def use_bf16(params: SFTParams) -> bool:
 
 
 def use_checkpointing(params: SFTParams) -> bool:
+    """Gradient checkpointing: ``params.gradient_checkpointing`` true/false, or ``auto`` (on a GPU only)."""
     import torch
 
     if params.gradient_checkpointing == "auto":  # it trades ~30% speed for memory: worth it on a GPU only

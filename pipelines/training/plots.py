@@ -6,12 +6,16 @@ from pathlib import Path
 
 from pipelines.core.io import atomic_write_text
 
+#: Per-step columns of ``loss.csv``: all a function of the data and params (tokens/s goes to MLflow only).
+FIELDS = ("step", "loss", "learning_rate", "grad_norm")
+# matplotlib stamps its version into the PNG unless told otherwise; the bytes must depend on the data only
+PNG_METADATA = {"Software": None}
+
 
 def write_plots(history: list[dict[str, float]], plots: Path) -> None:
-    """``loss.csv`` (step, loss, learning_rate, grad_norm, tokens_per_s) and ``loss.png``."""
+    """``loss.csv`` (:data:`FIELDS` per logged step of ``history``) and ``loss.png`` (loss and schedule)."""
     plots.mkdir(parents=True, exist_ok=True)
-    fields = ["step", "loss", "learning_rate", "grad_norm", "tokens_per_s"]
-    rows = [",".join(fields)] + [",".join(str(r[f]) for f in fields) for r in history]
+    rows = [",".join(FIELDS)] + [",".join(str(r[f]) for f in FIELDS) for r in history]
     atomic_write_text(plots / "loss.csv", "\n".join(rows) + "\n")
     import matplotlib
 
@@ -24,5 +28,5 @@ def write_plots(history: list[dict[str, float]], plots: Path) -> None:
     ax2.plot([r["step"] for r in history], [r["learning_rate"] for r in history], color="tab:orange")
     ax2.set(xlabel="step", ylabel="learning rate", title="schedule")
     fig.tight_layout()
-    fig.savefig(plots / "loss.png", dpi=100)
+    fig.savefig(plots / "loss.png", dpi=100, metadata=PNG_METADATA)
     plt.close(fig)
