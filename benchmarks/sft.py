@@ -145,7 +145,11 @@ def main() -> int:
         return gpu_llama_1b(args)
     if args.samples < 1 or not 0 < args.min_tokens <= args.max_tokens:
         parser.error("need --samples >= 1 and 0 < --min-tokens <= --max-tokens")
+    return compare_on_cpu(args)
 
+
+def compare_on_cpu(args) -> int:
+    """Both configurations on the same synthetic trajectories, one process each; the table, notes and checks."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from pipelines.training.data import encode_sample
@@ -180,6 +184,12 @@ def main() -> int:
     print()
     print_table(results, len(records), n_params, cpu_gflops)
     print()
+    print_notes(results, n_params, cpu_gflops)
+    return 0 if check_results(results) else 1
+
+
+def print_notes(results: dict[str, dict], n_params: int, cpu_gflops: float) -> None:
+    """What the table's columns mean, and each side's load, CPU use and settings."""
     print("tokens: non-padding tokens trained on; padded: tokens as batched (padding included); targets: "
           "assistant tokens in the loss")
     print("tok/s: non-padding tokens / seconds of Trainer.train; RSS pre: peak RSS before the training loop; "
@@ -195,6 +205,10 @@ def main() -> int:
                  if name == "baseline" else "")
               + (f"; pipelines.training.trainer.train's own train_seconds {r['stage_train_seconds']:.1f}"
                  if name == "stage" else ""))
+
+
+def check_results(results: dict[str, dict]) -> bool:
+    """Print and return whether both sides trained on the same tokens, tokenised alike; print the ratios."""
     ok = True
     if "baseline" in results and results["baseline"]["mismatched_samples"]:
         print(f"CHECK FAILED: {results['baseline']['mismatched_samples']} samples tokenised differently by TRL "
@@ -212,7 +226,7 @@ def main() -> int:
         print(f"ratio (b)/(a): tokens/s {speed:.2f}x (target >= {TARGET_SPEEDUP:.0f}x: "
               f"{'met' if speed >= TARGET_SPEEDUP else 'NOT met'}); peak RSS {memory:.2f}x (target <= 1.00x: "
               f"{'met' if memory <= 1.0 else 'NOT met'})")
-    return 0 if ok else 1
+    return ok
 
 
 # ------------------------------------------------------------------ GPU: 1B Llama-shaped model
