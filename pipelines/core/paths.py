@@ -25,3 +25,15 @@ def params_file() -> Path:
     """The params.yaml the stages read (``LIMI_PARAMS`` overrides, for tests and experiments)."""
     env = os.environ.get("LIMI_PARAMS")
     return Path(env).resolve() if env else repo_root() / "params.yaml"
+
+
+def display_path(path: str | Path, root: Path | None = None) -> str:
+    """``path`` relative to the project root (default ``repo_root()``) when inside it, else as given.
+
+    What outputs record instead of absolute paths, so that they do not depend on where the project lives.
+    """
+    path = Path(path)
+    try:
+        return path.resolve().relative_to((root or repo_root()).resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -19,7 +19,7 @@ from pipelines.core.params import PRQueriesParams, load_params
 from pipelines.prs.filters import filter_reason
 from pipelines.prs.dump import read_pr_dump
 from pipelines.core.schema import read_queries
-from pipelines.sft import load_training_set
+from pipelines.training.data import load_training_set
 from tests.reliability.test_faults import _trajectory
 from tests.test_collect import project as replay_project
 
@@ -158,7 +158,7 @@ def test_params_with_wrong_types_and_unknown_keys(tmp_path):
 @bad
 def test_unreadable_model_directory(tmp_path, tiny_model_dir):
     from pipelines.core.params import SFTParams
-    from pipelines.sft import run as run_sft
+    from pipelines.training.run import run as run_sft
 
     broken = tmp_path / "broken"
     broken.mkdir()

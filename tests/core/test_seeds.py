@@ -16,7 +16,7 @@ from pipelines.agent.workspace import prepare_workspace
 from pipelines.core.seeds import apply_solution, load_seed_tasks, solution_dir
 from pipelines.core.taxonomy import CATEGORIES, DOMAINS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEEDS = load_seed_tasks(REPO / "data" / "seeds")
 needs_bwrap = pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")
 

@@ -1,0 +1,1 @@
+"""Agentic query synthesis: teacher drafts, critic reviews and rewrites, near-duplicate checks."""

@@ -1,0 +1,31 @@
+"""Trainer checkpoints: resumed when the run is the same (data, base, params), wiped otherwise."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from pipelines.core.params import SFTParams, params_hash
+
+
+def last_checkpoint(directory: Path) -> Path | None:
+    """The ``checkpoint-<step>`` folder with the highest step in ``directory``, or None."""
+    found = sorted(directory.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if directory.exists() else []
+    return found[-1] if found else None
+
+
+def run_signature(data: Path, base: Path, params: SFTParams) -> str:
+    """What a checkpoint must match to be resumed: the data, the base weights' config, the params."""
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    base_id = (base / "config.json").read_text() if (base / "config.json").exists() else str(base)
+    return params_hash({"data": digest, "base": base_id, "params": params.model_dump(mode="json")})
+
+
+def prepare_checkpoints(directory: Path, signature: str) -> None:
+    """Keep checkpoints of the same run (resume); wipe those of another run."""
+    marker = directory / "run_signature"
+    if directory.exists() and (not marker.exists() or marker.read_text() != signature):
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    marker.write_text(signature)
