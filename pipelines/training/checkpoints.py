@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
 from pipelines.core.params import SFTParams, params_hash
 
 
+def complete(checkpoint: Path) -> bool:
+    """Whether the Trainer finished writing ``checkpoint``: it writes ``trainer_state.json`` last, so a
+    kill part-way through a save leaves a folder without a readable one."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def last_checkpoint(directory: Path) -> Path | None:
-    """The ``checkpoint-<step>`` folder with the highest step in ``directory``, or None."""
+    """The complete ``checkpoint-<step>`` folder with the highest step in ``directory``, or None."""
     found = sorted(directory.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if directory.exists() else []
-    return found[-1] if found else None
+    done = [p for p in found if complete(p)]
+    return done[-1] if done else None
 
 
 def run_signature(data: Path, base: Path, params: SFTParams) -> str:
