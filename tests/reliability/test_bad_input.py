@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.collect import EPISODES_FILE, collect
+from pipelines.collect import collect
+from pipelines.collection.writer import EPISODES_FILE
 from pipelines.curate import curate
 from pipelines.core.errors import UserError
 from pipelines.evaluation.suites import load_agencybench
