@@ -98,7 +98,7 @@ def eval_texts(params: CurateParams, root: Path) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if params.decontam.builtin:
         try:
-            from pipelines.evaluation.suites import load_suite
+            from pipelines.evaluation.tasks import load_suite
 
             for task in load_suite("builtin"):
                 out.append((f"builtin:{task.id}", "\n".join(s.query for s in task.subtasks)))

@@ -44,7 +44,8 @@ from pipelines.agent.workspace import DIFF_COMMAND
 from pipelines.core.console import main_guard, progress
 from pipelines.core.errors import UserError
 from pipelines.evaluation.metrics import EpisodeOutcome, metrics_block, summarize
-from pipelines.evaluation.suites import EvalTask, load_suite, prepare_eval_workspace
+from pipelines.evaluation.suites.common import EvalTask, prepare_eval_workspace
+from pipelines.evaluation.tasks import load_suite
 from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.llm.base import ChatModel, Usage
 from pipelines.core.params import EvalParams, EvalSuiteParams, Params, load_params, params_hash

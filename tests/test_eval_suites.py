@@ -17,9 +17,11 @@ from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import TestsVerifier
 from pipelines.core.errors import UserError
-from pipelines.evaluation.suites import (
-    BUILTIN_DIR, EvalTask, agencybench_category, apply_builtin_solution, builtin_solution_dir, load_agencybench,
-    load_builtin, load_humaneval, load_suite, prepare_eval_workspace)
+from pipelines.evaluation.suites.agencybench import agencybench_category, load_agencybench
+from pipelines.evaluation.suites.builtin import BUILTIN_DIR, apply_builtin_solution, builtin_solution_dir, load_builtin
+from pipelines.evaluation.suites.common import EvalTask, prepare_eval_workspace
+from pipelines.evaluation.suites.humaneval import load_humaneval
+from pipelines.evaluation.tasks import load_suite
 from pipelines.llm.scripted import ScriptedModel
 from pipelines.core.seeds import load_seed_tasks
 from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DOMAIN

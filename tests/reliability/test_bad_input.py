@@ -15,7 +15,7 @@ from pipelines.collect import collect
 from pipelines.collection.writer import EPISODES_FILE
 from pipelines.curate import curate
 from pipelines.core.errors import UserError
-from pipelines.evaluation.suites import load_agencybench
+from pipelines.evaluation.suites.agencybench import load_agencybench
 from pipelines.core.params import PRQueriesParams, load_params
 from pipelines.pr_queries import filter_reason
 from pipelines.prs import read_pr_dump
