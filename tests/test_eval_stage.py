@@ -11,10 +11,13 @@ import pytest
 
 from pipelines.agent.sandbox import BwrapSandbox
 from pipelines.core.errors import UserError
-from pipelines.eval import EvalOutputs, check_inputs, evaluate, register_champion, run_eval
+from pipelines.core.tracking import register_champion
+from pipelines.eval import EvalOutputs, run_eval
+from pipelines.evaluation.models import check_inputs
 from pipelines.evaluation.suites.builtin import builtin_solution_dir, load_builtin
 from pipelines.evaluation.suites.common import EvalTask, Subtask
 from pipelines.evaluation.suites.humaneval import load_humaneval
+from pipelines.evaluation.trial import evaluate
 from pipelines.llm.scripted import ScriptedModel
 from pipelines.core.params import load_params, parse_params
 from pipelines.core.schema import VerifierSpec, read_trajectories

@@ -67,15 +67,16 @@ class EvalTask:
                      provenance={"suite": self.suite, "subtask": index + 1, "subtasks": len(self.subtasks)})
 
 
-def prepare_eval_workspace(task: EvalTask, dest: Path) -> Path:
-    """Lay out ``task``'s starting workspace in the empty folder ``dest`` (under git, as collect does).
-
-    A relative ``workspace.dir`` is taken from the repository root; an absolute one lies in a folder the
-    user named (an AgencyBench download, say), which is then the only place it may be copied from.
-    """
+def workspace_root(task: EvalTask) -> Path:
+    """Where ``task``'s ``workspace.dir`` may be copied from: the repository root for a relative one; for an
+    absolute one, the folder the user named (an AgencyBench download, say), and nothing outside it."""
     folder = task.workspace.dir
-    root = Path(folder).parent if folder and Path(folder).is_absolute() else repo_root()
-    return prepare_workspace(task.as_query(0), Path(dest), root)
+    return Path(folder).parent if folder and Path(folder).is_absolute() else repo_root()
+
+
+def prepare_eval_workspace(task: EvalTask, dest: Path) -> Path:
+    """Lay out ``task``'s starting workspace in the empty folder ``dest`` (under git, as collect does)."""
+    return prepare_workspace(task.as_query(0), Path(dest), workspace_root(task))
 
 
 def relative_to_root(path: Path) -> str:
