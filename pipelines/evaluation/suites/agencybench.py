@@ -105,6 +105,33 @@ def _agencybench_task(path: Path, pass_threshold: float, own_folder: bool) -> Ev
     text = data.get("query")
     if not isinstance(text, str) or not text.strip():
         raise UserError(f"{path}: field query is missing or blank; an AgencyBench task needs its query text")
+    metadata, labels = _metadata(data, gaps)
+    preamble, blocks = _blocks(path, text, metadata, labels, gaps)
+    epilogue = _detach_epilogue(blocks[-1])
+    shared = _heading_criteria(preamble) + _heading_criteria(epilogue)
+    subtasks = []
+    for index, block in enumerate(blocks):
+        request, criteria, block_gaps = _subtask_parts(block)
+        gaps.extend(f"subtask {block.number}: {gap}" for gap in block_gaps)
+        if index == 0:  # the project's general text goes with the first request, in the order written
+            request = "\n\n".join(part.strip() for part in (preamble, request, epilogue) if part.strip())
+        subtasks.append(Subtask(request, VerifierSpec(kind="rubric", criteria=criteria + shared,
+                                                      pass_threshold=pass_threshold)))
+    mapped = [agencybench_category(label) for label in labels if label]
+    category = Counter(mapped).most_common(1)[0][0] if mapped else "application_development"
+    workspace_dir = path.parent / "workspace"
+    workspace = (WorkspaceSpec(dir=relative_to_root(workspace_dir))
+                 if own_folder and workspace_dir.is_dir() else WorkspaceSpec())
+    if gaps:
+        warnings.warn(f"{path}: loaded with gaps: " + "; ".join(gaps), UserWarning, stacklevel=3)
+    return EvalTask(id=f"agencybench-{_slug(path)}", suite="agencybench", domain=CATEGORY_DOMAIN[category],
+                    category=category, subtasks=subtasks, workspace=workspace,
+                    provenance={"source": "AgencyBench v1", "file": str(path), "title": path.stem,
+                                "agencybench_categories": labels, "warnings": gaps})
+
+
+def _metadata(data: dict[str, Any], gaps: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """(the file's metadata, its category labels), a gap noted for each that is missing or blank."""
     metadata = data.get("metadata")
     if not isinstance(metadata, dict):
         gaps.append("field metadata is missing")
@@ -116,7 +143,13 @@ def _agencybench_task(path: Path, pass_threshold: float, own_folder: bool) -> Ev
     labels = [str(label).strip() for label in labels]
     if any(not label for label in labels):
         gaps.append("field metadata.categories has blank entries")
+    return metadata, labels
 
+
+def _blocks(path: Path, text: str, metadata: dict[str, Any], labels: list[str],
+            gaps: list[str]) -> tuple[str, list[_Block]]:
+    """(text before the first subtask, the non-blank subtask blocks), gaps noted where the text and the
+    metadata disagree; UserError when every subtask is blank."""
     preamble, blocks = _split_subtasks(text)
     if not blocks:
         gaps.append('no "Subtask k" headings in the query; it is loaded as one round')
@@ -136,39 +169,27 @@ def _agencybench_task(path: Path, pass_threshold: float, own_folder: bool) -> Ev
         gaps.append(f"metadata.subtask_count is {count!r} but the query has {len(blocks)} subtasks")
     if labels and len(labels) != len(blocks):
         gaps.append(f"metadata.categories has {len(labels)} entries for {len(blocks)} subtasks")
+    return preamble, blocks
 
-    epilogue = ""
-    last = blocks[-1]
+
+def _detach_epilogue(last: _Block) -> str:
+    """Notes after the last subtask's criteria belong to the whole project: cut from ``last``, returned."""
     marker = list(_CRITERIA_MARKER.finditer(last.body))
-    if marker:  # notes after the last subtask's criteria belong to the whole project
-        end = _PARAGRAPH_BREAK.search(last.body, _skip_space(last.body, marker[-1].end()))
-        if end and last.body[end.end():].strip():
-            epilogue = last.body[end.end():].strip()
-            last.body = last.body[:end.start()]
-    shared = _heading_criteria(preamble) + _heading_criteria(epilogue)
+    if not marker:
+        return ""
+    end = _PARAGRAPH_BREAK.search(last.body, _skip_space(last.body, marker[-1].end()))
+    if not end or not last.body[end.end():].strip():
+        return ""
+    epilogue = last.body[end.end():].strip()
+    last.body = last.body[:end.start()]
+    return epilogue
 
-    subtasks = []
-    for index, block in enumerate(blocks):
-        request, criteria, block_gaps = _subtask_parts(block)
-        gaps.extend(f"subtask {block.number}: {gap}" for gap in block_gaps)
-        if index == 0:  # the project's general text goes with the first request, in the order written
-            request = "\n\n".join(part.strip() for part in (preamble, request, epilogue) if part.strip())
-        subtasks.append(Subtask(request, VerifierSpec(kind="rubric", criteria=criteria + shared,
-                                                      pass_threshold=pass_threshold)))
 
-    mapped = [agencybench_category(label) for label in labels if label]
-    category = Counter(mapped).most_common(1)[0][0] if mapped else "application_development"
+def _slug(path: Path) -> str:
+    """``task<N>`` from the file or folder name, else the file name made safe for an id."""
     match = re.match(r"(?i)task[ _-]*(\d+)", path.stem) or re.match(r"(?i)task[ _-]*(\d+)", path.parent.name)
     slug = f"task{match.group(1)}" if match else re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-")
-    workspace_dir = path.parent / "workspace"
-    workspace = (WorkspaceSpec(dir=relative_to_root(workspace_dir))
-                 if own_folder and workspace_dir.is_dir() else WorkspaceSpec())
-    if gaps:
-        warnings.warn(f"{path}: loaded with gaps: " + "; ".join(gaps), UserWarning, stacklevel=3)
-    return EvalTask(id=f"agencybench-{slug or 'task'}", suite="agencybench", domain=CATEGORY_DOMAIN[category],
-                    category=category, subtasks=subtasks, workspace=workspace,
-                    provenance={"source": "AgencyBench v1", "file": str(path), "title": path.stem,
-                                "agencybench_categories": labels, "warnings": gaps})
+    return slug or "task"
 
 
 def _split_subtasks(text: str) -> tuple[str, list[_Block]]:
