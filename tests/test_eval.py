@@ -67,6 +67,12 @@ def test_tuned_beating_base_writes_outputs_and_becomes_champion(project):
 
     records = read_trajectories(out.episodes_dir / "episodes.jsonl")
     assert len(records) == 4 and {r["meta"]["model"] for r in records} == {"base", "tuned"}
+    # outputs are functions of the inputs: no timings or dates; those go to the run's report
+    assert "seconds" not in out.metrics.read_text() and "seconds" not in out.report.read_text()
+    assert all(not {"timings", "evaluated_at"} & set(r["meta"]) and "seconds" not in r["meta"]["outcome"]
+               for r in records)
+    timings = json.loads((project / "reports/runs/eval.json").read_text())
+    assert len(timings["trials"]) == 4 and set(timings["mean_seconds"]) == {"base", "tuned"}
 
     report = out.report.read_text()
     assert "| metric | base | tuned | Δ tuned − base |" in report
