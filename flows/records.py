@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from pydantic import ValidationError
+
 from pipelines.core import tracking
+from pipelines.core.schema import EvalMetrics
 
 log = logging.getLogger(__name__)
 
@@ -184,22 +187,17 @@ def summary_metrics(root: Path, rev: str | None = None) -> dict[str, float]:
 
 
 def eval_rows(data: Any) -> list[dict[str, Any]]:
-    """One table row per evaluated model: ``{"model": name, metric: value, ...}``.
-
-    Reads ``{"models": {name: {"overall": {...}}}}`` (or ``{name: {...}}`` under ``models``); a file with only
-    top-level numbers gives one row named ``all``.
-    """
-    if not isinstance(data, dict):
+    """One table row per evaluated model of ``metrics/eval.json``: ``{"model": name, metric: value, ...}``, the
+    numbers of the model's overall block; no rows for a missing file or one that is not an :class:`EvalMetrics`."""
+    if data is None:
         return []
-    models = data.get("models")
-    if isinstance(models, dict) and models:
-        rows = []
-        for name, body in models.items():
-            body = body.get("overall", body) if isinstance(body, dict) else {}
-            rows.append({"model": str(name), **numbers(body, depth=0)})
-        return rows
-    top = numbers(data, depth=0)
-    return [{"model": "all", **top}] if top else []
+    try:
+        metrics = EvalMetrics.model_validate(data)
+    except ValidationError:
+        log.warning("%s is not an eval metrics file; no eval table", EVAL_METRICS)
+        return []
+    return [{"model": name, **numbers(block.overall.model_dump(exclude_unset=True), depth=0)}
+            for name, block in metrics.models.items()]
 
 
 # ------------------------------------------------------------------------------------ prefect artifacts

@@ -68,6 +68,11 @@ def test_collect_writes_valid_records_and_report(tmp_path):
     assert isinstance(call["function"]["arguments"], dict)
     report = json.loads((root / "data/trajectories/report.json").read_text())
     assert report["episodes"] == 3 and report["passed"] == 3 and report["by_teacher"] == {"replay": 3}
+    # outputs are functions of the inputs: plan order, no timings or dates; those go to the run's report
+    assert [r["meta"]["task_id"] for r in records] == ["q0", "q1", "q2"]
+    assert not {"timings", "collected_at"} & set(meta) and "seconds" not in json.dumps(report)
+    timings = json.loads((root / "reports/runs/collect.json").read_text())
+    assert sorted(e["episode_key"] for e in timings["episodes"]) == sorted(r["meta"]["episode_key"] for r in records)
 
     from datasets import load_dataset
 

@@ -46,7 +46,7 @@ def test_wheel_in_a_fresh_venv_runs_a_stage_and_loads_the_builtin_suite(tmp_path
                               text=True, timeout=300)
     assert help_run.returncode == 0, help_run.stderr[-2000:]
     assert "usage" in help_run.stdout.lower()
-    probe = ("import pipelines; from pipelines.evaluation.suites import load_suite; "
+    probe = ("import pipelines; from pipelines.evaluation.tasks import load_suite; "
              "tasks = load_suite('builtin'); print(pipelines.__file__); print(len(tasks))")
     loaded = subprocess.run([py, "-c", probe], cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert loaded.returncode == 0, loaded.stderr[-2000:]

@@ -32,7 +32,8 @@ def test_stage_writes_queries_and_replay_verifies(tmp_path):
     assert "+    return a + b  # the sum" in query["verifier"]["patch"] and "return a + b" not in query["query"]
 
     from pipelines.agent.sandbox import BwrapSandbox
-    from pipelines.collect import Collector, Job
+    from pipelines.collection.episode import Collector
+    from pipelines.collection.plan import Job
     from pipelines.core.schema import Query
 
     if not BwrapSandbox.available():

@@ -18,7 +18,7 @@ from typing import Any
 from pipelines.agent.users import EpisodeRejected, User
 from pipelines.agent.verifiers import Verifier, VerifierResult
 from pipelines.core.errors import ModelError
-from pipelines.llm.base import ChatModel, ContextLengthError, EndpointError, Usage
+from pipelines.llm.base import ChatModel, ContextLengthError, EndpointError, Reply, Usage
 
 TERMINATIONS = ("finished", "step_limit", "token_limit", "time_limit", "format_errors", "infra_error")
 
@@ -73,83 +73,114 @@ def run_episode(query: str, model: ChatModel, toolbox, verifier: Verifier, user:
     """
     from pipelines.agent.tools import TOOL_SCHEMAS
 
-    tools = tools if tools is not None else TOOL_SCHEMAS
-    workspace = workspace or getattr(toolbox, "workspace", Path("."))
     messages: list[dict[str, Any]] = list(history) if history else [{"role": "system", "content": system_prompt}]
     messages.append({"role": "user", "content": query})
-    res = EpisodeResult(messages=messages, termination="finished", rounds_used=1, first_round=None, final=None)
-    started = time.monotonic()
-    consecutive_format_errors = 0
+    episode = _Episode(messages, limits)
+    tools = tools if tools is not None else TOOL_SCHEMAS
+    while not episode.done:
+        reply = episode.ask(model, tools, sampling or {})
+        if reply is None:
+            continue
+        if reply.format_error:
+            episode.reject(reply)
+        elif episode.act(reply, toolbox):
+            episode.verify(verifier, user, query, workspace or getattr(toolbox, "workspace", Path(".")))
+    return episode.result
 
-    def stop(reason: str, error: str | None = None) -> EpisodeResult:
-        res.termination, res.error = reason, error
-        res.seconds = time.monotonic() - started
-        return res
 
-    while True:
+class _Episode:
+    """The state of one running episode; each method takes one turn's part and may end the episode."""
+
+    def __init__(self, messages: list[dict[str, Any]], limits: Limits):
+        self.result = EpisodeResult(messages=messages, termination="finished", rounds_used=1, first_round=None,
+                                    final=None)
+        self.limits = limits
+        self.started = time.monotonic()
+        self.done = False
+        self.consecutive_format_errors = 0
+
+    def stop(self, reason: str, error: str | None = None) -> None:
+        self.result.termination, self.result.error = reason, error
+        self.result.seconds = time.monotonic() - self.started
+        self.done = True
+
+    def ask(self, model: ChatModel, tools: list[dict[str, Any]], sampling: dict[str, Any]) -> Reply | None:
+        """The model's next turn, counted; None when a limit or the model ended the episode instead."""
+        res, limits = self.result, self.limits
         if res.steps >= limits.max_steps:
-            return stop("step_limit")
-        if time.monotonic() - started >= limits.max_seconds:
-            return stop("time_limit")
+            return self.stop("step_limit")
+        if time.monotonic() - self.started >= limits.max_seconds:
+            return self.stop("time_limit")
         if res.usage.prompt_tokens + res.usage.completion_tokens >= limits.max_tokens:
-            return stop("token_limit")
+            return self.stop("token_limit")
         try:
-            reply = model.chat(messages, tools, **(sampling or {}))
+            reply = model.chat(res.messages, tools, **sampling)
         except ContextLengthError as exc:
-            return stop("token_limit", str(exc))
+            return self.stop("token_limit", str(exc))
         except (EndpointError, ModelError) as exc:
-            return stop("infra_error", str(exc))
+            return self.stop("infra_error", str(exc))
         res.steps += 1
         res.usage.add(reply.usage)
-        if reply.format_error:
-            res.format_errors += 1
-            consecutive_format_errors += 1
-            messages.append({"role": "assistant", "content": reply.raw if reply.raw is not None else reply.content})
-            if consecutive_format_errors >= limits.max_format_errors:
-                return stop("format_errors", reply.format_error)
-            messages.append({"role": "user", "content": (
-                f"Your last message could not be read as a tool call: {reply.format_error}. "
-                'Call a tool as <tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>')})
-            continue
-        consecutive_format_errors = 0
-        messages.append(reply.message)
+        return reply
+
+    def reject(self, reply: Reply) -> None:
+        """A turn that could not be read as a tool call: shown to the model with the format, up to a limit."""
+        self.result.format_errors += 1
+        self.consecutive_format_errors += 1
+        messages = self.result.messages
+        messages.append({"role": "assistant", "content": reply.raw if reply.raw is not None else reply.content})
+        if self.consecutive_format_errors >= self.limits.max_format_errors:
+            return self.stop("format_errors", reply.format_error)
+        messages.append({"role": "user", "content": (
+            f"Your last message could not be read as a tool call: {reply.format_error}. "
+            'Call a tool as <tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>')})
+
+    def act(self, reply: Reply, toolbox) -> bool:
+        """Run the turn's tool calls; True when the agent handed the turn back (``finish`` or plain text)."""
+        self.consecutive_format_errors = 0
+        res = self.result
+        res.messages.append(reply.message)
         finished = not reply.tool_calls  # a plain-text answer hands the turn back, like finish
         for call in reply.tool_calls:
             res.tool_calls += 1
             if finished:  # calls after finish are not run, but every call id still gets an answer
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": "not run: finish was called"})
+                res.messages.append({"role": "tool", "tool_call_id": call["id"],
+                                     "content": "not run: finish was called"})
                 continue
             try:
                 out = toolbox.call(call["function"]["name"], call["function"]["arguments"])
             except Exception as exc:  # the sandbox itself broke: not the agent's fault
-                return stop("infra_error", f"tool {call['function']['name']} failed: {exc}")
+                self.stop("infra_error", f"tool {call['function']['name']} failed: {exc}")
+                return False
             res.invalid_tool_calls += int(out.is_error)
-            messages.append({"role": "tool", "tool_call_id": call["id"], "content": out.output})
+            res.messages.append({"role": "tool", "tool_call_id": call["id"], "content": out.output})
             finished = finished or out.finished
-        if not finished:
-            continue
+        return finished
+
+    def verify(self, verifier: Verifier, user: User, query: str, workspace: Path) -> None:
+        """Check the work; end the episode, or give the user's feedback and start the next round."""
+        res = self.result
         result = verifier.verify(workspace)
         if res.first_round is None:
             res.first_round = result
         res.final = result
+        human = _asks_human(user)
         if result.infra_error:
-            return stop("infra_error", result.infra_error)
-        if res.rounds_used >= limits.max_rounds and not _asks_human(user):
-            return stop("finished")
-        if result.passed and not _asks_human(user):
-            return stop("finished")
+            return self.stop("infra_error", result.infra_error)
+        if (res.rounds_used >= self.limits.max_rounds or result.passed) and not human:
+            return self.stop("finished")
         try:
-            feedback = user.respond(messages, result, query)
+            feedback = user.respond(res.messages, result, query)
         except EpisodeRejected:
             res.human_verdict = "rejected"
-            return stop("finished")
+            return self.stop("finished")
         if feedback is None:
-            if _asks_human(user):
+            if human:
                 res.human_verdict = "accepted"
-            return stop("finished")
-        if res.rounds_used >= limits.max_rounds:
-            return stop("finished")
-        messages.append({"role": "user", "content": feedback})
+            return self.stop("finished")
+        if res.rounds_used >= self.limits.max_rounds:
+            return self.stop("finished")
+        res.messages.append({"role": "user", "content": feedback})
         res.rounds_used += 1
 
 

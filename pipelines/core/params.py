@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipelines.agent.config import EpisodeLimitsParams, HarnessParams, SamplingParams
 from pipelines.core.errors import ParamsError
 from pipelines.core.paths import params_file
 from pipelines.prs.github_defaults import DEFAULT_API, REPO_NAME
@@ -49,13 +50,6 @@ class BaseModelParams(Strict):
 
 
 # ---------------------------------------------------------------- llm
-class SamplingParams(Strict):
-    max_tokens: int = Field(256, ge=1, le=131072)
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int | None = 0
-
-
 class LocalModelParams(Strict):
     """transformers in-process on a local directory."""
 
@@ -200,15 +194,8 @@ class TeacherAssignment(Strict):
     max_queries: int = Field(0, ge=0, description="at most this many queries for this teacher (0 = all)")
 
 
-class EpisodeLimitsParams(Strict):
-    max_steps: int = Field(20, ge=1)
-    max_tokens: int = Field(100_000, ge=256, description="prompt + completion tokens over the episode")
-    max_seconds: float = Field(600.0, gt=0)
-    max_format_errors: int = Field(3, ge=1)
-
-
-class CollectParams(Strict):
-    """Run the agent on every query and keep complete trajectories."""
+class CollectParams(HarnessParams):
+    """Run the agent on every query and keep complete trajectories (the harness settings are HarnessParams')."""
 
     seeds: bool = Field(True, description="also collect on the curated seed tasks in data/seeds")
     query_files: list[str] = Field(default_factory=lambda: ["data/queries/synthetic.jsonl", "data/queries/pr.jsonl"],
@@ -216,15 +203,8 @@ class CollectParams(Strict):
     teachers: list[TeacherAssignment] = Field(
         default_factory=lambda: [TeacherAssignment(model="replay", sources=["human", "pr"]),
                                  TeacherAssignment(model="embedded", sources=["synthetic", "human"], max_queries=4)])
-    rounds: int = Field(3, ge=1, le=10)
     user: Literal["simulated", "human"] = "simulated"
     user_model: bool = Field(False, description="phrase simulated feedback with llm.roles.user_simulator")
-    sandbox: Literal["bwrap", "none"] = "bwrap"
-    parallel: int = Field(0, ge=0, description="episodes at once; 0 = number of CPUs")
-    limits: EpisodeLimitsParams = EpisodeLimitsParams()
-    command_timeout_s: float = Field(30.0, gt=0)
-    memory_mb: int = Field(1024, ge=64)
-    sampling: SamplingParams = SamplingParams()
 
 
 # ---------------------------------------------------------------- curate
@@ -326,7 +306,7 @@ class EvalModelParams(Strict):
 EVAL_METRICS = ("ftfc", "sr_at_r", "rc_at_r", "agencybench_average", "pass_at_k", "pass_hat_k", "tool_call_validity")
 
 
-class EvalParams(Strict):
+class EvalParams(HarnessParams):
     """Base and tuned model as agents over the eval suites: k trials, R rounds of simulated feedback."""
 
     suites: list[EvalSuiteParams] = Field(
@@ -336,10 +316,6 @@ class EvalParams(Strict):
     rounds: int = Field(3, ge=1, le=10, description="R: the first attempt plus up to R-1 rounds of feedback per subtask")
     limits: EpisodeLimitsParams = EpisodeLimitsParams(max_steps=8)
     sampling: SamplingParams = SamplingParams(max_tokens=160, temperature=0.0)
-    sandbox: Literal["bwrap", "none"] = "bwrap"
-    command_timeout_s: float = Field(30.0, gt=0)
-    memory_mb: int = Field(1024, ge=64)
-    parallel: int = Field(0, ge=0, description="episodes at once; 0 = number of CPUs")
     models: list[EvalModelParams] = Field(
         default_factory=lambda: [EvalModelParams(name="base", model="embedded"),
                                  EvalModelParams(name="tuned", model="embedded", adapter="models/sft")],

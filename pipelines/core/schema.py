@@ -1,9 +1,15 @@
 """The boundary types, defined once and validated at every read.
 
 - :class:`Query`: a task for the agent (``data/queries/*.jsonl``).
-- trajectory records: ``{"messages": [...], "tools": [...], "meta": {...}}``, one JSON line per
+- :class:`TrajectoryRecord`: ``{"messages": [...], "tools": [...], "meta": {...}}``, one JSON line per
   episode; ``messages``/``tools`` exactly in the public GAIR/LIMI dataset's OpenAI chat form
-  (tool-call ``arguments`` as an object, tool results as ``role: tool`` with ``tool_call_id``).
+  (tool-call ``arguments`` as an object, tool results as ``role: tool`` with ``tool_call_id``);
+  ``meta`` is a :class:`TrajectoryMeta` (what collect writes, ``data/trajectories``).
+- :class:`EvalResult`: one eval trial as a trajectory record whose ``meta`` is an :class:`EvalMeta`
+  (``data/eval/episodes.jsonl``); :class:`EvalMetrics`: ``metrics/eval.json``.
+
+Every field of the written records has a default and unknown fields are kept, so a record of an older
+version, or the public dataset's (no ``meta`` at all), still reads.
 
 Readers report the file and line of the first bad record.
 """
@@ -12,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator, Literal, TypeVar
+from typing import Any, Iterator, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -108,13 +114,182 @@ class Message(BaseModel):
     tool_call_id: str | None = None
 
 
+class Open(BaseModel):
+    """A written record: fields it does not know (an older or newer writer's) are kept, not rejected."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class CheckRecord(Open):
+    name: str
+    passed: bool
+    output: str = ""
+
+
+class Verdict(Open):
+    """A verification as recorded: passed, score in 0..1, why the verifier could not run; checks on ``final``."""
+
+    passed: bool = False
+    score: float = 0.0
+    infra_error: str | None = None
+    checks: list[CheckRecord] | None = None
+
+
+class TokenCounts(Open):
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0
+    cost_usd: float = 0.0
+
+
+class SandboxRecord(Open):
+    kind: str = "bwrap"
+    command_timeout_s: float = 30.0
+    memory_mb: int = 1024
+
+
+class TrajectoryMeta(Open):
+    """What an episode record says about itself: task, teacher and settings, verdicts, counts, diff, versions.
+
+    Only functions of the inputs: no timings, dates or host facts (those go to the run's MLflow record).
+    ``passed`` is the final verdict (or the person's, ``human_verdict``); ``rounds_used`` counts the first
+    attempt as round 1; ``termination`` is one of ``pipelines.agent.loop.TERMINATIONS``.
+    """
+
+    episode_key: str | None = None
+    task_id: str = ""
+    source: str = ""
+    domain: str = ""
+    category: str = ""
+    query: str = ""
+    teacher: str = ""
+    teacher_backend: str | None = None
+    sampling: dict[str, Any] | None = None
+    user: str | None = None
+    rounds_used: int = 0
+    max_rounds: int | None = None
+    first_round: Verdict | None = None
+    final: Verdict | None = None
+    passed: bool = False
+    human_verdict: Literal["accepted", "rejected"] | None = None
+    termination: str | None = None
+    error: str | None = None
+    verifier: str | None = None
+    steps: int = 0
+    tool_calls: int = 0
+    invalid_tool_calls: int = 0
+    format_errors: int = 0
+    tokens: TokenCounts = Field(default_factory=TokenCounts)
+    final_diff: str = ""
+    sandbox: SandboxRecord | None = None
+    prompt_version: str | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
 class TrajectoryRecord(BaseModel):
-    """One episode: messages and tools in the dataset schema, plus ``meta`` (free-form but required)."""
+    """One episode: messages and tools in the dataset schema, plus ``meta``."""
 
     model_config = ConfigDict(extra="forbid")
     messages: list[Message] = Field(min_length=2)
     tools: list[dict[str, Any]] = Field(default_factory=list)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: TrajectoryMeta = Field(default_factory=TrajectoryMeta)
+
+
+class SubtaskRecord(Open):
+    """One subtask of an eval trial: its first-round and final verdicts, rounds used, how its episode ended."""
+
+    number: int
+    passed_first_round: bool = False
+    passed: bool = False
+    rounds_used: int = 0
+    termination: str | None = None
+    error: str | None = None
+    first_round: Verdict | None = None
+    final: Verdict | None = None
+    steps: int = 0
+    tool_calls: int = 0
+
+
+class EvalMeta(TrajectoryMeta):
+    """An eval trial's meta: ``teacher`` and ``model`` name the model under test; ``first_round``/``final``
+    score the share of subtasks met; ``outcome`` is what the metrics read
+    (:class:`pipelines.evaluation.metrics.EpisodeOutcome` without its seconds)."""
+
+    suite: str = ""
+    model: str = ""
+    model_info: dict[str, Any] = Field(default_factory=dict)
+    trial: int = 0
+    subtasks_total: int = 1
+    subtasks: list[SubtaskRecord] = Field(default_factory=list)
+    outcome: dict[str, Any] = Field(default_factory=dict)
+    system_prompt_sha: str | None = None
+
+
+class EvalResult(TrajectoryRecord):
+    """One eval trial as written to ``data/eval/episodes.jsonl``."""
+
+    meta: EvalMeta = Field(default_factory=EvalMeta)
+
+
+Score = Union[float, None]
+
+
+class MetricsBlock(Open):
+    """The metrics of one group of trials (``pipelines.evaluation.metrics.metrics_block``); rates on 0-100."""
+
+    episodes: int | None = None
+    scored_episodes: int | None = None
+    infra_errors: int | None = None
+    tasks: int | None = None
+    R: int | None = None
+    k: int | None = None
+    ftfc: Score = None
+    sr_at_r: Score = None
+    rc_at_r: Score = None
+    agencybench_average: Score = None
+    pass_at_k: Score = None
+    pass_hat_k: Score = None
+    tasks_with_k_trials: int | None = None
+    tool_call_validity: Score = None
+    mean_steps: Score = None
+    mean_tokens: Score = None
+    infra_error_rate: Score = None
+
+
+class ModelMetrics(Open):
+    overall: MetricsBlock
+    categories: dict[str, MetricsBlock] = Field(default_factory=dict)
+
+
+class Champion(Open):
+    """Whether a tuned model beat the baseline on ``metric``, and its registration (None when not registered)."""
+
+    metric: str
+    baseline: str
+    baseline_value: Score = None
+    candidates: dict[str, Score] = Field(default_factory=dict)
+    winner: str | None = None
+    beats_baseline: bool = False
+    registered: dict[str, str] | None = None
+    not_registered: str | None = None
+
+
+class EvalMetrics(Open):
+    """``metrics/eval.json``: per model overall and per category, the headline numbers and their deltas
+    against ``baseline``, per-suite blocks, the champion decision and the protocol's sizes."""
+
+    k: int
+    models: dict[str, ModelMetrics] = Field(default_factory=dict)
+    baseline: str | None = None
+    main_metric: str | None = None
+    headline: dict[str, dict[str, Score]] = Field(default_factory=dict)
+    deltas: dict[str, dict[str, Score]] = Field(default_factory=dict)
+    suites: dict[str, dict[str, MetricsBlock]] = Field(default_factory=dict)
+    champion: Champion | None = None
+    tasks: int | None = None
+    trials: int | None = None
+    R: int | None = None
+    sampling: dict[str, Any] | None = None
 
 
 def read_jsonl(path: str | Path, model: type[M] | None = None) -> Iterator[tuple[int, Any]]:

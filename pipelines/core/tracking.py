@@ -291,3 +291,44 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(v, f"{prefix}{k}."))
         return out
     return {prefix.rstrip("."): data}
+
+
+# ------------------------------------------------------------------ the model registry
+CHAMPION_MODEL = "limi-sft"
+CHAMPION_ALIAS = "champion"
+CHAMPION_ARTIFACT = "sft_model"
+
+
+def register_champion(run: StageRun | None, model_dir: Path, *, tags: dict[str, Any] | None = None,
+                      name: str = CHAMPION_MODEL, alias: str = CHAMPION_ALIAS) -> dict[str, str] | None:
+    """Log ``model_dir`` to ``run`` (the stage's MLflow run) and register it as a new version of ``name``
+    with ``alias``.
+
+    Returns ``{name, version, alias, source}``, or None (with a warning) when there is no active run or
+    the tracking store fails: the registry is a record, and never costs the stage its outputs.
+    """
+    run_id = getattr(run, "run_id", None)
+    if run is None or not getattr(run, "active", False) or not run_id:
+        log.warning("not registering %s: no MLflow run is recording this stage", model_dir)
+        return None
+    try:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        client = MlflowClient()
+        client.log_artifacts(run_id, str(model_dir), artifact_path=CHAMPION_ARTIFACT)
+        source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{CHAMPION_ARTIFACT}"
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name, description="LIMI SFT output (LoRA adapter or full weights) "
+                                           "that beat the base model in the eval stage")
+        version = client.create_model_version(name, source=source, run_id=run_id,
+                                              tags={k: str(v) for k, v in (tags or {}).items()})
+        client.set_registered_model_alias(name, alias, version.version)
+    except Exception as exc:  # a registry outage must not fail an evaluation that already ran
+        log.warning("MLflow model registration failed (%s); %s is not registered",
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__, model_dir)
+        return None
+    log.info("registered %s as %s version %s, alias %s", model_dir, name, version.version, alias)
+    return {"name": name, "version": str(version.version), "alias": alias, "source": source}

@@ -44,7 +44,7 @@ def eval_texts(params: DecontamParams, root: Path) -> list[tuple[str, str]]:
 
 def _builtin_tasks() -> list[tuple[str, str]]:
     try:
-        from pipelines.evaluation.suites import load_suite
+        from pipelines.evaluation.tasks import load_suite
 
         tasks = load_suite("builtin")
     except ImportError:

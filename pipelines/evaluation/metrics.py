@@ -214,7 +214,8 @@ def rounds_of(outcomes: Sequence[EpisodeOutcome]) -> int | None:
 
 
 def metrics_block(outcomes: Sequence[EpisodeOutcome], k: int) -> dict[str, Any]:
-    """Every metric for one group of outcomes (one model, or one model's category)."""
+    """Every metric for one group of outcomes (one model, or one model's category), all functions of the
+    outcomes' verdicts and counts: :func:`mean_seconds` (wall time) is left out, it goes to the run's timings."""
     f, sr, rc = ftfc(outcomes), success_rate(outcomes), remaining_chances(outcomes)
     kept = scored(outcomes)
     return {
@@ -234,7 +235,6 @@ def metrics_block(outcomes: Sequence[EpisodeOutcome], k: int) -> dict[str, Any]:
         "tool_call_validity": tool_call_validity(outcomes),
         "mean_steps": mean_steps(outcomes),
         "mean_tokens": mean_tokens(outcomes),
-        "mean_seconds": mean_seconds(outcomes),
         "infra_error_rate": infra_error_rate(outcomes),
     }
 

@@ -10,7 +10,7 @@ Readings, written down because "depends on" has more than one:
   this project reachable through ``import`` statements anywhere in a module (top level or inside a
   function: a lazy import still runs), plus each imported module's parent packages' ``__init__.py``.
   Data the code opens from the source tree counts too: a string constant in a module that names a
-  non-module file or folder beside it (``Path(__file__).parent / "templates"``).
+  non-module file or folder in its package or a parent package (``Path(__file__).parent / "templates"``).
   The closure is declared as folders where a folder's every module and data file is in it, else as
   files, so a change to any other file reruns nothing.
 - **Params.** A stage reads its own group (``params.yaml: <stage>``); it reads ``llm.roles.<role>``
@@ -151,13 +151,18 @@ def compress(root: Path, files: set[Path], data: set[Path]) -> list[str]:
 
 
 def data_read(module: Path) -> set[Path]:
-    """Non-module files and folders beside ``module`` that one of its string constants names."""
+    """Non-module files and folders in ``module``'s package or a parent package that one of its string
+    constants names (``Path(__file__).parents[1] / "builtin"``)."""
+    folders = [p for p in module.parents if (p / "__init__.py").is_file()]
     found = set()
     for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"[\w.-]+", node.value):
-            candidate = module.parent / node.value
-            if node.value not in {".", ".."} and candidate.exists() and candidate.suffix != ".py" \
-                    and not (candidate / "__init__.py").exists() and candidate.name != "__pycache__":
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and re.fullmatch(r"[\w-][\w.-]*", node.value)):
+            continue
+        for folder in folders:
+            candidate = folder / node.value
+            if candidate.exists() and candidate.suffix != ".py" and candidate.name != "__pycache__" \
+                    and not (candidate / "__init__.py").exists():
                 found.add(candidate)
     return found
 

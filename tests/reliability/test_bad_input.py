@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.collect import EPISODES_FILE, collect
+from pipelines.collect import collect
+from pipelines.collection.writer import EPISODES_FILE
 from pipelines.curate import curate
 from pipelines.core.errors import UserError
-from pipelines.evaluation.suites import load_agencybench
+from pipelines.evaluation.suites.agencybench import load_agencybench
 from pipelines.core.params import PRQueriesParams, load_params
 from pipelines.prs.filters import filter_reason
 from pipelines.prs.dump import read_pr_dump

@@ -29,7 +29,7 @@ from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import make_verifier
-from pipelines.collect import Collector
+from pipelines.collection.episode import Collector
 from pipelines.llm.scripted import ScriptedModel
 from pipelines.core.params import parse_params
 from pipelines.core.schema import VerifierSpec

@@ -23,7 +23,9 @@ from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import make_verifier
-from pipelines.collect import EPISODES_FILE, collect, load_all_queries, plan_jobs
+from pipelines.collect import collect
+from pipelines.collection.plan import load_all_queries, plan_jobs
+from pipelines.collection.writer import EPISODES_FILE
 from pipelines.core.errors import UserError
 from pipelines.llm.openai_backend import OpenAIModel
 from pipelines.core.params import load_params

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox
-from pipelines.collect import EPISODES_FILE
+from pipelines.collection.writer import EPISODES_FILE
 from pipelines.core.schema import read_trajectories
 from tests.conftest import REPO, make_project
 from tests.reliability.figures import FIGURES

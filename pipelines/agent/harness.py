@@ -1,0 +1,263 @@
+"""The episode harness: the one runner behind collect and eval.
+
+    harness = Harness(params.collect, hide_paths=[root / ".dvc"])
+    session = harness.run(query, model, SimulatedUser(), root=root, sampling=sampling)
+    meta = session.meta(params.collect, sampling=sampling, user="simulated")
+
+A session lays out the query's workspace in a fresh temp folder (under git), opens the sandbox and the
+toolbox on it, builds each step's verifier and works the steps with :func:`run_episode` in one
+conversation (collect: the query itself; eval: a task's subtasks in order, stopping at the first that
+fails), takes the final diff and removes the workspace. :func:`run_pool` runs many sessions in threads
+and returns their results in the order of the jobs, whatever order they finish in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence, TypeVar, Union
+
+from pipelines import __version__
+from pipelines.agent.config import HarnessParams
+from pipelines.agent.loop import EpisodeResult, Limits, run_episode
+from pipelines.agent.sandbox import make_sandbox
+from pipelines.agent.tools import Toolbox
+from pipelines.agent.users import User, render_message
+from pipelines.agent.verifiers import RubricVerifier, Verifier, VerifierResult, make_verifier
+from pipelines.agent.workspace import DIFF_COMMAND, prepare_workspace
+from pipelines.core.console import progress
+from pipelines.core.schema import CheckRecord, Query, SandboxRecord, TokenCounts, Verdict, VerifierSpec
+from pipelines.llm.base import ChatModel, Usage
+
+log = logging.getLogger(__name__)
+J = TypeVar("J")
+R = TypeVar("R")
+#: The agent of a session: a model, or a factory that builds it from the laid-out workspace (replay).
+AgentSource = Union[ChatModel, Callable[[Path], ChatModel]]
+VERSIONED_PACKAGES = ("torch", "transformers", "peft")
+
+
+class Step(Protocol):
+    """One request of a session and how its result is checked: a :class:`Query`, or an eval subtask."""
+
+    query: str
+    verifier: VerifierSpec
+
+
+@dataclass
+class Session:
+    """What one harness run produced: an episode per step reached, the final diff, the wall time."""
+
+    episodes: list[EpisodeResult]
+    diff: str
+    seconds: float
+
+    @property
+    def last(self) -> EpisodeResult:
+        return self.episodes[-1]
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The whole conversation (each step continues the one before)."""
+        return self.last.messages
+
+    def usage(self) -> Usage:
+        total = Usage()
+        for episode in self.episodes:
+            total.add(episode.usage)
+        return total
+
+    def total(self, counter: str) -> int:
+        """``counter`` (steps, tool_calls, invalid_tool_calls, format_errors) summed over the episodes."""
+        return sum(getattr(episode, counter) for episode in self.episodes)
+
+    def meta(self, settings: HarnessParams, *, sampling: dict[str, Any] | None, user: str) -> dict[str, Any]:
+        """The ``meta`` fields every record shares (see :class:`~pipelines.core.schema.TrajectoryMeta`);
+        ``rounds_used``, ``first_round``, ``final`` and ``passed`` are the last episode's."""
+        last = self.last
+        return {
+            "sampling": sampling, "user": user, "rounds_used": last.rounds_used, "max_rounds": settings.rounds,
+            "first_round": verdict(last.first_round), "final": verdict(last.final, checks=True),
+            "passed": last.passed, "human_verdict": last.human_verdict,
+            "termination": last.termination, "error": last.error,
+            "steps": self.total("steps"), "tool_calls": self.total("tool_calls"),
+            "invalid_tool_calls": self.total("invalid_tool_calls"), "format_errors": self.total("format_errors"),
+            "tokens": token_counts(self.usage()), "final_diff": self.diff, "sandbox": sandbox_record(settings),
+            "versions": versions(),
+        }
+
+
+class Harness:
+    """Runs sessions under one set of :class:`HarnessParams`; safe to share between threads.
+
+    ``hide_paths`` are host folders the sandbox must not show (answer sources, the DVC cache);
+    ``judge_sees_transcript`` shows a rubric judge the agent's last messages as well as its files.
+    """
+
+    def __init__(self, settings: HarnessParams, *, hide_paths: Sequence[Path] = (),
+                 judge_sees_transcript: bool = False):
+        self.settings = settings
+        self.hide_paths = list(hide_paths)
+        self.judge_sees_transcript = judge_sees_transcript
+        self.limits = Limits(**settings.limits.model_dump(), max_rounds=settings.rounds)
+
+    def sandbox(self, workspace: Path):
+        """The sandbox a session's commands run in: the settings' kind and limits, ``hide_paths`` hidden."""
+        s = self.settings
+        return make_sandbox(s.sandbox, workspace, timeout_s=s.command_timeout_s, memory_mb=s.memory_mb,
+                            hide_paths=self.hide_paths)
+
+    def run(self, query: Query, agent: AgentSource, user: User, *, root: Path, steps: Sequence[Step] = (),
+            sampling: dict[str, Any] | None = None, judge: ChatModel | None = None) -> Session:
+        """Lay out ``query``'s workspace (``workspace.dir`` taken from ``root``), work ``steps`` (default: the
+        query itself) in one conversation, stopping after a step that fails or breaks; remove the workspace.
+
+        Raises UserError when the workspace cannot be laid out; the agent's and the tools' troubles end
+        the episode with a termination reason instead.
+        """
+        started = time.monotonic()
+        workspace = Path(tempfile.mkdtemp(prefix=f"limi-ws-{query.id[:40]}-"))
+        try:
+            prepare_workspace(query, workspace, root)
+            sandbox = self.sandbox(workspace)
+            model = agent if hasattr(agent, "chat") else agent(workspace)
+            if self.judge_sees_transcript:
+                model = _WatchedModel(model)
+            episodes = self._work(list(steps) or [query], model, Toolbox(workspace, sandbox), sandbox, user,
+                                  sampling or {}, judge)
+            diff = sandbox.run(DIFF_COMMAND, timeout_s=60).output
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+        return Session(episodes, diff, time.monotonic() - started)
+
+    def _work(self, steps: list[Step], model: ChatModel, toolbox: Toolbox, sandbox, user: User,
+              sampling: dict[str, Any], judge: ChatModel | None) -> list[EpisodeResult]:
+        episodes: list[EpisodeResult] = []
+        history: list[dict[str, Any]] | None = None
+        for step in steps:
+            verifier = self._verifier(step, sandbox, judge, model)
+            result = run_episode(step.query, model, toolbox, verifier, user, self.limits, sampling=sampling,
+                                 workspace=toolbox.workspace, history=history)
+            episodes.append(result)
+            history = result.messages
+            if result.termination == "infra_error" or not result.passed:
+                break
+        return episodes
+
+    def _verifier(self, step: Step, sandbox, judge: ChatModel | None, model: ChatModel) -> Verifier:
+        verifier = make_verifier(step.verifier, sandbox, judge=judge, query=step.query)
+        if step.verifier.kind == "reference_patch":
+            verifier.diff_command = DIFF_COMMAND  # the agent may have written .git/config: hardened git only
+        if isinstance(verifier, RubricVerifier) and isinstance(model, _WatchedModel):
+            return _RubricWithTranscript(verifier, model)
+        return verifier
+
+
+class _WatchedModel:
+    """Passes chat through and keeps the conversation it was last shown (a rubric judge reads its tail)."""
+
+    def __init__(self, model: ChatModel):
+        self.model = model
+        self.name = getattr(model, "name", "model")
+        self.messages: list[dict[str, Any]] = []
+
+    def chat(self, messages, tools=None, **sampling):
+        self.messages = messages  # run_episode's own list, appended in place up to the verification
+        return self.model.chat(messages, tools, **sampling)
+
+
+class _RubricWithTranscript:
+    """A rubric verifier that also shows the judge the agent's last messages: answers live there, not only in files."""
+
+    def __init__(self, verifier: RubricVerifier, watched: _WatchedModel):
+        self.verifier = verifier
+        self.watched = watched
+
+    def verify(self, workspace: Path) -> VerifierResult:
+        self.verifier.transcript_tail = "\n".join(render_message(m, 400) for m in self.watched.messages[-6:])
+        return self.verifier.verify(workspace)
+
+
+# ------------------------------------------------------------------ record fields
+def verdict(result: VerifierResult | None, checks: bool = False) -> Verdict | None:
+    """A verifier result as recorded: score rounded, check names and outputs cut (with ``checks``)."""
+    if result is None:
+        return None
+    found = Verdict(passed=result.passed, score=round(result.score, 4), infra_error=result.infra_error)
+    if checks:
+        found.checks = [CheckRecord(name=c.name[:200], passed=c.passed, output=c.output[-500:]) for c in result.checks]
+    return found
+
+
+def token_counts(usage: Usage) -> TokenCounts:
+    return TokenCounts(prompt=usage.prompt_tokens, completion=usage.completion_tokens, cached=usage.cached_tokens,
+                       cost_usd=usage.cost_usd)
+
+
+def sandbox_record(settings: HarnessParams) -> SandboxRecord:
+    return SandboxRecord(kind=settings.sandbox, command_timeout_s=settings.command_timeout_s,
+                         memory_mb=settings.memory_mb)
+
+
+_VERSIONS: dict[str, str] | None = None
+
+
+def versions() -> dict[str, str]:
+    """Versions of this package and of the ML libraries that shape an episode (those installed)."""
+    global _VERSIONS
+    if _VERSIONS is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        found = {"pipelines": __version__}
+        for pkg in VERSIONED_PACKAGES:
+            try:
+                found[pkg] = version(pkg)
+            except PackageNotFoundError:
+                pass
+        _VERSIONS = found
+    return dict(_VERSIONS)
+
+
+# ------------------------------------------------------------------ many sessions
+def check_sandbox(settings: HarnessParams, group: str) -> None:
+    """Refuse (with the install command) when bubblewrap is asked for but does not work; warn for 'none'."""
+    if settings.sandbox == "bwrap":
+        from pipelines.agent.sandbox import require_bwrap
+
+        require_bwrap()
+    else:
+        log.warning("%s.sandbox is 'none': agent commands run unisolated on this machine", group)
+
+
+def pool_size(settings: HarnessParams, jobs: int, override: int | None = None) -> int:
+    """Threads for ``jobs`` sessions: ``override``, else ``settings.parallel``, else the CPUs; at most ``jobs``."""
+    return max(1, min(override or settings.parallel or os.cpu_count() or 1, jobs))
+
+
+def run_pool(jobs: Sequence[J], work: Callable[[J], R], *, workers: int, desc: str, unit: str,
+             done: Callable[[J, R], None] | None = None) -> list[R]:
+    """``work(job)`` for every job in ``workers`` threads; returns the results in the order of ``jobs``.
+
+    ``done(job, result)`` runs in the calling thread as each job finishes (collect appends its record
+    there, so a kill loses only what is in flight). An exception from ``work`` or ``done`` cancels the
+    jobs not started, waits for the running ones, and propagates.
+    """
+    results: dict[int, R] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(work, job): i for i, job in enumerate(jobs)}
+        try:
+            for future in progress(as_completed(futures), total=len(futures), desc=desc, unit=unit):
+                index = futures[future]
+                results[index] = future.result()
+                if done is not None:
+                    done(jobs[index], results[index])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return [results[i] for i in range(len(jobs))]

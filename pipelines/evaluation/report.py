@@ -1,0 +1,171 @@
+"""``reports/eval.md`` and ``plots/eval/``: the protocol, the models side by side with deltas, per-category
+and per-suite tables, the champion decision; bar charts of the scores. Built from ``metrics/eval.json``'s
+content only, so they are functions of the inputs like it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from pipelines.core.io import atomic_write_text
+from pipelines.core.params import EvalParams
+from pipelines.evaluation.suites.common import EvalTask
+from pipelines.evaluation.summary import HEADLINE, RATES
+
+
+def labels(R: int, k: int) -> dict[str, str]:
+    """How each headline metric is named in the report and plots."""
+    return {"ftfc": "FTFC", "sr_at_r": f"SR@{R}", "rc_at_r": f"RC@{R}", "agencybench_average": "AgencyBench average",
+            "pass_at_k": f"pass@{k}", "pass_hat_k": f"pass^{k}", "tool_call_validity": "tool-call validity",
+            "infra_error_rate": "infra-error rate", "mean_steps": "steps / trial", "mean_tokens": "tokens / trial"}
+
+
+def fmt(value: float | None, signed: bool = False) -> str:
+    """A score with one decimal (``+`` sign for a delta), or ``n/a``."""
+    if value is None:
+        return "n/a"
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def write_report(path: Path, result: dict[str, Any], settings: EvalParams, tasks: list[EvalTask],
+                 model_info: Mapping[str, dict[str, Any]]) -> None:
+    """``reports/eval.md`` from ``result`` (what ``metrics/eval.json`` holds)."""
+    names = list(result["headline"])
+    names_labels = labels(settings.rounds, settings.k)
+    lines = [f"# Evaluation: {' vs '.join(names)}", "", "## Protocol", ""]
+    lines += _protocol(result, settings, tasks, model_info)
+    lines += ["", "## Results", ""] + _results(result, names_labels)
+    lines += ["", "Rates are percentages (0-100).", "", "## By category", ""] + _by_category(result, names_labels)
+    lines += ["", "## By suite", ""] + _by_suite(result, names_labels)
+    lines += ["", "## Champion", "", _champion_sentence(result["champion"], names_labels), ""]
+    atomic_write_text(path, "\n".join(lines))
+
+
+def _protocol(result: dict[str, Any], settings: EvalParams, tasks: list[EvalTask],
+              model_info: Mapping[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for name in result["headline"]:
+        info = model_info.get(name, {})
+        what = ", ".join(f"{k} {v}" for k, v in info.items() if v is not None) or name
+        lines.append(f"- Model `{name}`{' (baseline)' if name == result['baseline'] else ''}: {what}")
+    suites: dict[str, list[EvalTask]] = {}
+    for task in tasks:
+        suites.setdefault(task.suite, []).append(task)
+    s, limits = settings.sampling, settings.limits
+    return lines + [
+        "- Suites: " + ", ".join(f"{suite} ({_count(len(ts), 'task')}, "
+                                 f"{_count(sum(len(t.subtasks) for t in ts), 'subtask')})"
+                                 for suite, ts in suites.items()) + f"; {_count(len(tasks), 'task')} in all",
+        f"- Trials: k = {settings.k} per model and task; {result['trials']} trials in all",
+        f"- Rounds: R = {settings.rounds} per subtask (the first attempt, then up to {settings.rounds - 1} rounds of "
+        "simulated-user feedback built from the failed checks); a subtask still failing after R rounds ends the task",
+        "- A task's subtasks run in order in one workspace and one conversation; a task's rounds used are its "
+        "hardest subtask's",
+        f"- Limits per subtask: {limits.max_steps} steps, {limits.max_tokens} tokens, "
+        f"{limits.max_seconds:g} s, {limits.max_format_errors} consecutive format errors",
+        f"- Sampling: max_tokens {s.max_tokens}, temperature {s.temperature:g}, top_p {s.top_p:g}, "
+        f"seed {s.seed}{' + trial index' if s.seed is not None else ''}",
+        f"- Sandbox: {settings.sandbox}, {settings.command_timeout_s:g} s per command, {settings.memory_mb} MB",
+        "- Trials that end in an infrastructure error are left out of every score and counted in the infra-error rate",
+    ]
+
+
+def _results(result: dict[str, Any], names_labels: dict[str, str]) -> list[str]:
+    names, baseline = list(result["headline"]), result["baseline"]
+    others = [n for n in names if n != baseline]
+    lines = ["| metric | " + " | ".join(names) + "".join(f" | Δ {o} − {baseline}" for o in others) + " |",
+             "|---" * (1 + len(names) + len(others)) + "|"]
+    for metric in HEADLINE:
+        row = [names_labels[metric]] + [fmt(result["headline"][n][metric]) for n in names]
+        row += [fmt(result["deltas"][o][metric], signed=True) for o in others]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _by_category(result: dict[str, Any], names_labels: dict[str, str]) -> list[str]:
+    names = list(result["headline"])
+    lines = ["| category | tasks | " + " | ".join(f"{n} {names_labels['sr_at_r']}" for n in names) + " | "
+             + " | ".join(f"{n} FTFC" for n in names) + " |", "|---" * (2 + 2 * len(names)) + "|"]
+    for category in _categories(result):
+        blocks = [result["models"][n]["categories"].get(category, {}) for n in names]
+        count = max(b.get("tasks", 0) for b in blocks)
+        lines.append("| " + " | ".join([category, str(count)] + [fmt(b.get("sr_at_r")) for b in blocks]
+                                       + [fmt(b.get("ftfc")) for b in blocks]) + " |")
+    return lines
+
+
+def _by_suite(result: dict[str, Any], names_labels: dict[str, str]) -> list[str]:
+    names = list(result["headline"])
+    lines = ["| suite | " + " | ".join(f"{n} {names_labels['sr_at_r']}" for n in names) + " | "
+             + " | ".join(f"{n} FTFC" for n in names) + " |", "|---" * (1 + 2 * len(names)) + "|"]
+    for suite, blocks in result["suites"].items():
+        lines.append("| " + " | ".join([suite] + [fmt(blocks.get(n, {}).get("sr_at_r")) for n in names]
+                                       + [fmt(blocks.get(n, {}).get("ftfc")) for n in names]) + " |")
+    return lines
+
+
+def _categories(result: dict[str, Any]) -> list[str]:
+    return sorted({c for block in result["models"].values() for c in block["categories"]})
+
+
+def _champion_sentence(champion: dict[str, Any], names_labels: dict[str, str]) -> str:
+    metric = names_labels.get(champion["metric"], champion["metric"])
+    base, ref = champion["baseline"], fmt(champion["baseline_value"])
+    if not champion["candidates"]:
+        return f"No model with an SFT adapter was evaluated; nothing to register (baseline `{base}`)."
+    if not champion["beats_baseline"]:
+        scores = ", ".join(f"`{n}` {fmt(v)}" for n, v in champion["candidates"].items())
+        return (f"The tuned model did not beat the base: {metric} {scores} against `{base}` {ref}. "
+                "Nothing was registered.")
+    winner = champion["winner"]
+    text = (f"`{winner}` beats `{base}` on {metric}: {fmt(champion['candidates'][winner])} against {ref}.")
+    reg = champion["registered"]
+    if reg:
+        return text + (f" Registered as MLflow model `{reg['name']}` version {reg['version']} "
+                       f"with alias `{reg['alias']}`.")
+    why = champion.get("not_registered") or "the MLflow registry was not available"
+    return text + f" Not registered: {why}."
+
+
+def write_plots(directory: Path, result: dict[str, Any], settings: EvalParams) -> None:
+    """``metrics.png`` (grouped bars of the 0-100 scores per model) and ``categories.png`` (SR@R per category)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    names_labels = labels(settings.rounds, settings.k)
+    names = list(result["headline"])
+    _bars(plt, directory / "metrics.png", [names_labels[m] for m in RATES],
+          {n: [result["headline"][n][m] for m in RATES] for n in names},
+          title="Agentic evaluation", ylabel="score (0-100)")
+    categories = _categories(result)
+    sr = names_labels["sr_at_r"]
+    _bars(plt, directory / "categories.png", categories,
+          {n: [result["models"][n]["categories"].get(c, {}).get("sr_at_r") for c in categories] for n in names},
+          title=f"{sr} per category", ylabel=f"{sr} (0-100)")
+
+
+def _bars(plt, path: Path, groups: list[str], series: dict[str, list[float | None]], *, title: str,
+          ylabel: str) -> None:
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 2), 4))
+    for i, (name, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        heights = [math.nan if v is None else v for v in values]
+        bars = ax.bar(xs, heights, width, label=name)
+        for bar, value in zip(bars, values):
+            ax.annotate("n/a" if value is None else f"{value:.0f}", (bar.get_x() + bar.get_width() / 2,
+                        0 if value is None else value), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
+    ax.set(ylim=(0, 110), ylabel=ylabel, title=title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Eval suites, one module per source: ``builtin``, ``humaneval``, ``agencybench``; ``common`` holds the task types."""

@@ -1,0 +1,198 @@
+"""Trials: one model working one task's subtasks through the harness, and every trial of an evaluation.
+
+One trial works a task's subtasks in order, in one workspace and one conversation; each subtask is an
+episode of the agent loop with up to R = ``eval.rounds`` rounds (the first attempt, then feedback from a
+simulated user that turns the verifier's failed checks into a request). A subtask that still fails after
+R rounds ends the trial; later subtasks count as unmet. See :func:`trial_outcome` for how a trial becomes
+an :class:`~pipelines.evaluation.metrics.EpisodeOutcome`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping, Union
+
+from pipelines.agent.harness import Harness, Session, pool_size, run_pool, verdict, versions
+from pipelines.agent.loop import SYSTEM_PROMPT, EpisodeResult
+from pipelines.agent.tools import TOOL_SCHEMAS
+from pipelines.agent.users import SimulatedUser
+from pipelines.core.errors import UserError
+from pipelines.core.params import EvalParams, params_hash
+from pipelines.core.schema import EvalMeta, SubtaskRecord, Verdict
+from pipelines.evaluation.metrics import EpisodeOutcome
+from pipelines.evaluation.suites.common import EvalTask, workspace_root
+from pipelines.evaluation.tasks import answer_sources
+from pipelines.llm.base import ChatModel
+
+log = logging.getLogger(__name__)
+
+#: A model under test: one shared instance, or a factory giving each (task, trial) its own.
+ModelSource = Union[ChatModel, Callable[[EvalTask, int], ChatModel]]
+
+
+@dataclass
+class Trial:
+    """One model's trial on one task: the outcome the metrics read, the trajectory record (an
+    :class:`~pipelines.core.schema.EvalResult` as JSON), and its wall seconds (for the run's timings only)."""
+
+    task: EvalTask
+    outcome: EpisodeOutcome
+    record: dict[str, Any]
+    seconds: float = 0.0
+
+
+def trial_sampling(settings: EvalParams, trial: int) -> dict[str, Any]:
+    """The sampling settings of trial ``trial``: a seed of its own, so k sampled trials are not k copies."""
+    sampling = settings.sampling.model_dump()
+    if sampling.get("seed") is not None:
+        sampling["seed"] += trial
+    return sampling
+
+
+def run_trial(task: EvalTask, model_name: str, model: ChatModel, trial: int, settings: EvalParams,
+              harness: Harness, *, judge: ChatModel | None = None,
+              model_info: dict[str, Any] | None = None) -> Trial:
+    """Work ``task``'s subtasks in order in one workspace and one conversation; return outcome and record.
+
+    Each subtask is one episode (limits per subtask, R rounds, simulated-user feedback) continuing the
+    previous subtask's messages; the trial stops at the first subtask that fails after its rounds or ends
+    in an infrastructure error.
+    """
+    sampling = trial_sampling(settings, trial)
+    session = harness.run(task.as_query(0), model, SimulatedUser(), root=workspace_root(task), steps=task.subtasks,
+                          sampling=sampling, judge=judge)
+    outcome = trial_outcome(task, model_name, trial, settings, session)
+    record = trial_record(task, outcome, session, settings, sampling, model_info or {"model": model_name})
+    return Trial(task, outcome, record, session.seconds)
+
+
+def trial_outcome(task: EvalTask, model_name: str, trial: int, settings: EvalParams,
+                  session: Session) -> EpisodeOutcome:
+    """The trial as the metrics read it:
+
+    - ``subtasks_met_first_round``: subtasks whose first verification passed (unreached ones are unmet);
+    - ``completed``: every subtask passed;
+    - ``rounds_used``: the most rounds any worked subtask needed. AgencyBench gives R rounds per task; we
+      give R per subtask, so the task's "rounds used" is its hardest subtask's: RC@R then credits a trial
+      by how much feedback its worst subtask needed, rather than by a sum that could exceed R;
+    - ``infra_error``: some subtask ended in ``infra_error`` (harness, sandbox, endpoint or judge broke);
+      the metrics leave such trials out of every score;
+    - tool calls, invalid calls, steps, tokens (prompt + completion) and seconds summed over subtasks.
+    """
+    episodes = session.episodes
+    usage = session.usage()
+    return EpisodeOutcome(
+        task_id=task.id, model=model_name, trial=trial, category=task.category,
+        subtasks_total=len(task.subtasks),
+        subtasks_met_first_round=sum(_passed_first_round(e) for e in episodes),
+        completed=len(episodes) == len(task.subtasks) and all(e.passed for e in episodes),
+        rounds_used=max(e.rounds_used for e in episodes), max_rounds=settings.rounds,
+        infra_error=any(e.termination == "infra_error" for e in episodes),
+        tool_calls=session.total("tool_calls"), invalid_tool_calls=session.total("invalid_tool_calls"),
+        steps=session.total("steps"), tokens=usage.prompt_tokens + usage.completion_tokens,
+        seconds=round(sum(e.seconds for e in episodes), 3),
+    )
+
+
+def trial_record(task: EvalTask, outcome: EpisodeOutcome, session: Session, settings: EvalParams,
+                 sampling: dict[str, Any], model_info: dict[str, Any]) -> dict[str, Any]:
+    """The trial as a trajectory record: collect's ``messages``/``tools``/``meta`` with eval's fields added;
+    ``first_round`` and ``final`` score the share of subtasks met, first time and in the end."""
+    n = len(task.subtasks)
+    subtasks = [_subtask_record(number, e) for number, e in enumerate(session.episodes, 1)]
+    last_final = session.last.final
+    meta = EvalMeta.model_validate({
+        **session.meta(settings, sampling=sampling, user="simulated"),
+        "episode_key": params_hash({"task": task.id, "suite": task.suite, "model": outcome.model,
+                                    "model_info": model_info, "trial": outcome.trial, "rounds": settings.rounds,
+                                    "limits": settings.limits.model_dump(), "sampling": sampling}),
+        **_task_fields(task, outcome.model, outcome.trial, model_info),
+        "rounds_used": outcome.rounds_used,
+        "first_round": Verdict(passed=outcome.subtasks_met_first_round == n,
+                               score=round(outcome.subtasks_met_first_round / n, 4), infra_error=None),
+        "final": Verdict(passed=outcome.completed, score=round(sum(s.passed for s in subtasks) / n, 4),
+                         infra_error=last_final.infra_error if last_final else None),
+        "passed": outcome.completed, "subtasks": subtasks, "outcome": outcome_fields(outcome),
+        "system_prompt_sha": hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest()[:12],
+    })
+    return {"messages": session.messages, "tools": TOOL_SCHEMAS,
+            "meta": meta.model_dump(mode="json", exclude_unset=True)}
+
+
+def infra_trial(task: EvalTask, name: str, trial: int, settings: EvalParams, error: str,
+                info: dict[str, Any]) -> Trial:
+    """A trial whose harness broke (not the model): an infra error, kept out of every score."""
+    outcome = EpisodeOutcome(task_id=task.id, model=name, trial=trial, category=task.category,
+                             subtasks_total=len(task.subtasks), subtasks_met_first_round=0, completed=False,
+                             rounds_used=0, max_rounds=settings.rounds, infra_error=True)
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": task.subtasks[0].query}]
+    meta = EvalMeta.model_validate({
+        **_task_fields(task, name, trial, info), "sampling": trial_sampling(settings, trial), "passed": False,
+        "termination": "infra_error", "error": error[:2000], "rounds_used": 0, "max_rounds": settings.rounds,
+        "subtasks": [], "outcome": outcome_fields(outcome), "versions": versions()})
+    record = {"messages": messages, "tools": TOOL_SCHEMAS, "meta": meta.model_dump(mode="json", exclude_unset=True)}
+    return Trial(task, outcome, record)
+
+
+def outcome_fields(outcome: EpisodeOutcome) -> dict[str, Any]:
+    """The outcome as recorded: every field but the wall seconds (run-dependent, so not in an output)."""
+    fields = asdict(outcome)
+    del fields["seconds"]
+    return fields
+
+
+def _task_fields(task: EvalTask, model: str, trial: int, info: dict[str, Any]) -> dict[str, Any]:
+    return {"task_id": task.id, "suite": task.suite, "source": "eval", "domain": task.domain,
+            "category": task.category, "query": task.subtasks[0].query, "teacher": model, "model": model,
+            "model_info": info, "trial": trial, "subtasks_total": len(task.subtasks)}
+
+
+def _passed_first_round(episode: EpisodeResult) -> bool:
+    return bool(episode.first_round and episode.first_round.passed)
+
+
+def _subtask_record(number: int, episode: EpisodeResult) -> SubtaskRecord:
+    return SubtaskRecord(number=number, passed_first_round=_passed_first_round(episode), passed=episode.passed,
+                         rounds_used=episode.rounds_used, termination=episode.termination, error=episode.error,
+                         first_round=verdict(episode.first_round), final=verdict(episode.final, checks=True),
+                         steps=episode.steps, tool_calls=episode.tool_calls)
+
+
+# ------------------------------------------------------------------ all trials
+def evaluate(tasks: list[EvalTask], models: Mapping[str, ModelSource], settings: EvalParams, *,
+             judge: ChatModel | None = None, parallel: int | None = None,
+             model_info: Mapping[str, dict[str, Any]] | None = None) -> list[Trial]:
+    """Every model on every task, ``settings.k`` trials each, in parallel threads; trials in a stable order
+    (task, trial, model).
+
+    ``models`` maps a name to a chat model shared by all its trials (the local backend serialises
+    generation itself) or to a factory ``(task, trial) -> model`` (fakes that keep per-conversation state).
+    A rubric subtask needs ``judge``. A UserError (a task's workspace cannot be laid out, say) stops the
+    evaluation; any other failure of a trial's harness counts as that trial's infrastructure error.
+    """
+    if not models:
+        raise UserError("no models to evaluate (eval.models is empty)")
+    if judge is None and any(s.verifier.kind == "rubric" for t in tasks for s in t.subtasks):
+        raise UserError("rubric-checked subtasks need a judge model (params: llm.roles.judge)")
+    harness = Harness(settings, hide_paths=answer_sources(tasks), judge_sees_transcript=True)
+    jobs = [(task, name, trial) for task in tasks for trial in range(settings.k) for name in models]
+    workers = pool_size(settings, len(jobs), parallel)
+    log.info("%d tasks x %d models x k=%d: %d trials, R=%d, %d at once", len(tasks), len(models), settings.k,
+             len(jobs), settings.rounds, workers)
+
+    def work(job: tuple[EvalTask, str, int]) -> Trial:
+        task, name, trial = job
+        source = models[name]
+        model = source if hasattr(source, "chat") else source(task, trial)
+        info = (model_info or {}).get(name) or {"model": name}
+        try:
+            return run_trial(task, name, model, trial, settings, harness, judge=judge, model_info=info)
+        except UserError:
+            raise
+        except Exception as exc:  # the harness broke, not the model: an infra error, kept out of the scores
+            log.error("trial %s/%s/%d failed in the harness: %s", name, task.id, trial, exc)
+            return infra_trial(task, name, trial, settings, f"{type(exc).__name__}: {exc}", info)
+
+    return run_pool(jobs, work, workers=workers, desc="trials", unit="trial")

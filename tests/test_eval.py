@@ -1,0 +1,130 @@
+"""The eval stage on real tasks with the scripted agents of tests/evaluation/test_trial.py: its outputs, and
+champion registration in a throwaway MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.core.errors import UserError
+from pipelines.core.params import load_params, parse_params
+from pipelines.core.schema import read_trajectories
+from pipelines.core.tracking import register_champion
+from pipelines.eval import EvalOutputs, run_eval
+from pipelines.evaluation.models import check_inputs
+from pipelines.evaluation.suites.humaneval import load_humaneval
+from tests.conftest import REPO, run_module
+from tests.evaluation.test_trial import R, bad, eval_tasks, good, params
+
+
+@pytest.fixture(autouse=True)
+def project(tmp_path, monkeypatch) -> Path:
+    """A project root with a (fake) SFT adapter, and MLflow pointed at a SQLite file inside it."""
+    root = tmp_path / "proj"
+    (root / "models" / "base").mkdir(parents=True)
+    (root / "models" / "sft").mkdir(parents=True)
+    (root / "models" / "sft" / "adapter_config.json").write_text('{"peft_type": "LORA"}\n')
+    monkeypatch.setenv("LIMI_ROOT", str(root))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.delenv("LIMI_PARENT_RUN_ID", raising=False)
+    return root
+
+
+# --- the stage's outputs and the champion ---------------------------------------------------------------
+
+def run_stage(root: Path, models: dict, tasks=None):
+    from pipelines.core.tracking import stage_run
+
+    p = params()
+    with stage_run("eval", p.group("eval"), root=root) as run:
+        result = run_eval(p, root, models=models, tasks=tasks or eval_tasks(), tracker=run)
+    return result, run.run_id
+
+
+def registered_versions(name: str = "limi-sft") -> list:
+    from mlflow import MlflowClient
+
+    return MlflowClient().search_model_versions(f"name='{name}'")
+
+
+def test_tuned_beating_base_writes_outputs_and_becomes_champion(project):
+    result, run_id = run_stage(project, {"base": bad, "tuned": good})
+    out = EvalOutputs.under(project)
+
+    metrics = json.loads(out.metrics.read_text())
+    assert metrics == json.loads(json.dumps(result))
+    assert set(metrics["models"]) == {"base", "tuned"} and metrics["k"] == 1 and metrics["baseline"] == "base"
+    assert metrics["headline"]["tuned"]["sr_at_r"] == 100 and metrics["headline"]["base"]["sr_at_r"] == 0
+    assert metrics["headline"]["tuned"]["ftfc"] == 100 and metrics["headline"]["base"]["ftfc"] == 0
+    assert metrics["deltas"]["tuned"]["agencybench_average"] == pytest.approx(100)
+    assert metrics["deltas"]["tuned"]["tool_call_validity"] == 0
+    assert metrics["headline"]["base"]["infra_error_rate"] == 0
+    assert metrics["models"]["tuned"]["categories"]["codebase_debugging"]["tasks"] == 1
+    assert metrics["suites"]["humaneval"]["tuned"]["sr_at_r"] == 100
+    assert metrics["champion"]["winner"] == "tuned" and metrics["champion"]["registered"]["version"] == "1"
+
+    records = read_trajectories(out.episodes_dir / "episodes.jsonl")
+    assert len(records) == 4 and {r["meta"]["model"] for r in records} == {"base", "tuned"}
+    # outputs are functions of the inputs: no timings or dates; those go to the run's report
+    assert "seconds" not in out.metrics.read_text() and "seconds" not in out.report.read_text()
+    assert all(not {"timings", "evaluated_at"} & set(r["meta"]) and "seconds" not in r["meta"]["outcome"]
+               for r in records)
+    timings = json.loads((project / "reports/runs/eval.json").read_text())
+    assert len(timings["trials"]) == 4 and set(timings["mean_seconds"]) == {"base", "tuned"}
+
+    report = out.report.read_text()
+    assert "| metric | base | tuned | Δ tuned − base |" in report
+    assert "| FTFC | 0.0 | 100.0 | +100.0 |" in report and f"| SR@{R} | 0.0 | 100.0 | +100.0 |" in report
+    assert "| codebase_debugging | 1 |" in report and "k = 1" in report and f"R = {R}" in report
+    assert "temperature 0" in report and "alias `champion`" in report
+    for png in ("metrics.png", "categories.png"):
+        assert (out.plots / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("limi-sft", "champion")
+    assert version.run_id == run_id and version.source.endswith("/sft_model")
+    logged = {f.path for f in client.list_artifacts(run_id, "sft_model")}
+    assert logged == {"sft_model/adapter_config.json"}
+    run = client.get_run(run_id)
+    assert run.data.metrics["tuned.sr_at_r"] == 100 and run.data.metrics["base.ftfc"] == 0
+    assert {f.path for f in client.list_artifacts(run_id, "plots")} == {"plots/metrics.png", "plots/categories.png"}
+
+
+def test_tuned_losing_registers_nothing(project):
+    humaneval = [load_humaneval(limit=1)[0]]
+    result, _ = run_stage(project, {"base": good, "tuned": bad}, tasks=humaneval)
+    assert result["champion"]["winner"] is None and result["champion"]["registered"] is None
+    assert registered_versions() == []
+    report = EvalOutputs.under(project).report.read_text()
+    assert "did not beat the base" in report and "Nothing was registered" in report
+
+
+def test_registration_without_a_run_is_skipped(project):
+    assert register_champion(None, project / "models" / "sft") is None
+
+
+# --- inputs and params ----------------------------------------------------------------------------------
+
+def test_missing_sft_output_is_one_clear_line(project):
+    (project / "models" / "sft" / "adapter_config.json").unlink()
+    (project / "models" / "sft").rmdir()
+    with pytest.raises(UserError, match=r"^models/sft not found; run `dvc repro sft`$"):
+        check_inputs(params(), project)
+    (project / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    result = run_module("pipelines.eval", root=project, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: models/sft not found; run `dvc repro sft`"
+
+
+def test_eval_params():
+    repo = load_params(REPO / "params.yaml").eval
+    assert [s.name for s in repo.suites] == ["builtin", "humaneval"] and repo.main_metric == "agencybench_average"
+    assert [(m.name, m.adapter) for m in repo.models] == [("base", None), ("tuned", "models/sft")]
+    with pytest.raises(UserError, match="agencybench suite needs directory"):
+        parse_params({"eval": {"suites": [{"name": "agencybench"}]}})
+    with pytest.raises(UserError, match="eval.models.0.model names 'gpt'"):
+        parse_params({"eval": {"models": [{"name": "x", "model": "gpt"}]}})
