@@ -64,7 +64,7 @@ def resolve_base(scratch: Path) -> tuple[Path, str]:
     if (base / "config.json").exists() and template.exists() and "generation" in template.read_text():
         return base, "models/base"
     from pipelines.llm.convert import build_base_model
-    from pipelines.core.params import BaseModelParams
+    from pipelines.llm.config import BaseModelParams
 
     out = scratch / "base"
     build_base_model(BaseModelParams(), out)

@@ -74,7 +74,7 @@ def run_baseline(records: list[dict], base: Path, work: Path, epochs: int) -> di
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from pipelines.core.params import LoraParams
+    from pipelines.training.config import LoraParams
     from pipelines.training.data import encode_sample
 
     timing: dict = {}
@@ -106,7 +106,7 @@ def run_stage(records: list[dict], base: Path, work: Path, epochs: int) -> dict:
     """``pipelines.training.trainer.train`` with the stage's CPU default: LoRA, batch size 1."""
     from transformers import AutoTokenizer
 
-    from pipelines.core.params import SFTParams
+    from pipelines.training.config import SFTParams
     from pipelines.training.data import encode_sample
     from pipelines.training.model import use_checkpointing
     from pipelines.training.trainer import train

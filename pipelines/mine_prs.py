@@ -30,7 +30,8 @@ from pydantic import ValidationError
 from pipelines.core.console import main_guard, progress
 from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json
-from pipelines.core.params import MinePRsParams, PRSource, load_params
+from pipelines.core.params import load_params
+from pipelines.prs.config import MinePRsParams, PRSource
 from pipelines.core.paths import repo_root
 from pipelines.prs.dump import read_pr_dump
 from pipelines.prs.git import RevisionError, mine_git

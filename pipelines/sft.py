@@ -34,7 +34,8 @@ from pathlib import Path
 
 from pipelines.core.console import main_guard
 from pipelines.core.io import atomic_write_json
-from pipelines.core.params import SFTParams, load_params
+from pipelines.core.params import load_params
+from pipelines.training.config import SFTParams
 from pipelines.core.paths import repo_root
 from pipelines.training.run import run
 

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipelines.core.errors import UserError
-from pipelines.core.params import MinePRsParams, PRSource
+from pipelines.prs.config import MinePRsParams, PRSource
 from pipelines.mine_prs import mine
 from pipelines.prs.records import read_prs
 from tests.prs.pr_fixtures import (TOKEN, FakeGitHub, all_text, github, pr_repo,  # noqa: F401 (fixtures)

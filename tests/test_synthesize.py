@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pipelines.llm.scripted import ScriptedModel
-from pipelines.core.params import SynthesisTarget, SynthesizeParams
+from pipelines.synthesis.config import SynthesisTarget, SynthesizeParams
 from pipelines.core.schema import read_queries
 from pipelines.core.seeds import load_seed_tasks
 from pipelines.synthesis.loop import synthesize

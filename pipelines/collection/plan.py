@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.core.errors import UserError
-from pipelines.core.params import CollectParams, Params, params_hash
+from pipelines.collection.config import CollectParams
+from pipelines.core.params import Params, params_hash
 from pipelines.core.schema import Query, read_queries
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipelines.core.params import DecontamParams
+from pipelines.curation.config import DecontamParams
 from pipelines.curation.minhash import normalize_text
 
 log = logging.getLogger(__name__)

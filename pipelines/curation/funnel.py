@@ -21,7 +21,8 @@ from typing import Any, Iterable
 from pydantic import ValidationError
 
 from pipelines.core.errors import UserError
-from pipelines.core.params import CurateParams, Params
+from pipelines.core.params import Params
+from pipelines.curation.config import CurateParams
 from pipelines.core.schema import TrajectoryRecord, read_jsonl
 from pipelines.curation.decontam import EvalIndex
 from pipelines.curation.lsh import exact_duplicate_groups, near_duplicate_clusters

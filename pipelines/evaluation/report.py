@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pipelines.core.io import atomic_write_text
-from pipelines.core.params import EvalParams
+from pipelines.evaluation.config import EvalParams
 from pipelines.evaluation.suites.common import EvalTask
 from pipelines.evaluation.summary import HEADLINE, RATES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.core.params import EvalParams
+from pipelines.evaluation.config import EvalParams
 from pipelines.evaluation.metrics import mean_seconds, metrics_block, summarize
 from pipelines.evaluation.suites.common import EvalTask
 from pipelines.evaluation.trial import Trial

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipelines.core.errors import UserError
-from pipelines.core.params import EvalSuiteParams
+from pipelines.evaluation.config import EvalSuiteParams
 from pipelines.core.paths import repo_root
 from pipelines.evaluation.suites.agencybench import load_agencybench
 from pipelines.evaluation.suites.builtin import load_builtin

@@ -19,7 +19,8 @@ from pipelines.agent.loop import SYSTEM_PROMPT, EpisodeResult
 from pipelines.agent.tools import TOOL_SCHEMAS
 from pipelines.agent.users import SimulatedUser
 from pipelines.core.errors import UserError
-from pipelines.core.params import EvalParams, params_hash
+from pipelines.core.params import params_hash
+from pipelines.evaluation.config import EvalParams
 from pipelines.core.schema import EvalMeta, SubtaskRecord, Verdict
 from pipelines.evaluation.metrics import EpisodeOutcome
 from pipelines.evaluation.suites.common import EvalTask, workspace_root

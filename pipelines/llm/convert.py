@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipelines.core.errors import ModelError, UserError
 from pipelines.core.io import atomic_dir
-from pipelines.core.params import BaseModelParams
+from pipelines.llm.config import BaseModelParams
 from pipelines.core.paths import display_path, repo_root
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pipelines.core.params import PRQueriesParams
+from pipelines.prs.config import PRQueriesParams
 from pipelines.prs.records import PullRequest, unified_diff
 
 DOC_SUFFIXES = (".md", ".rst", ".txt", ".adoc")

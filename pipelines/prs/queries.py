@@ -14,7 +14,7 @@ from typing import Any
 
 from pipelines.core.console import progress
 from pipelines.core.errors import ModelError
-from pipelines.core.params import PRQueriesParams
+from pipelines.prs.config import PRQueriesParams
 from pipelines.core.schema import Query, VerifierSpec, WorkspaceSpec
 from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DESCRIPTIONS
 from pipelines.prs.records import PullRequest, unified_diff

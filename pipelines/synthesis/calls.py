@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pipelines.core.params import SynthesizeParams
+from pipelines.synthesis.config import SynthesizeParams
 from pipelines.llm import ContextLengthError
 
 OUTPUT_CHARS = 300  # of a failed call's raw output, kept in the report to show what the model wrote

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipelines.core.console import progress
 from pipelines.core.io import atomic_write_json, atomic_write_text
-from pipelines.core.params import SynthesizeParams
+from pipelines.synthesis.config import SynthesizeParams
 from pipelines.core.paths import repo_root
 from pipelines.core.schema import Query, VerifierSpec, WorkspaceSpec
 from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DOMAIN, DOMAINS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from pipelines.core.params import SynthesizeParams
+from pipelines.synthesis.config import SynthesizeParams
 from pipelines.synthesis.calls import CallCounter
 from pipelines.synthesis.drafting import PROMPT_VERSION
 

@@ -7,7 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from pipelines.core.params import SFTParams, params_hash
+from pipelines.core.params import params_hash
+from pipelines.training.config import SFTParams
 
 
 def complete(checkpoint: Path) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.core.params import SFTParams
+from pipelines.training.config import SFTParams
 from pipelines.core.paths import display_path
 
 

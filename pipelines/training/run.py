@@ -9,7 +9,7 @@ from typing import Any
 
 from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json
-from pipelines.core.params import SFTParams
+from pipelines.training.config import SFTParams
 from pipelines.training.checkpoints import prepare_checkpoints, run_signature
 from pipelines.training.data import load_training_set
 from pipelines.training.trainer import RUN_FACTS, train

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipelines.core.console import interactive
 from pipelines.core.io import atomic_dir
-from pipelines.core.params import SFTParams
+from pipelines.training.config import SFTParams
 from pipelines.core.paths import display_path
 from pipelines.training.checkpoints import last_checkpoint
 from pipelines.training.data import IGNORE

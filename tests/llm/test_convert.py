@@ -3,7 +3,7 @@
 import pytest
 
 from pipelines.core.errors import ModelError
-from pipelines.core.params import BaseModelParams
+from pipelines.llm.config import BaseModelParams
 from pipelines.llm.convert import build_base_model
 
 

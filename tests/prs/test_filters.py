@@ -5,7 +5,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-from pipelines.core.params import PRQueriesParams
+from pipelines.prs.config import PRQueriesParams
 from pipelines.prs.filters import filter_reason
 from pipelines.prs.git import mine_git
 from tests.prs.pr_fixtures import repo_with_prs

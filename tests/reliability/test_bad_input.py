@@ -16,7 +16,8 @@ from pipelines.collection.writer import EPISODES_FILE
 from pipelines.curate import curate
 from pipelines.core.errors import UserError
 from pipelines.evaluation.suites.agencybench import load_agencybench
-from pipelines.core.params import PRQueriesParams, load_params
+from pipelines.core.params import load_params
+from pipelines.prs.config import PRQueriesParams
 from pipelines.prs.filters import filter_reason
 from pipelines.prs.dump import read_pr_dump
 from pipelines.core.schema import read_queries
@@ -158,7 +159,7 @@ def test_params_with_wrong_types_and_unknown_keys(tmp_path):
 
 @bad
 def test_unreadable_model_directory(tmp_path, tiny_model_dir):
-    from pipelines.core.params import SFTParams
+    from pipelines.training.config import SFTParams
     from pipelines.training.run import run as run_sft
 
     broken = tmp_path / "broken"

@@ -1,6 +1,6 @@
 """Which (domain, category) targets a synthesis run drafts for."""
 
-from pipelines.core.params import SynthesizeParams
+from pipelines.synthesis.config import SynthesizeParams
 from pipelines.synthesis.loop import resolve_targets
 
 

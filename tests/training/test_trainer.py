@@ -1,6 +1,6 @@
 """A few real training steps on a tiny randomly initialised Llama with the real tokenizer and chat template."""
 
-from pipelines.core.params import SFTParams
+from pipelines.training.config import SFTParams
 from pipelines.training.data import encode_sample
 from pipelines.training.trainer import train
 from tests.training.samples import sample

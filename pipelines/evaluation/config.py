@@ -1,0 +1,66 @@
+"""Params of eval (the harness settings are pipelines.agent.config's)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pipelines.agent.config import EpisodeLimitsParams, HarnessParams
+from pipelines.core.config import Strict
+from pipelines.llm.config import SamplingParams
+
+class EvalSuiteParams(Strict):
+    """One eval suite and how much of it to run."""
+
+    name: Literal["builtin", "humaneval", "agencybench"]
+    limit: int = Field(0, ge=0, description="the first N tasks of the suite (0 = all)")
+    directory: str | None = Field(None, description="agencybench only: the folder of AgencyBench v1 task files "
+                                  "(relative to the project root, or absolute)")
+
+    @model_validator(mode="after")
+    def _directory_fits(self) -> "EvalSuiteParams":
+        if self.name == "agencybench" and not self.directory:
+            raise ValueError("an agencybench suite needs directory (the folder of AgencyBench v1 task files)")
+        if self.name != "agencybench" and self.directory:
+            raise ValueError(f"directory is only for the agencybench suite, not {self.name}")
+        return self
+
+
+class EvalModelParams(Strict):
+    """One model under test: an ``llm.models`` entry, optionally with the SFT output on top of it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="label in metrics and the report (base, tuned)")
+    model: str = Field(description="a name from llm.models")
+    adapter: str | None = Field(None, description="the sft stage's output directory: a PEFT adapter applied on "
+                                "`model`'s weights, or full fine-tuned weights used instead of them")
+
+
+EVAL_METRICS = ("ftfc", "sr_at_r", "rc_at_r", "agencybench_average", "pass_at_k", "pass_hat_k", "tool_call_validity")
+
+
+class EvalParams(HarnessParams):
+    """Base and tuned model as agents over the eval suites: k trials, R rounds of simulated feedback."""
+
+    suites: list[EvalSuiteParams] = Field(
+        default_factory=lambda: [EvalSuiteParams(name="builtin", limit=3), EvalSuiteParams(name="humaneval", limit=2)],
+        min_length=1)
+    k: int = Field(1, ge=1, le=100, description="trials per model and task (pass@k, pass^k)")
+    rounds: int = Field(3, ge=1, le=10, description="R: the first attempt plus up to R-1 rounds of feedback per subtask")
+    limits: EpisodeLimitsParams = EpisodeLimitsParams(max_steps=8)
+    sampling: SamplingParams = SamplingParams(max_tokens=160, temperature=0.0)
+    models: list[EvalModelParams] = Field(
+        default_factory=lambda: [EvalModelParams(name="base", model="embedded"),
+                                 EvalModelParams(name="tuned", model="embedded", adapter="models/sft")],
+        min_length=1, description="the first entry is the baseline the others are compared with")
+    main_metric: Literal[EVAL_METRICS] = Field(  # type: ignore[valid-type]
+        "agencybench_average", description="the number that decides whether a tuned model is the new champion")
+    register_champion: bool = Field(True, description="register the adapter in MLflow when it beats the baseline")
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> "EvalParams":
+        names = [m.name for m in self.models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"models: names must be unique, {', '.join(twice)} appears more than once")
+        return self

