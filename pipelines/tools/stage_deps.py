@@ -9,8 +9,8 @@ Readings, written down because "depends on" has more than one:
 - **Code.** A stage's entry module is the ``-m`` module of its ``cmd``. Its closure is every module of
   this project reachable through ``import`` statements anywhere in a module (top level or inside a
   function: a lazy import still runs), plus each imported module's parent packages' ``__init__.py``.
-  Data the code opens from the source tree counts too: a string constant in a module that names a
-  non-module file or folder in its package or a parent package (``Path(__file__).parent / "templates"``).
+  Data the code opens from the source tree counts too: a path join in a module (``Path(__file__).parent
+  / "templates"``) whose string names a non-module file or folder in its package or a parent package.
   The closure is declared as folders where a folder's every module and data file is in it, else as
   files, so a change to any other file reruns nothing.
 - **Params.** A stage reads its own group (``params.yaml: <stage>``); it reads ``llm.roles.<role>``
@@ -151,11 +151,13 @@ def compress(root: Path, files: set[Path], data: set[Path]) -> list[str]:
 
 
 def data_read(module: Path) -> set[Path]:
-    """Non-module files and folders in ``module``'s package or a parent package that one of its string
-    constants names (``Path(__file__).parents[1] / "builtin"``)."""
+    """Non-module files and folders in ``module``'s package or a parent package that one of its path
+    joins names (``Path(__file__).parents[1] / "builtin"``)."""
     folders = [p for p in module.parents if (p / "__init__.py").is_file()]
     found = set()
-    for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+    joined = [side for node in ast.walk(ast.parse(module.read_text(encoding="utf-8")))
+              if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) for side in (node.left, node.right)]
+    for node in joined:  # only path joins (``folder / "name"``): a bare string is no file read
         if not (isinstance(node, ast.Constant) and isinstance(node.value, str)
                 and re.fullmatch(r"[\w-][\w.-]*", node.value)):
             continue
