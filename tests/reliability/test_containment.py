@@ -33,7 +33,7 @@ from pipelines.collect import Collector
 from pipelines.llm.scripted import ScriptedModel
 from pipelines.core.params import parse_params
 from pipelines.core.schema import VerifierSpec
-from tests.test_sandbox import host_pids_running
+from tests.agent.test_sandbox import host_pids_running
 
 pytestmark = [pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")]
 TOKEN = secrets.token_hex(6)

@@ -17,7 +17,7 @@ import pytest
 from pipelines.agent.sandbox import (INSTALL_HINT, BwrapSandbox, NoSandbox, SandboxUnavailable, make_sandbox,
                                      require_bwrap)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 needs_bwrap = pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
 
