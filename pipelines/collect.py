@@ -33,7 +33,7 @@ from typing import Any
 from pipelines import __version__
 from pipelines.agent.loop import EpisodeResult, Limits, run_episode
 from pipelines.agent.replay import ReplayTeacher
-from pipelines.agent.sandbox import make_sandbox
+from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import TOOL_SCHEMAS, Toolbox
 from pipelines.agent.users import HumanUser, SimulatedUser
 from pipelines.agent.verifiers import make_verifier
@@ -183,7 +183,7 @@ class Collector:
                              max_seconds=self.c.limits.max_seconds, max_format_errors=self.c.limits.max_format_errors,
                              max_rounds=self.c.rounds)
         if self.c.sandbox == "bwrap":
-            from pipelines.agent.sandbox import require_bwrap
+            from pipelines.agent.sandbox.bwrap import require_bwrap
 
             require_bwrap()
         else:

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Union
 
 from pipelines import __version__
 from pipelines.agent.loop import SYSTEM_PROMPT, EpisodeResult, Limits, run_episode
-from pipelines.agent.sandbox import make_sandbox
+from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import TOOL_SCHEMAS, Toolbox
 from pipelines.agent.users import SimulatedUser, render_message
 from pipelines.agent.verifiers import RubricVerifier, VerifierResult, make_verifier
@@ -739,7 +739,7 @@ def main() -> int:
     params = load_params()
     check_inputs(params, root)
     if params.eval.sandbox == "bwrap":
-        from pipelines.agent.sandbox import require_bwrap
+        from pipelines.agent.sandbox.bwrap import require_bwrap
 
         require_bwrap()
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.agent.sandbox import BwrapSandbox
+from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.core.errors import UserError
 from pipelines.eval import EvalOutputs, check_inputs, evaluate, register_champion, run_eval
 from pipelines.evaluation.suites import EvalTask, Subtask, builtin_solution_dir, load_builtin, load_humaneval

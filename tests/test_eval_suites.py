@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.agent.loop import Limits, run_episode
-from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox, make_sandbox
+from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
+from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import TestsVerifier
