@@ -41,7 +41,7 @@ from pipelines.agent.workspace import DIFF_COMMAND, prepare_workspace, snapshot_
 from pipelines.core.console import main_guard, progress
 from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json, atomic_write_text
-from pipelines.llm import build_model, model_for_role
+from pipelines.llm.roles import build_model, model_for_role
 from pipelines.core.params import CollectParams, Params, load_params, params_hash
 from pipelines.core.paths import repo_root
 from pipelines.core.schema import Query, read_queries

@@ -156,7 +156,7 @@ def build_models(params: Params, root: Path) -> dict[str, ChatModel]:
     An entry with ``adapter`` gets the SFT output on top of its llm.models spec: a PEFT adapter applied to
     the spec's weights when the folder has ``adapter_config.json``, else the folder's full weights.
     """
-    from pipelines.llm import build_model
+    from pipelines.llm.roles import build_model
 
     models: dict[str, ChatModel] = {}
     for entry in params.eval.models:
@@ -670,7 +670,7 @@ def run_eval(params: Params, root: Path, *, models: Mapping[str, ModelSource], t
     names = list(models)
     info = describe_models(params, root, names)
     if judge is None and any(s.verifier.kind == "rubric" for t in tasks for s in t.subtasks):
-        from pipelines.llm import model_for_role
+        from pipelines.llm.roles import model_for_role
 
         judge = model_for_role(params.llm, "judge")
     started = time.monotonic()

@@ -29,7 +29,7 @@ from typing import Any
 from pipelines.core.console import main_guard, progress
 from pipelines.core.errors import ModelError, UserError
 from pipelines.core.io import atomic_write_json, atomic_write_text
-from pipelines.llm import model_for_role
+from pipelines.llm.roles import model_for_role
 from pipelines.core.params import Params, PRQueriesParams, load_params
 from pipelines.core.paths import repo_root
 from pipelines.prs import PullRequest, read_prs, unified_diff

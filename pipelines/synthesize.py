@@ -42,7 +42,8 @@ from pydantic import ValidationError
 from pipelines.core.console import main_guard, progress
 from pipelines.curation.minhash import jaccard, shingle_set
 from pipelines.core.io import atomic_write_json, atomic_write_text
-from pipelines.llm import ContextLengthError, model_for_role
+from pipelines.llm.base import ContextLengthError
+from pipelines.llm.roles import model_for_role
 from pipelines.core.params import SynthesizeParams, load_params
 from pipelines.core.paths import repo_root
 from pipelines.core.schema import Query, VerifierSpec, WorkspaceSpec
