@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from pipelines.llm.local import packed
-from pipelines.llm.local.kvcache import PromptLookup, rows_attention
+from pipelines.llm.local.attention import rows_attention
+from pipelines.llm.local.drafts import PromptLookup
 
 
 def test_prompt_lookup_drafts_what_followed_the_latest_match():
@@ -60,7 +61,8 @@ def test_draft_steps_match_generate(tiny_model_dir, greedy_alone):
     from transformers import AutoModelForCausalLM
 
     from pipelines.llm.local.batching import GenerationRequest
-    from pipelines.llm.local.kvcache import BatchDecoder, PrefixCache
+    from pipelines.llm.local.decoder import BatchDecoder
+    from pipelines.llm.local.prefix_cache import PrefixCache
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     eos = model.config.eos_token_id

@@ -2,7 +2,7 @@
 
 import torch
 
-from pipelines.llm.local.kvcache import PrefixCache, common_prefix
+from pipelines.llm.local.prefix_cache import PrefixCache, common_prefix
 
 
 def states(n: int, value: float = 0.0):
@@ -54,7 +54,7 @@ def test_rows_joining_and_leaving_a_running_batch_match_generate(tiny_model_dir,
     from transformers import AutoModelForCausalLM
 
     from pipelines.llm.local.batching import GenerationRequest
-    from pipelines.llm.local.kvcache import BatchDecoder
+    from pipelines.llm.local.decoder import BatchDecoder
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     eos = model.config.eos_token_id
@@ -97,7 +97,7 @@ def test_min_new_holds_back_the_end_of_turn_token_as_generate_does(tiny_model_di
     from transformers import AutoModelForCausalLM
 
     from pipelines.llm.local.batching import GenerationRequest
-    from pipelines.llm.local.kvcache import BatchDecoder
+    from pipelines.llm.local.decoder import BatchDecoder
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     prompt = torch.randint(0, 4000, (12,), generator=torch.Generator().manual_seed(2)).tolist()

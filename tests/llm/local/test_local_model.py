@@ -168,7 +168,7 @@ def test_cached_turns_are_identical_to_generating_from_scratch(base_model_dir):
 def test_a_model_outside_the_cached_path_gives_the_same_answers(tiny_model_dir):
     from transformers import AutoConfig
 
-    from pipelines.llm.local.kvcache import supported
+    from pipelines.llm.local.decoder import supported
 
     config = AutoConfig.from_pretrained(tiny_model_dir)
     assert supported(config)
