@@ -24,6 +24,9 @@ from pipelines.llm.toolcalls import CLOSE, OPEN, parse_assistant_text
 
 log = logging.getLogger("pipelines.llm.local.model")
 _LOAD_LOCK = threading.RLock()
+# ``llm.models.<name>`` settings that change how fast greedy replies come, never their tokens (tests prove it
+# against ``model.generate``); sampled replies are generated alone and ignore them
+SPEED_ONLY = ("max_batch", "kv_cache_mb", "packed_gemm", "draft_tokens")
 
 
 class LocalModel:
