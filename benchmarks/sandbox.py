@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing
 
-from pipelines.agent.sandbox import BwrapSandbox, NoSandbox, require_bwrap  # noqa: E402
+from pipelines.agent.sandbox.bwrap import BwrapSandbox, require_bwrap  # noqa: E402
+from pipelines.agent.sandbox.plain import NoSandbox  # noqa: E402
 
 TARGET_MS = 20.0
 

@@ -73,7 +73,7 @@ def run_eval(params: Params, root: Path, *, models: Mapping[str, ModelSource], t
     outputs = outputs or EvalOutputs.under(root)
     info = describe_models(params, root, list(models))
     if judge is None and any(s.verifier.kind == "rubric" for t in tasks for s in t.subtasks):
-        from pipelines.llm import model_for_role
+        from pipelines.llm.roles import model_for_role
 
         judge = model_for_role(params.llm, "judge")
     started = time.monotonic()

@@ -29,7 +29,7 @@ from pipelines.core.errors import ModelError
 from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.core.params import Params, load_params
 from pipelines.core.paths import repo_root
-from pipelines.llm import model_for_role
+from pipelines.llm.roles import model_for_role
 from pipelines.prs.filters import apply_filters
 from pipelines.prs.queries import write_queries
 from pipelines.prs.records import read_prs

@@ -36,7 +36,7 @@ from pipelines.core.console import main_guard
 from pipelines.core.params import load_params
 from pipelines.core.paths import repo_root
 from pipelines.core.seeds import load_seed_tasks
-from pipelines.llm import model_for_role
+from pipelines.llm.roles import model_for_role
 from pipelines.synthesis.loop import synthesize
 
 log = logging.getLogger("pipelines.synthesize")

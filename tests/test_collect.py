@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.agent.sandbox import BwrapSandbox
+from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.core.schema import read_trajectories
 from tests.conftest import REPO, make_project
 

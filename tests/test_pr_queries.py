@@ -31,7 +31,7 @@ def test_stage_writes_queries_and_replay_verifies(tmp_path):
     assert query["workspace"]["git"] == str(repo) and query["verifier"]["kind"] == "reference_patch"
     assert "+    return a + b  # the sum" in query["verifier"]["patch"] and "return a + b" not in query["query"]
 
-    from pipelines.agent.sandbox import BwrapSandbox
+    from pipelines.agent.sandbox.bwrap import BwrapSandbox
     from pipelines.collection.episode import Collector
     from pipelines.collection.plan import Job
     from pipelines.core.schema import Query

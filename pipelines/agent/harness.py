@@ -26,7 +26,7 @@ from typing import Any, Callable, Protocol, Sequence, TypeVar, Union
 from pipelines import __version__
 from pipelines.agent.config import HarnessParams
 from pipelines.agent.loop import EpisodeResult, Limits, run_episode
-from pipelines.agent.sandbox import make_sandbox
+from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import User, render_message
 from pipelines.agent.verifiers import RubricVerifier, Verifier, VerifierResult, make_verifier
@@ -228,7 +228,7 @@ def versions() -> dict[str, str]:
 def check_sandbox(settings: HarnessParams, group: str) -> None:
     """Refuse (with the install command) when bubblewrap is asked for but does not work; warn for 'none'."""
     if settings.sandbox == "bwrap":
-        from pipelines.agent.sandbox import require_bwrap
+        from pipelines.agent.sandbox.bwrap import require_bwrap
 
         require_bwrap()
     else:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipelines.agent.sandbox import Sandbox
+from pipelines.agent.sandbox.base import Sandbox
 
 MAX_READ_BYTES = 50_000
 MAX_EDIT_BYTES = 10 << 20  # str_replace holds the file in memory twice

@@ -21,7 +21,7 @@ from pipelines.collection.plan import PROMPT_VERSION, Job
 from pipelines.core.errors import UserError
 from pipelines.core.params import Params
 from pipelines.core.schema import Query, TrajectoryMeta
-from pipelines.llm import build_model, model_for_role
+from pipelines.llm.roles import build_model, model_for_role
 
 log = logging.getLogger(__name__)
 

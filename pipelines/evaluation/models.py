@@ -46,7 +46,7 @@ def check_inputs(params: Params, root: Path) -> None:
 def build_models(params: Params, root: Path) -> dict[str, ChatModel]:
     """The models of ``eval.models`` (inputs checked by :func:`check_inputs`), loaded now so that a broken
     directory fails here with its one-line error instead of turning every trial into an infra error."""
-    from pipelines.llm import build_model
+    from pipelines.llm.roles import build_model
 
     models: dict[str, ChatModel] = {}
     for entry in params.eval.models:

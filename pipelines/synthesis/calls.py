@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from pipelines.synthesis.config import SynthesizeParams
-from pipelines.llm import ContextLengthError
+from pipelines.llm.base import ContextLengthError
 
 OUTPUT_CHARS = 300  # of a failed call's raw output, kept in the report to show what the model wrote
 

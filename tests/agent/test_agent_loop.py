@@ -9,7 +9,8 @@ import pytest
 
 from pipelines.agent.loop import Limits, run_episode
 from pipelines.agent.replay import ReplayTeacher, plan_edits
-from pipelines.agent.sandbox import BwrapSandbox, make_sandbox
+from pipelines.agent.sandbox.bwrap import BwrapSandbox
+from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import TestsVerifier, patch_changes, unified_diff
@@ -117,7 +118,7 @@ HUMAN_SCRIPT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from pipelines.agent.loop import Limits, run_episode
-    from pipelines.agent.sandbox import make_sandbox
+    from pipelines.agent.sandbox.factory import make_sandbox
     from pipelines.agent.tools import Toolbox
     from pipelines.agent.users import HumanUser
     from pipelines.agent.verifiers import TestsVerifier

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.agent.config import HarnessParams
 from pipelines.agent.harness import Harness, pool_size, run_pool, verdict, versions
-from pipelines.agent.sandbox import BwrapSandbox
+from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import Check, VerifierResult
 from pipelines.core.schema import Query, TrajectoryMeta, VerifierSpec

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox, make_sandbox
+from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
+from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.core.errors import UserError
 from pipelines.core.schema import Query
 from pipelines.agent.workspace import prepare_workspace

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from pipelines.agent.sandbox import BwrapSandbox
+from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.core.errors import UserError
 from pipelines.core.params import parse_params
 from pipelines.core.schema import VerifierSpec

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.agent.loop import Limits, run_episode
-from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox
+from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import make_verifier
@@ -33,7 +33,7 @@ from pipelines.collection.episode import Collector
 from pipelines.llm.scripted import ScriptedModel
 from pipelines.core.params import parse_params
 from pipelines.core.schema import VerifierSpec
-from tests.test_sandbox import host_pids_running
+from tests.agent.test_sandbox import host_pids_running
 
 pytestmark = [pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")]
 TOKEN = secrets.token_hex(6)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from pipelines.agent.loop import Limits, run_episode
-from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox
+from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import make_verifier

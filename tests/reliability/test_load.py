@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox
+from pipelines.agent.sandbox.bwrap import BwrapSandbox, INSTALL_HINT
 from pipelines.collection.writer import EPISODES_FILE
 from pipelines.core.schema import read_trajectories
 from tests.conftest import REPO, make_project

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox
+from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
 from tests.conftest import run_module
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import FaultyEndpoint, completion

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.agent.sandbox import BwrapSandbox
+from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.core.errors import UserError
 from pipelines.core.params import parse_params
 from pipelines.tools.sweep.plan import cap_sizes, hydra, overrides, parse_subsets, plan

@@ -35,7 +35,7 @@ class GenerationRequest:
 
 
 class Decoder(Protocol):
-    """The model side of a running batch (:class:`pipelines.llm.local.kvcache.BatchDecoder`)."""
+    """The model side of a running batch (:class:`pipelines.llm.local.decoder.BatchDecoder`)."""
 
     rows: list[GenerationRequest]
 

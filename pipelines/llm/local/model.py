@@ -3,8 +3,8 @@
 Tool calls are rendered and parsed with :mod:`pipelines.llm.toolcalls` through the directory's chat
 template (``models/base/`` carries the project's tool-aware ChatML template). Greedy requests from
 concurrent episodes share one continuously running batch (:mod:`pipelines.llm.local.batching`), each on
-top of the KV states of its earlier turns (:mod:`pipelines.llm.local.kvcache`); sampled requests run alone
-from scratch.
+top of the KV states of its earlier turns (:mod:`pipelines.llm.local.decoder`,
+:mod:`pipelines.llm.local.prefix_cache`); sampled requests run alone from scratch.
 """
 
 from __future__ import annotations
@@ -95,10 +95,11 @@ class LocalModel:
         self._eos = self._tokenizer.convert_tokens_to_ids("<|im_end|>")
         pad = self._tokenizer.pad_token_id
         self._pad = pad if pad is not None else self._eos
-        from pipelines.llm.local import kvcache
+        from pipelines.llm.local.decoder import BatchDecoder, supported
+        from pipelines.llm.local.prefix_cache import PrefixCache
 
         model = model.to(device).eval()
-        self._fast_path = kvcache.supported(model.config)
+        self._fast_path = supported(model.config)
         if not self._fast_path:
             log.info("%s: layer types other than full attention; concurrent requests are generated one by one",
                      self.path)
@@ -113,10 +114,10 @@ class LocalModel:
                 packed_linears = packed.PackedLinears(model, step_rows)
                 log.info("%s: %d weight matrices packed for %d-row decoding steps (%.0f MB)", self.path,
                          packed_linears.modules, step_rows, packed_linears.packed_bytes / 2**20)
-            decoder = kvcache.BatchDecoder(
+            decoder = BatchDecoder(
                 model, eos=self._eos, slots=self.max_batch, device=device, packed=packed_linears,
                 draft_tokens=self.draft_tokens,
-                cache=kvcache.PrefixCache(self.kv_cache_mb * 2**20) if self.kv_cache_mb > 0 else None,
+                cache=PrefixCache(self.kv_cache_mb * 2**20) if self.kv_cache_mb > 0 else None,
                 stop_criteria=StopStringCriteria(self._tokenizer, [CLOSE]))
             self._batcher = ContinuousBatcher(decoder, max_batch=self.max_batch, lock=self._lock)
         self._model = model  # last: other threads take a set model as "loaded"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox, make_sandbox
+from pipelines.agent.sandbox.bwrap import BwrapSandbox, INSTALL_HINT
+from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.core.errors import UserError
 from pipelines.core.seeds import load_seed_tasks
 from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DOMAIN

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.agent.loop import Limits, run_episode
-from pipelines.agent.sandbox import make_sandbox
+from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import TestsVerifier

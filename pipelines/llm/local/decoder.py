@@ -1,74 +1,28 @@
-"""Greedy decoding for concurrent episodes with KV caches kept across turns.
-
-An agent episode asks the model many times over a growing history: the prompt of turn k+1 starts
-with the prompt and answer of turn k. :class:`PrefixCache` keeps the keys and values of recent
-sequences (bounded in bytes, least recently used evicted first); a new request looks up the entry
-sharing the longest token prefix with it and only encodes the rest. The match is on tokens, not on
-episode ids, so a re-rendered history that differs from the generated text (a tool call's JSON laid
-out by the template) still reuses everything up to the first differing token, and episodes that
-share a system prompt and tool list share that too.
+"""Greedy decoding for concurrent episodes, each on top of the KV states of its earlier turns.
 
 :class:`BatchDecoder` batches continuously: requests join a running batch between two decoding steps
-(each encoded on top of its cached prefix, straight into its slot of a preallocated buffer) and
-leave it the step they end, so the batch never waits for its longest row. Rows of different lengths
-decode side by side, each writing at its own position under a per-row mask. It is a plain argmax
-loop because the local backend's generation config has no logits processors for greedy decoding;
-the stop rules are transformers' own (end-of-turn token, ``max_new_tokens``,
-``StopStringCriteria``), so a row ends where ``model.generate`` would have ended it.
-
-A step can also verify draft tokens (:class:`PromptLookup`, prompt-lookup decoding): each row is fed
-its last token plus a few tokens guessed from its own history, and keeps every argmax up to the
-first wrong guess, so a step yields one token per row or more, never different ones.
+(each encoded on top of its cached prefix (:mod:`pipelines.llm.local.prefix_cache`), straight into its
+slot of a preallocated buffer) and leave it the step they end, so the batch never waits for its longest
+row. Rows of different lengths decode side by side, each writing at its own position under a per-row
+mask. It is a plain argmax loop because the local backend's generation config has no logits processors
+for greedy decoding; the stop rules are transformers' own (end-of-turn token, ``max_new_tokens``,
+``StopStringCriteria``), so a row ends where ``model.generate`` would have ended it. A step can also
+verify draft tokens (:mod:`pipelines.llm.local.drafts`).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from contextlib import nullcontext
+from typing import Any, Callable
 
 import torch
-from transformers import AttentionInterface, DynamicCache
-from transformers.cache_utils import DynamicLayer
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers import DynamicCache
 
+from pipelines.llm.local.attention import ROWS_ATTENTION, swapped_attention
+from pipelines.llm.local.cache_layers import RowsLayer, buffer_cache
+from pipelines.llm.local.drafts import PromptLookup
 from pipelines.llm.local.packed import PackedLinears
-
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape [1, heads, tokens, head_dim]
-
-
-class BufferLayer(DynamicLayer):
-    """A cache layer over a preallocated ``[batch, heads, capacity, head_dim]`` buffer (or a view of one).
-
-    ``update`` writes the new states in place and returns views of the filled part, so a decoding
-    step costs no copy of the cache. Writing past the capacity is a bug in the caller.
-    """
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, filled: int):
-        super().__init__()
-        self._k, self._v, self._n = keys, values, filled
-        self.keys, self.values = keys[:, :, :filled], values[:, :, :filled]
-        self.device, self.is_initialized = keys.device, True
-
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        pass  # the buffer exists from the start
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
-        start, end = self._n, self._n + key_states.shape[-2]
-        if end > self._k.shape[-2]:
-            raise RuntimeError(f"KV buffer overflow: {end} tokens for a capacity of {self._k.shape[-2]}")
-        self._k[:, :, start:end] = key_states
-        self._v[:, :, start:end] = value_states
-        self._n = end
-        self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
-        return self.keys, self.values
-
-    def get_seq_length(self) -> int:
-        return self._n
-
-    def crop(self, tokens_to_remove: int) -> None:
-        raise NotImplementedError("BufferLayer is not cropped; PrefixCache slices stored states instead")
+from pipelines.llm.local.prefix_cache import PrefixCache
 
 
 def supported(config) -> bool:
@@ -77,175 +31,6 @@ def supported(config) -> bool:
     if getattr(text, "is_encoder_decoder", False) or not hasattr(text, "num_hidden_layers"):
         return False
     return all(t == "full_attention" for t in (getattr(text, "layer_types", None) or ["full_attention"]))
-
-
-def buffer_cache(keys: list[torch.Tensor], values: list[torch.Tensor], filled: int) -> DynamicCache:
-    cache = DynamicCache()
-    cache.layers = [BufferLayer(k, v, filled) for k, v in zip(keys, values)]
-    return cache
-
-
-@dataclass
-class _Entry:
-    ids: torch.Tensor  # 1-D long
-    kv: KV
-    nbytes: int
-
-
-class PrefixCache:
-    """Token sequences with their KV states, least recently used evicted beyond ``budget_bytes``."""
-
-    def __init__(self, budget_bytes: int):
-        self.budget_bytes = budget_bytes
-        self._entries: OrderedDict[int, _Entry] = OrderedDict()
-        self._next = 0
-        self.nbytes = 0
-        self.evictions = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def lookup(self, ids: torch.Tensor) -> tuple[KV | None, int]:
-        """The cached states sharing the longest prefix with ``ids``, and that prefix's length."""
-        best_key, best_n = None, 0
-        for key, entry in self._entries.items():
-            n = common_prefix(entry.ids, ids)
-            if n > best_n:
-                best_key, best_n = key, n
-        if best_key is None:
-            return None, 0
-        self._entries.move_to_end(best_key)
-        return self._entries[best_key].kv, best_n
-
-    def store(self, ids: torch.Tensor, kv: KV) -> None:
-        """Keep ``kv`` (states of exactly ``ids``); entries that are prefixes of ``ids`` become redundant."""
-        nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
-        if nbytes > self.budget_bytes:
-            return
-        for key in [k for k, e in self._entries.items() if len(e.ids) <= len(ids)
-                    and common_prefix(e.ids, ids) == len(e.ids)]:
-            self._drop(key)
-        self._entries[self._next] = _Entry(ids, kv, nbytes)
-        self._next += 1
-        self.nbytes += nbytes
-        while self.nbytes > self.budget_bytes:
-            self._drop(next(iter(self._entries)))
-            self.evictions += 1
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self.nbytes = 0
-
-    def _drop(self, key: int) -> None:
-        self.nbytes -= self._entries.pop(key).nbytes
-
-
-def common_prefix(a: torch.Tensor, b: torch.Tensor) -> int:
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    differ = (a[:n] != b[:n]).nonzero()
-    return int(differ[0, 0]) if len(differ) else n
-
-
-class RowsLayer(DynamicLayer):
-    """A cache layer for one decoding step of rows of different lengths in one ``[slots, heads, capacity,
-    head_dim]`` buffer: row ``b`` writes the states of its ``q`` new tokens at columns ``positions[b]``
-    onwards (its own length) and attends to the columns the caller's mask gives it; columns past a
-    row's end hold zeros or stale states, never NaN, so masking them out is exact."""
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor, width: int, q: int = 1):
-        super().__init__()
-        self._k, self._v, self._width, self._q = keys, values, width, q
-        self._rows = torch.arange(len(positions), device=keys.device)[:, None]
-        self._cols = positions[:, None] + torch.arange(q, device=keys.device)[None]
-        self.keys, self.values = keys[:len(positions), :, :width], values[:len(positions), :, :width]
-        self.device, self.is_initialized = keys.device, True
-
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        pass
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
-        self._k[self._rows, :, self._cols] = key_states.transpose(1, 2)
-        self._v[self._rows, :, self._cols] = value_states.transpose(1, 2)
-        return self.keys, self.values
-
-    def get_seq_length(self) -> int:
-        return self._width - self._q
-
-    def crop(self, tokens_to_remove: int) -> None:
-        raise NotImplementedError("RowsLayer lives for one decoding step")
-
-
-ROWS_ATTENTION = "limi_rows_sdpa"
-
-
-def rows_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                   attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                   **kwargs: Any):
-    """SDPA for a step of several tokens per row under a ``[rows, 1, q, width]`` mask, on the key/value heads.
-
-    transformers' SDPA path repeats the keys and values for every query head when a step has more
-    than one query token and a mask (it only packs the query heads of one token), which copies the
-    whole cache three times per layer for SmolLM2. Here the ``q`` tokens of the query heads sharing
-    a key/value head become ``groups * q`` queries of that head, each under its own token's mask
-    row, so the cache is read once, as in a one-token step. One-token steps go to transformers' own
-    SDPA function unchanged.
-    """
-    groups = getattr(module, "num_key_value_groups", 1)
-    rows, heads, q, dim = query.shape
-    if q == 1 or groups == 1 or attention_mask is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
-    packed = query.reshape(rows, heads // groups, groups * q, dim)  # head h = kv * groups + r -> query r * q + t
-    out = torch.nn.functional.scaled_dot_product_attention(
-        packed, key, value, attn_mask=attention_mask.repeat(1, 1, groups, 1), dropout_p=0.0, scale=scaling)
-    return out.reshape(rows, heads, q, dim).transpose(1, 2).contiguous(), None
-
-
-AttentionInterface.register(ROWS_ATTENTION, rows_attention)
-
-
-@contextmanager
-def _swapped_attention(config, name: str) -> Iterator[None]:
-    before = config._attn_implementation
-    config._attn_implementation = name
-    try:
-        yield
-    finally:
-        config._attn_implementation = before
-
-
-class PromptLookup:
-    """Draft tokens for one row from its own history (prompt-lookup decoding): the tokens that
-    followed the latest earlier occurrence of its last ``n`` tokens (else ``n - 1``, ... 1).
-
-    Agent turns copy a great deal from their context (file contents, command output, earlier calls),
-    so drafts taken from the context are often right; a step verifies them all at once and keeps
-    the longest prefix the model agrees with, which greedy decoding would have produced anyway.
-    """
-
-    def __init__(self, tokens: list[int], n: int = 3):
-        self.tokens: list[int] = []
-        self.n = n
-        self._index: list[dict[tuple[int, ...], int]] = [{} for _ in range(n)]  # m-gram -> position after it
-        self.extend(tokens)
-
-    def extend(self, new: list[int]) -> None:
-        start = len(self.tokens)
-        self.tokens.extend(new)
-        tokens = self.tokens
-        for end in range(max(1, start), len(tokens)):  # every m-gram that now has a token after it
-            for m in range(1, min(self.n, end) + 1):
-                self._index[m - 1][tuple(tokens[end - m:end])] = end
-
-    def draft(self, k: int) -> list[int]:
-        tokens = self.tokens
-        for m in range(min(self.n, len(tokens)), 0, -1):
-            after = self._index[m - 1].get(tuple(tokens[-m:]))
-            if after is not None:
-                return tokens[after:after + k]
-        return []
 
 
 class BatchDecoder:
@@ -350,7 +135,7 @@ class BatchDecoder:
             mask = (columns[None, None] <= (positions[:, None] + steps[None])[:, :, None])[:, None]
         # multi-token steps through rows_attention (the config is shared by every layer)
         with (self.packed.active() if self.packed is not None else nullcontext(),
-              _swapped_attention(self._config, ROWS_ATTENTION) if q > 1 else nullcontext()):
+              swapped_attention(self._config, ROWS_ATTENTION) if q > 1 else nullcontext()):
             out = self.model(input_ids=tokens, cache=cache, attention_mask=mask,
                              position_ids=positions[:, None] + steps[None], use_cache=True)
         choices = self._choices(out.logits, self.rows)

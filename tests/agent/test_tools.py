@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.agent.sandbox import INSTALL_HINT, BwrapSandbox, NoSandbox
+from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
+from pipelines.agent.sandbox.plain import NoSandbox
 from pipelines.agent.tools import TOOL_SCHEMAS, ToolResult, Toolbox
 
 

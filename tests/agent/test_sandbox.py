@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.agent.sandbox import (INSTALL_HINT, BwrapSandbox, NoSandbox, SandboxUnavailable, make_sandbox,
-                                     require_bwrap)
+from pipelines.agent.sandbox.base import SandboxUnavailable
+from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox, require_bwrap
+from pipelines.agent.sandbox.factory import make_sandbox
+from pipelines.agent.sandbox.plain import NoSandbox
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 needs_bwrap = pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
 
@@ -265,7 +267,7 @@ def test_process_limit_as_an_unprivileged_user():
         import sys
         sys.path.insert(0, {str(REPO)!r})
         from pathlib import Path
-        from pipelines.agent.sandbox import BwrapSandbox
+        from pipelines.agent.sandbox.bwrap import BwrapSandbox
         box = BwrapSandbox(Path({str(tmp_path / "ws")!r}), timeout_s=2, max_processes=20, kill_grace_s=0.2)
         result = box.run("for i in $(seq 40); do sleep 1000.61 & done; wait")
         print(result.timed_out, "Resource temporarily unavailable" in result.output)

@@ -4,6 +4,7 @@ import pytest
 
 from pipelines.core.errors import ModelError
 from pipelines.llm.base import ContextLengthError
+from pipelines.core.params import speed_only_keys
 from pipelines.llm.local.model import LocalModel
 
 BASH = {"type": "function", "function": {"name": "bash", "description": "Run a shell command in the workspace.",
@@ -168,7 +169,7 @@ def test_cached_turns_are_identical_to_generating_from_scratch(base_model_dir):
 def test_a_model_outside_the_cached_path_gives_the_same_answers(tiny_model_dir):
     from transformers import AutoConfig
 
-    from pipelines.llm.local.kvcache import supported
+    from pipelines.llm.local.decoder import supported
 
     config = AutoConfig.from_pretrained(tiny_model_dir)
     assert supported(config)
@@ -193,3 +194,77 @@ def test_a_corrupt_model_file_is_one_clear_error(tmp_path, tiny_model_dir, broke
     (copy / broken).write_bytes((copy / broken).read_bytes()[:40])  # cut short, as by a full disk
     with pytest.raises(ModelError, match=r"cannot load the model .*dvc repro base_model"):
         LocalModel(copy).load()
+
+
+# each speed-only setting away from its default, alone and together; {} is the defaults
+SPEED_SETTINGS = {
+    "defaults": {},
+    "one_row": {"max_batch": 1},
+    "three_rows": {"max_batch": 3},
+    "no_kv_cache": {"kv_cache_mb": 0},
+    "no_packed_gemm": {"packed_gemm": False},
+    "no_drafts": {"draft_tokens": 0},
+    "longest_drafts": {"draft_tokens": 7},
+    "all_off": {"max_batch": 1, "kv_cache_mb": 0, "packed_gemm": False, "draft_tokens": 0},
+}
+
+
+def test_every_speed_only_param_is_varied_below():
+    # the keys marked speed-only are left out of the stages' DVC params: each must be proven output-neutral here
+    assert {knob for knobs in SPEED_SETTINGS.values() for knob in knobs} == speed_only_keys("llm.models.local")
+
+
+@pytest.fixture(scope="module")
+def lively_model_dir(tmp_path_factory, tiny_model_dir):
+    """The tiny model with weights of standard deviation 0.12: its greedy replies mix varied tokens with
+    repeats (drafts get kept), where the stock initialisation repeats one token, which any decoder gets right."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("lively")
+    shutil.copytree(tiny_model_dir, out, dirs_exist_ok=True)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.dim() > 1:
+                weight.copy_(torch.randn(weight.shape, generator=gen) * 0.12)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lively_conversations_alone(lively_model_dir):
+    """Two-turn conversations generated one request at a time by ``model.generate``: the reference."""
+    alone = LocalModel(lively_model_dir, sampling={"max_tokens": 24}, batching=False).load()
+    replies = [converse(alone, p, 2, 24) for p in PROMPTS]
+    assert all(len(set(alone.tokenizer(r.raw).input_ids)) > 5 for turns in replies for r in turns)
+    return [[r.raw for r in turns] for turns in replies]
+
+
+@pytest.mark.parametrize("knobs", list(SPEED_SETTINGS.values()), ids=list(SPEED_SETTINGS))
+def test_speed_only_settings_leave_greedy_replies_unchanged(lively_model_dir, lively_conversations_alone, knobs):
+    """Speed-only settings change how replies are computed (rows per step, cached prefixes, packed
+    products, drafts), never their tokens: concurrent multi-turn conversations equal ``generate`` alone."""
+    import threading
+
+    model = LocalModel(lively_model_dir, sampling={"max_tokens": 24}, **knobs).load()
+    out: dict[int, list] = {}
+    gate = threading.Barrier(len(PROMPTS))
+
+    def run(i: int) -> None:
+        gate.wait()
+        out[i] = converse(model, PROMPTS[i], 2, 24)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(PROMPTS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [[r.raw for r in out[i]] for i in range(len(PROMPTS))] == lively_conversations_alone
+    # the setting was in force: rows per step, prefixes from the cache, drafts kept
+    assert 1 <= model._batcher.max_rows <= model.max_batch
+    assert any(r.usage.cached_tokens for turns in out.values() for r in turns) == (model.kv_cache_mb > 0)
+    assert (model._batcher.decoder.accepted > 0) == (model.draft_tokens > 0)

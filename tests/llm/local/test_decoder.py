@@ -1,51 +1,10 @@
-"""The prefix cache's bookkeeping on small tensors: longest match, redundant prefixes, LRU by bytes."""
+"""The batch decoder on a tiny model: rows joining and leaving, cached prefixes, min_new, drafts and packed
+products all give the same greedy tokens as ``model.generate`` alone."""
 
 import torch
 
-from pipelines.llm.local.kvcache import PrefixCache, common_prefix
-
-
-def states(n: int, value: float = 0.0):
-    """Two layers of fake states for ``n`` tokens: 2 * 2 * n * 4 floats of 4 bytes = 64 * n bytes."""
-    return [(torch.full((1, 1, n, 4), value), torch.full((1, 1, n, 4), value)) for _ in range(2)]
-
-
-def ids(*tokens):
-    return torch.tensor(tokens, dtype=torch.long)
-
-
-def test_common_prefix():
-    assert common_prefix(ids(1, 2, 3), ids(1, 2, 4, 5)) == 2
-    assert common_prefix(ids(1, 2), ids(1, 2, 3)) == 2
-    assert common_prefix(ids(9), ids(1)) == 0 and common_prefix(ids(), ids(1)) == 0
-
-
-def test_lookup_finds_the_longest_shared_prefix():
-    cache = PrefixCache(10**6)
-    cache.store(ids(1, 2, 3), states(3, 1.0))
-    cache.store(ids(1, 5, 6, 7), states(4, 2.0))
-    kv, n = cache.lookup(ids(1, 5, 6, 9))
-    assert n == 3 and kv[0][0][0, 0, 0, 0] == 2.0
-    assert cache.lookup(ids(8, 8)) == (None, 0)
-
-
-def test_an_extended_sequence_replaces_its_prefix():
-    cache = PrefixCache(10**6)
-    cache.store(ids(1, 2, 3), states(3))
-    cache.store(ids(1, 2, 3, 4, 5), states(5))
-    assert len(cache) == 1 and cache.nbytes == 64 * 5
-
-
-def test_least_recently_used_entries_go_first_beyond_the_budget():
-    cache = PrefixCache(64 * 10)
-    cache.store(ids(1, 1, 1, 1), states(4))
-    cache.store(ids(2, 2, 2, 2), states(4))
-    cache.lookup(ids(1, 1))  # touch the first: the second is now the oldest
-    cache.store(ids(3, 3, 3, 3), states(4))
-    assert len(cache) == 2 and cache.evictions == 1 and cache.nbytes == 64 * 8
-    assert cache.lookup(ids(2, 2))[1] == 0 and cache.lookup(ids(1, 1))[1] == 2
-    cache.store(ids(4,) * 20, states(20))  # larger than the whole budget: not kept
-    assert cache.nbytes == 64 * 8
+from pipelines.llm.local import packed
+from pipelines.llm.local.prefix_cache import PrefixCache
 
 
 def test_rows_joining_and_leaving_a_running_batch_match_generate(tiny_model_dir, greedy_alone):
@@ -54,7 +13,7 @@ def test_rows_joining_and_leaving_a_running_batch_match_generate(tiny_model_dir,
     from transformers import AutoModelForCausalLM
 
     from pipelines.llm.local.batching import GenerationRequest
-    from pipelines.llm.local.kvcache import BatchDecoder
+    from pipelines.llm.local.decoder import BatchDecoder
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     eos = model.config.eos_token_id
@@ -97,7 +56,7 @@ def test_min_new_holds_back_the_end_of_turn_token_as_generate_does(tiny_model_di
     from transformers import AutoModelForCausalLM
 
     from pipelines.llm.local.batching import GenerationRequest
-    from pipelines.llm.local.kvcache import BatchDecoder
+    from pipelines.llm.local.decoder import BatchDecoder
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     prompt = torch.randint(0, 4000, (12,), generator=torch.Generator().manual_seed(2)).tolist()
@@ -119,3 +78,39 @@ def test_min_new_holds_back_the_end_of_turn_token_as_generate_does(tiny_model_di
     while len(decoder):
         decoder.step()
     assert short.result == generate(eos) and long.result == held
+
+
+def test_draft_steps_match_generate(tiny_model_dir, greedy_alone):
+    """Rows with prompt-lookup drafts (and packed products where MKL has them) join and leave a running
+    batch; every result equals ``model.generate`` alone, and some drafts were kept."""
+    from transformers import AutoModelForCausalLM
+
+    from pipelines.llm.local.batching import GenerationRequest
+    from pipelines.llm.local.decoder import BatchDecoder
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    eos = model.config.eos_token_id
+    gen = torch.Generator().manual_seed(3)
+
+    def alone(prompt, max_new):
+        return greedy_alone(model, prompt, max_new, eos)
+
+    # repeated phrases, as in command output an agent reads back
+    prompts = [torch.randint(0, 4000, (n,), generator=gen).tolist() * 3 for n in (4, 11, 7, 9)]
+    budgets = [40, 25, 33, 18]
+    linears = packed.PackedLinears(model, rows=3 * 4, min_weights=1) if packed.available() else None
+    decoder = BatchDecoder(model, eos=eos, slots=3, cache=PrefixCache(10**9), packed=linears, draft_tokens=3)
+    requests = [GenerationRequest(p, m) for p, m in zip(prompts, budgets)]
+    waiting = list(requests)
+    while waiting or len(decoder):
+        while waiting and len(decoder) < decoder.slots:
+            decoder.add(waiting.pop(0))
+        decoder.step()
+    assert [r.result for r in requests] == [alone(p, m) for p, m in zip(prompts, budgets)]
+    assert decoder.drafted > 0 and decoder.accepted > 0  # some steps took more than one token per row
+
+    followup = GenerationRequest(requests[0].ids + requests[0].result + [5, 6, 7], 12)
+    decoder.add(followup)
+    while len(decoder):
+        decoder.step()
+    assert followup.cached > 0 and followup.result == alone(followup.ids, 12)
