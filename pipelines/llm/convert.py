@@ -57,7 +57,7 @@ def resolve_source(params: BaseModelParams, root: Path) -> Source:
         return Source(path.parent, path.name, display_path(path, root))
     if path.is_dir():
         if (path / "config.json").exists():
-            from pipelines.llm.local.model import check_model_dir
+            from pipelines.llm.model_dir import check_model_dir
 
             check_model_dir(path)
             return Source(path, None, display_path(path, root))

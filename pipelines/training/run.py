@@ -28,7 +28,7 @@ def run(data: Path, base: Path, out: Path, params: SFTParams, *, checkpoints: Pa
     """
     from transformers import AutoTokenizer
 
-    from pipelines.llm.local.model import check_model_dir
+    from pipelines.llm.model_dir import check_model_dir
 
     check_model_dir(base)
     if not data.exists():

@@ -19,6 +19,7 @@ from typing import Any
 from pipelines.core.errors import ModelError
 from pipelines.llm.base import ContextLengthError, Reply, Usage, assistant_message
 from pipelines.llm.local.batching import ContinuousBatcher, GenerationRequest
+from pipelines.llm.model_dir import check_model_dir
 from pipelines.llm.toolcalls import CLOSE, OPEN, parse_assistant_text
 
 
@@ -201,13 +202,3 @@ def _prefill(tool_choice: Any, tools: list[dict[str, Any]] | None) -> str:
         if name:
             return f"{OPEN}\n" + '{"name": ' + json.dumps(name) + ', "arguments": {'  # arguments are always an object
     raise ModelError(f"tool_choice {tool_choice!r} is not understood; use 'auto', 'required' or a function name")
-
-
-def check_model_dir(path: Path) -> None:
-    """Fail with one clear line if ``path`` is not a usable Hugging Face model directory."""
-    if not path.is_dir():
-        raise ModelError(f"{path}: model directory not found; run `dvc repro base_model` or fix the model path in params.yaml")
-    if not (path / "config.json").exists():
-        raise ModelError(f"{path}: no config.json; not a Hugging Face model directory")
-    if not any((path / f).exists() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
-        raise ModelError(f"{path}: no tokenizer files (tokenizer.json); save the tokenizer into the model directory")
