@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 # (metrics file, MLflow prefix, keys to copy or None for every top-level number)
 SUMMARY_METRICS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     ("metrics/curate.json", "curate.", None),
-    ("metrics/sft.json", "sft.", ("final_loss", "tokens_per_s")),
+    ("metrics/sft.json", "sft.", ("final_loss",)),
+    ("reports/runs/sft.json", "sft.", ("tokens_per_s",)),  # a timing: in the uncached run report, not the metrics
     ("metrics/eval.json", "eval.", None),
 )
 EVAL_METRICS = "metrics/eval.json"
