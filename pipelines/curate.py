@@ -86,8 +86,7 @@ def write_outputs(samples: list[Sample], report: dict[str, Any], out_dir: Path,
         raise UserError(f"curate: 0 of {len(samples)} trajectories left after the '{emptied}' step; "
                         f"see {out_dir / 'report.json'}")
     atomic_write_text(out_dir / "train.jsonl", "".join(
-        json.dumps({"messages": s.record["messages"], "tools": s.record.get("tools", []), "meta": s.meta},
-                   ensure_ascii=False) + "\n" for s in kept))
+        json.dumps(s.train_record(), ensure_ascii=False) + "\n" for s in kept))
     if metrics_file is not None:
         atomic_write_json(metrics_file, {**funnel, "kept": len(kept), "kept_tokens": sum(s.tokens for s in kept)})
     return kept
