@@ -12,7 +12,7 @@ in ``data/sft/report.json``:
 4. near_dup    MinHash/LSH clusters over query + final diff (not the transcript: file dumps dominate
                transcripts and cause false matches); kept: the better-verified, then the shorter
 5. decontam    13-gram overlap with any eval task (built-in suite, HumanEval, AgencyBench files),
-               case and punctuation folded, and exact (repo, PR) keys
+               case and punctuation folded, and the same pull request (``meta.pr``) as an eval task
 6. length      over ``curate.max_length`` tokens with the student's tokenizer and chat template
                (counted and dropped, never truncated)
 7. tool_types  a tool argument whose JSON type disagrees with the rest of the set (Arrow needs one)

@@ -2,7 +2,8 @@
 
 A sample is contaminated when it shares at least ``curate.decontam.min_matches`` word n-grams of
 ``curate.decontam.ngram`` words (case and punctuation folded) with an eval task, or comes from the
-same pull request as one (an eval task named ``pr:<repo>#<number>``; a sample's PR is its meta's ``pr``). :func:`eval_texts` gathers the eval tasks the pipeline knows of (the
+same pull request as one (an eval task named ``pr:<repo>#<number>``; a sample's PR is its
+``meta.pr``). :func:`eval_texts` gathers the eval tasks the pipeline knows of (the
 built-in suite, HumanEval, AgencyBench task files); :class:`EvalIndex` answers per sample.
 """
 
