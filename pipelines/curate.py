@@ -12,7 +12,7 @@ in ``data/sft/report.json``:
 4. near_dup    MinHash/LSH clusters over query + final diff (not the transcript: file dumps dominate
                transcripts and cause false matches); kept: the better-verified, then the shorter
 5. decontam    13-gram overlap with any eval task (built-in suite, HumanEval, AgencyBench files),
-               case and punctuation folded, and exact (repo, PR) keys
+               case and punctuation folded, and the same pull request (``meta.pr``) as an eval task
 6. length      over ``curate.max_length`` tokens with the student's tokenizer and chat template
                (counted and dropped, never truncated)
 7. tool_types  a tool argument whose JSON type disagrees with the rest of the set (Arrow needs one)
@@ -86,8 +86,7 @@ def write_outputs(samples: list[Sample], report: dict[str, Any], out_dir: Path,
         raise UserError(f"curate: 0 of {len(samples)} trajectories left after the '{emptied}' step; "
                         f"see {out_dir / 'report.json'}")
     atomic_write_text(out_dir / "train.jsonl", "".join(
-        json.dumps({"messages": s.record["messages"], "tools": s.record.get("tools", []), "meta": s.meta},
-                   ensure_ascii=False) + "\n" for s in kept))
+        json.dumps(s.train_record(), ensure_ascii=False) + "\n" for s in kept))
     if metrics_file is not None:
         atomic_write_json(metrics_file, {**funnel, "kept": len(kept), "kept_tokens": sum(s.tokens for s in kept)})
     return kept

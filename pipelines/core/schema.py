@@ -152,7 +152,8 @@ class TrajectoryMeta(Open):
     """What an episode record says about itself: task, teacher and settings, verdicts, counts, diff, versions.
 
     Only functions of the inputs: no timings, dates or host facts (those go to the run's MLflow record).
-    ``passed`` is the final verdict (or the person's, ``human_verdict``); ``rounds_used`` counts the first
+    ``pr`` is a PR task's pull request key (``repo#number``, its ``Query.provenance["pr"]``); ``passed`` is
+    the final verdict (or the person's, ``human_verdict``); ``rounds_used`` counts the first
     attempt as round 1; ``termination`` is one of ``pipelines.agent.loop.TERMINATIONS``.
     """
 
@@ -162,6 +163,7 @@ class TrajectoryMeta(Open):
     domain: str = ""
     category: str = ""
     query: str = ""
+    pr: str | None = None
     teacher: str = ""
     teacher_backend: str | None = None
     sampling: dict[str, Any] | None = None

@@ -2,7 +2,8 @@
 
 A sample is contaminated when it shares at least ``curate.decontam.min_matches`` word n-grams of
 ``curate.decontam.ngram`` words (case and punctuation folded) with an eval task, or comes from the
-same (repo, PR) as one. :func:`eval_texts` gathers the eval tasks the pipeline knows of (the
+same pull request as one (an eval task named ``pr:<repo>#<number>``; a sample's PR is its
+``meta.pr``). :func:`eval_texts` gathers the eval tasks the pipeline knows of (the
 built-in suite, HumanEval, AgencyBench task files); :class:`EvalIndex` answers per sample.
 """
 
@@ -15,7 +16,6 @@ import logging
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from pipelines.curation.config import DecontamParams
 from pipelines.curation.minhash import normalize_text
@@ -97,11 +97,11 @@ class EvalIndex:
     def __len__(self) -> int:
         return len(self.names)
 
-    def contamination(self, text: str, pr: dict[str, Any] | None = None) -> str | None:
-        """Why ``text`` (from pull request ``pr``, if any) overlaps an eval task, or None when it does not."""
-        pr = pr or {}
-        if pr.get("repo") and f"pr:{pr['repo']}#{pr.get('number')}" in self._known:
-            return f"same PR as eval task pr:{pr['repo']}#{pr.get('number')}"
+    def contamination(self, text: str, pr: str | None = None) -> str | None:
+        """Why ``text`` (from the pull request keyed ``pr``, ``repo#number``, if any) overlaps an eval task, or
+        None when it does not."""
+        if pr and f"pr:{pr}" in self._known:
+            return f"same PR as eval task pr:{pr}"
         hits = Counter(self._index[g] for g in ngrams(text, self.ngram) if g in self._index)
         total = sum(hits.values())
         if not hits or total < self.min_matches:

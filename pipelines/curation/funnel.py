@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pipelines.core.errors import UserError
 from pipelines.core.params import Params
+from pipelines.core.schema import Message, TrajectoryMeta, TrajectoryRecord, read_jsonl
 from pipelines.curation.config import CurateParams
-from pipelines.core.schema import TrajectoryRecord, read_jsonl
 from pipelines.curation.decontam import EvalIndex
 from pipelines.curation.lsh import exact_duplicate_groups, near_duplicate_clusters
 
@@ -32,45 +32,94 @@ FUNNEL = ("schema", "verified", "exact_dup", "near_dup", "decontam", "length", "
 
 @dataclass
 class Sample:
-    """One trajectory record on its way through the funnel."""
+    """One trajectory record on its way through the funnel.
+
+    The steps read ``messages`` and ``meta``, the record validated as a :class:`TrajectoryRecord`;
+    ``record`` is the line as read, which ``train.jsonl`` gets back unchanged. A record that fails
+    validation has no messages and, for the report, the valid fields of its meta.
+    """
 
     index: int
     record: dict[str, Any]
     source_file: str
     line: int
+    meta: TrajectoryMeta = field(default_factory=TrajectoryMeta)
+    messages: list[Message] = field(default_factory=list)
     tokens: int = 0
     status: str = "kept"
     reason: str | None = None
     detail: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key_text(self) -> str:
         """What duplicates are judged on: the query and the final diff (transcripts are dominated by file dumps)."""
-        return f"{self.meta.get('query', '')}\n{self.meta.get('final_diff', '')}"
+        return f"{self.meta.query}\n{self.meta.final_diff}"
+
+    @property
+    def task_id(self) -> str | None:
+        return _stated(self.meta, "task_id")
+
+    @property
+    def teacher(self) -> str | None:
+        return _stated(self.meta, "teacher")
+
+    @property
+    def domain(self) -> str | None:
+        return _stated(self.meta, "domain")
+
+    @property
+    def category(self) -> str | None:
+        return _stated(self.meta, "category")
 
     def drop(self, reason: str, detail: str = "") -> None:
         self.status, self.reason, self.detail = "dropped", reason, detail
 
+    def train_record(self) -> dict[str, Any]:
+        """What ``train.jsonl`` holds for this sample: its messages, tools and meta as read."""
+        return {"messages": self.record["messages"], "tools": self.record.get("tools", []),
+                "meta": self.record.get("meta", {})}
+
+
+def _stated(model: BaseModel | None, name: str) -> Any:
+    """Field ``name`` of ``model`` where the record states it, else None (not the type's default): the report
+    shows a missing task, teacher or category as null, and ranking tells an unrecorded value from a zero."""
+    return getattr(model, name) if model is not None and name in model.model_fields_set else None
+
 
 def load_samples(paths: Iterable[Path], root: Path | None = None) -> list[Sample]:
-    """Every line of every trajectory file, in order; schema failures are marked, bad JSON is a UserError.
+    """Every line of every trajectory file, in order, read as a :class:`TrajectoryRecord`.
 
-    Files are named relative to ``root`` when inside it, so the report does not depend on where the
-    project is checked out.
+    A record that does not validate is marked dropped by the ``schema`` step, its detail naming file, line
+    and the first bad field; a line that is not JSON is a UserError naming file and line. Files are named
+    relative to ``root`` when inside it, so the report does not depend on where the project is checked out.
     """
     samples: list[Sample] = []
     for path in paths:
         shown = _relative(Path(path), root)
         for lineno, data in read_jsonl(path):
-            sample = Sample(len(samples), data, shown, lineno, meta=data.get("meta") or {})
+            sample = Sample(len(samples), data if isinstance(data, dict) else {}, shown, lineno)
             try:
-                TrajectoryRecord.model_validate(data)
+                trajectory = TrajectoryRecord.model_validate(data)
             except ValidationError as exc:
                 first = exc.errors()[0]
-                sample.drop("schema", f"{shown}:{lineno}: {'.'.join(map(str, first['loc']))}: {first['msg']}")
+                sample.meta = _readable_meta(sample.record.get("meta"))
+                where = ".".join(map(str, first["loc"])) or "(record)"
+                sample.drop("schema", f"{shown}:{lineno}: {where}: {first['msg']}")
+            else:
+                sample.meta, sample.messages = trajectory.meta, trajectory.messages
             samples.append(sample)
     return samples
+
+
+def _readable_meta(raw: Any) -> TrajectoryMeta:
+    """The meta of a record that failed validation, less its invalid fields: what the report can show of it."""
+    if not isinstance(raw, dict):
+        return TrajectoryMeta()
+    try:
+        return TrajectoryMeta.model_validate(raw)
+    except ValidationError as exc:
+        bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+        return TrajectoryMeta.model_validate({k: v for k, v in raw.items() if k not in bad})
 
 
 def _relative(path: Path, root: Path | None) -> str:
@@ -91,26 +140,27 @@ def alive(samples: list[Sample]) -> list[Sample]:
 def step_verified(samples: list[Sample], params: CurateParams) -> None:
     """Drop episodes that failed verification (unless admitted) or whose teacher is not wanted."""
     for s in alive(samples):
-        if params.teachers and s.meta.get("teacher") not in params.teachers:
-            s.drop("verified", f"teacher {s.meta.get('teacher')} is not in curate.teachers")
-        elif s.meta.get("teacher") in params.drop_teachers:
-            s.drop("verified", f"teacher {s.meta.get('teacher')} is in curate.drop_teachers")
-        elif not params.admit_unverified and not s.meta.get("passed"):
-            s.drop("verified", f"not verified (termination {s.meta.get('termination')}, "
-                               f"score {(s.meta.get('final') or {}).get('score')})")
+        if params.teachers and s.teacher not in params.teachers:
+            s.drop("verified", f"teacher {s.teacher} is not in curate.teachers")
+        elif s.teacher in params.drop_teachers:
+            s.drop("verified", f"teacher {s.teacher} is in curate.drop_teachers")
+        elif not params.admit_unverified and not s.meta.passed:
+            s.drop("verified", f"not verified (termination {s.meta.termination}, "
+                               f"score {_stated(s.meta.final, 'score')})")
 
 
 def _quality(s: Sample) -> tuple:
-    """Sort key: better verified first, then fewer rounds, then shorter."""
-    score = (s.meta.get("final") or {}).get("score") or 0.0
-    return (-int(bool(s.meta.get("passed"))), -score, s.meta.get("rounds_used", 99), len(json.dumps(s.record)), s.index)
+    """Sort key: better verified first, then fewer rounds (unrecorded: last), then shorter."""
+    score = s.meta.final.score if s.meta.final else 0.0
+    rounds = s.meta.rounds_used if "rounds_used" in s.meta.model_fields_set else 99
+    return (-int(s.meta.passed), -score, rounds, len(json.dumps(s.record)), s.index)
 
 
 def _keep_best(groups: list[list[int]], by_index: dict[int, Sample], reason: str, what: str) -> None:
     for group in groups:
         members = sorted((by_index[i] for i in group), key=_quality)
         for loser in members[1:]:
-            loser.drop(reason, f"{what} of sample {members[0].index} ({members[0].meta.get('task_id')})")
+            loser.drop(reason, f"{what} of sample {members[0].index} ({members[0].task_id})")
 
 
 def step_exact_dup(samples: list[Sample]) -> None:
@@ -132,9 +182,8 @@ def step_near_dup(samples: list[Sample], params: CurateParams) -> None:
 def step_decontam(samples: list[Sample], evals: EvalIndex) -> None:
     """Drop samples whose query, final diff or user turns overlap an eval task."""
     for s in alive(samples):
-        text = "\n".join([s.key_text] + [str(m.get("content") or "") for m in s.record.get("messages", [])
-                                        if m.get("role") == "user"])
-        why = evals.contamination(text, s.meta.get("pr"))
+        text = "\n".join([s.key_text] + [m.content or "" for m in s.messages if m.role == "user"])
+        why = evals.contamination(text, s.meta.pr)
         if why:
             s.drop("decontam", why)
 
@@ -142,7 +191,9 @@ def step_decontam(samples: list[Sample], evals: EvalIndex) -> None:
 def step_length(samples: list[Sample], params: CurateParams, tokenizer) -> None:
     """Count tokens with the student's chat template; drop (never truncate) what exceeds ``curate.max_length``."""
     for s in alive(samples):
-        ids = tokenizer.apply_chat_template(s.record["messages"], tools=s.record.get("tools") or None, tokenize=True)
+        # the template reads the record as train.jsonl will hold it, so the count is what sft sees
+        train = s.train_record()
+        ids = tokenizer.apply_chat_template(train["messages"], tools=train["tools"] or None, tokenize=True)
         s.tokens = len(ids["input_ids"] if hasattr(ids, "keys") else ids)  # transformers 5 returns a BatchEncoding
         if s.tokens > params.max_length:
             s.drop("length", f"{s.tokens} tokens > curate.max_length {params.max_length}")
@@ -162,11 +213,10 @@ def step_tool_types(samples: list[Sample]) -> None:
     types_of: dict[int, dict[tuple[str, str], str]] = {}
     for s in alive(samples):
         mine: dict[tuple[str, str], str] = {}
-        for m in s.record.get("messages", []):
-            for call in m.get("tool_calls") or []:
-                fn = call.get("function", {})
-                for key, value in (fn.get("arguments") or {}).items():
-                    mine[(fn.get("name"), key)] = _json_type(value)
+        for m in s.messages:
+            for call in m.tool_calls or []:
+                for key, value in call.function.arguments.items():
+                    mine[(call.function.name, key)] = _json_type(value)
         types_of[s.index] = mine
         for k, t in mine.items():
             seen[k][t] += 1
@@ -182,7 +232,7 @@ def step_select(samples: list[Sample], params: CurateParams) -> None:
     """Round-robin over (domain, category) strata, best first within each; deterministic for a seed."""
     strata: dict[tuple[str, str], list[Sample]] = defaultdict(list)
     for s in alive(samples):
-        strata[(str(s.meta.get("domain")), str(s.meta.get("category")))].append(s)
+        strata[(str(s.domain), str(s.category))].append(s)
     order = sorted(strata)
     random.Random(params.seed).shuffle(order)  # which stratum gives first is a seeded choice
     for key in order:
@@ -233,10 +283,10 @@ def funnel_report(samples: list[Sample], funnel: dict[str, int], eval_tasks: int
     return {
         "funnel": funnel,
         "eval_tasks_checked": eval_tasks,
-        "kept_by_category": _sorted_counts(s.meta.get("category") for s in kept),
-        "kept_by_teacher": _sorted_counts(s.meta.get("teacher") for s in kept),
-        "samples": [{"index": s.index, "file": s.source_file, "line": s.line, "task_id": s.meta.get("task_id"),
-                     "teacher": s.meta.get("teacher"), "category": s.meta.get("category"), "tokens": s.tokens,
+        "kept_by_category": _sorted_counts(s.category for s in kept),
+        "kept_by_teacher": _sorted_counts(s.teacher for s in kept),
+        "samples": [{"index": s.index, "file": s.source_file, "line": s.line, "task_id": s.task_id,
+                     "teacher": s.teacher, "category": s.category, "tokens": s.tokens,
                      "status": s.status, "reason": s.reason, "detail": s.detail} for s in samples],
     }
 

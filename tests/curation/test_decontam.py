@@ -6,6 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from pipelines.curation.decontam import EvalIndex, ngrams
+from pipelines.curation.funnel import load_samples, step_decontam
 from tests.curation.test_funnel import record, run, text
 
 
@@ -50,6 +51,16 @@ def test_ties_go_to_the_first_name_whatever_the_hash_order():
 
 def test_same_pull_request_as_an_eval_task():
     index = EvalIndex([("pr:octo/repo#7", "unrelated words entirely")], ngram=3)
-    assert index.contamination("clean text", {"repo": "octo/repo", "number": 7}) == \
-        "same PR as eval task pr:octo/repo#7"
-    assert index.contamination("clean text", {"repo": "octo/repo", "number": 8}) is None
+    assert index.contamination("clean text", "octo/repo#7") == "same PR as eval task pr:octo/repo#7"
+    assert index.contamination("clean text", "octo/repo#8") is None
+
+
+def test_a_trajectory_of_an_eval_tasks_pull_request_is_dropped(tmp_path):
+    same, other = record("pr-same", text(90), text(91)), record("pr-other", text(92), text(93))
+    same["meta"]["pr"], other["meta"]["pr"] = "octo/repo#7", "octo/repo#8"
+    src = tmp_path / "episodes.jsonl"
+    src.write_text(json.dumps(same) + "\n" + json.dumps(other) + "\n")
+    samples = load_samples([src], tmp_path)
+    step_decontam(samples, EvalIndex([("pr:octo/repo#7", "unrelated words entirely")], ngram=3))
+    assert [(s.task_id, s.reason, s.detail) for s in samples] == [
+        ("pr-same", "decontam", "same PR as eval task pr:octo/repo#7"), ("pr-other", None, "")]

@@ -112,3 +112,31 @@ def test_selection_is_stratified_and_deterministic(tmp_path, tokenizer):
     counts = {c: sum(r["meta"]["category"] == c for r in kept1) for c in ("algorithm", "research", "data_analysis")}
     assert counts == {"algorithm": 2, "research": 2, "data_analysis": 2}
     assert {"algorithm0", "research0"} <= set(ids)  # first-round solutions rank first in their stratum
+
+
+def test_a_record_with_a_bad_meta_or_no_object_is_dropped_naming_its_line(tmp_path, tokenizer):
+    bad_meta = record("bad-meta", text(76), text(77))
+    bad_meta["meta"]["passed"] = "maybe"
+    src = tmp_path / "episodes.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in (record("good", text(78), text(79)), bad_meta, [1, 2])))
+    samples = load_samples([src], tmp_path)
+    good, meta_row, list_row = samples
+    assert good.status == "kept" and good.meta.passed and good.messages[1].content == text(78)
+    assert meta_row.reason == "schema" and meta_row.detail.startswith("episodes.jsonl:2: meta.passed:")
+    assert meta_row.task_id == "bad-meta" and meta_row.teacher == "replay"  # what of its meta is valid still shows
+    assert list_row.reason == "schema" and list_row.detail.startswith("episodes.jsonl:3: (record):")
+    assert list_row.task_id is None
+
+
+def test_report_shows_what_the_record_states_and_unrecorded_rounds_rank_last(tmp_path, tokenizer):
+    bare = record("bare", text(84), text(85))
+    del bare["meta"]["teacher"], bare["meta"]["rounds_used"]
+    no_category = record("no-category", text(88), text(89))
+    del no_category["meta"]["category"]
+    records = [bare, record("slow", text(86), text(87), rounds=3), no_category]
+    report, by_task, kept = run(tmp_path, records, tokenizer, target_size=2)  # one per (domain, category)
+    assert by_task["bare"]["teacher"] is None and by_task["no-category"]["category"] is None  # not the default ""
+    assert by_task["bare"]["reason"] == "selection"  # the same stratum as "slow", whose 3 rounds rank first
+    assert {r["meta"]["task_id"] for r in kept} == {"slow", "no-category"}
+    assert report["kept_by_category"] == {None: 1, "algorithm": 1}
+    assert kept[0] == records[1]  # train records are written back as read

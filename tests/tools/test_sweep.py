@@ -17,6 +17,7 @@ from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.core.errors import UserError
 from pipelines.core.params import parse_params
 from pipelines.tools.sweep.plan import cap_sizes, hydra, overrides, parse_subsets, plan
+from pipelines.tools.sweep.results import point_rows
 from pipelines.tools.sweep.stats import Cell, build_cells, compare
 from tests.conftest import REPO, run_module
 from tests.curation.test_funnel import record, text
@@ -68,6 +69,33 @@ def test_cells_group_points_by_subset_and_size():
     cells = build_cells(rows)
     assert [(c.teachers, c.size, c.values) for c in cells] == [("all", 4, [5.0, 7.0]), ("all", 8, [10.0, 30.0])]
     assert cells[1].mean == pytest.approx(20.0) and cells[1].spread == pytest.approx(14.142, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------ the results
+def exp_data(eval_json: dict | None, state: str | None = None) -> dict:
+    """An experiment as ``dvc exp show --json`` lists it: its params and metrics files' data."""
+    models = [{"name": "base", "model": "embedded"}, {"name": "tuned", "model": "embedded", "adapter": "models/sft"}]
+    metrics = {"metrics/curate.json": {"data": {"kept": 4}}, "metrics/sft.json": {"data": {"final_loss": 1.25}}}
+    if eval_json is not None:
+        metrics["metrics/eval.json"] = {"data": eval_json}
+    return {"params": {"params.yaml": {"data": {"eval": {"models": models}}}}, "metrics": metrics, "state": state}
+
+
+def test_rows_read_each_experiments_eval_metrics():
+    eval_json = {"k": 2, "baseline": "base", "headline": {"base": {"sr_at_r": 10.0}, "tuned": {"sr_at_r": 25.0}},
+                 "suites": {"humaneval": {}, "builtin": {}}, "tasks": 3, "trials": 12, "R": 2}
+    points = [{"name": n, "teachers": "all", "size": 4, "seed": 0} for n in ("done", "running", "unknown")]
+    exps = {"done": exp_data(eval_json), "running": exp_data(None, "running")}
+    done, running, unknown = point_rows({"main_metric": "sr_at_r", "points": points}, exps)
+    assert (done["status"], done["score"], done["tuned"], done["base_name"], done["base_score"]) == \
+        ("Success", 25.0, "tuned", "base", 10.0)
+    assert (done["tasks"], done["k"], done["rounds"], done["kept"]) == (3, 2, 2, 4)
+    assert done["suites"] == ["builtin", "humaneval"]
+    assert running["status"] == "Running" and running["score"] is None and running["kept"] == 4
+    assert unknown["status"] == "no result yet" and "score" not in unknown
+    exps["done"] = exp_data({"k": "two"})
+    with pytest.raises(UserError, match="experiment done: metrics/eval.json field k: Input should be a valid integer"):
+        point_rows({"main_metric": "sr_at_r", "points": points}, exps)
 
 
 # ------------------------------------------------------------------------------------ the plan

@@ -1,4 +1,5 @@
-"""The sweep's results: each experiment's params and metrics, as ``dvc exp show --json`` lists them."""
+"""The sweep's results: each experiment's params and metrics, as ``dvc exp show --json`` lists them; its
+``metrics/eval.json`` read as :class:`~pipelines.core.schema.EvalMetrics`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from pipelines.core.dvc import dvc_command
+from pipelines.core.errors import UserError
+from pipelines.core.schema import EvalMetrics
+
+EVAL_JSON = "metrics/eval.json"
 
 
 def experiment_data(root: Path, baseline_rev: str | None) -> dict[str, dict[str, Any]]:
@@ -26,8 +33,35 @@ def experiment_data(root: Path, baseline_rev: str | None) -> dict[str, dict[str,
 
 
 def _file_data(data: dict[str, Any], kind: str, path: str) -> dict[str, Any]:
-    block = (data.get(kind) or {}).get(path) or {}
+    block = (data.get(kind) or {}).get(path) or {}  # dvc's own listing: a file it could not read has no "data"
     return block.get("data") or {}
+
+
+def eval_metrics(name: str, data: dict[str, Any]) -> EvalMetrics | None:
+    """Experiment ``name``'s ``metrics/eval.json`` (from its ``dvc exp show`` ``data``), validated; None when it
+    has none yet. A file that is not an :class:`EvalMetrics` is a UserError naming the experiment and field."""
+    raw = _file_data(data, "metrics", EVAL_JSON)
+    if not raw:
+        return None
+    try:
+        return EvalMetrics.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise UserError(f"experiment {name}: {EVAL_JSON} field {where}: {first['msg']}") from None
+
+
+def _eval_columns(ev: EvalMetrics | None, tuned: list[str], metric: str) -> dict[str, Any]:
+    """A row's eval numbers: ``metric`` of the first tuned model and of the untuned baseline (when it is not a
+    tuned one), and the protocol's sizes; all None without an eval result."""
+    first = tuned[0] if tuned else None
+    if ev is None:
+        return dict(score=None, tuned=first, base_name=None, base_score=None, tasks=None, trials=None, k=None,
+                    rounds=None, suites=[])
+    base = ev.baseline if ev.baseline and ev.baseline not in tuned else None
+    return dict(score=ev.headline.get(first, {}).get(metric) if first else None, tuned=first, base_name=base,
+                base_score=ev.headline.get(base, {}).get(metric) if base else None, tasks=ev.tasks,
+                trials=ev.trials, k=ev.k, rounds=ev.R, suites=sorted(ev.suites))
 
 
 def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -41,21 +75,13 @@ def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]]) -> list[
         row.update(status=p.get("status") or (state.capitalize() if state else "no result yet"),
                    run_id=p.get("run_id"))
         if data:
-            ev = _file_data(data, "metrics", "metrics/eval.json")
+            ev = eval_metrics(p["name"], data)
             sft = _file_data(data, "metrics", "metrics/sft.json")
             cur = _file_data(data, "metrics", "metrics/curate.json")
             params = _file_data(data, "params", "params.yaml")
             tuned = [m["name"] for m in (params.get("eval") or {}).get("models", []) if m.get("adapter")]
-            baseline = ev.get("baseline")
-            headline = ev.get("headline") or {}
-            row.update(
-                score=(headline.get(tuned[0]) or {}).get(metric) if tuned else None,
-                tuned=tuned[0] if tuned else None,
-                base_name=baseline if baseline and baseline not in tuned else None,
-                base_score=(headline.get(baseline) or {}).get(metric) if baseline and baseline not in tuned else None,
-                kept=cur.get("kept"), final_loss=sft.get("final_loss"), train_tokens=sft.get("train_tokens"),
-                tasks=ev.get("tasks"), trials=ev.get("trials"), k=ev.get("k"), rounds=ev.get("R"),
-                suites=sorted((ev.get("suites") or {}).keys()), params=params)
-            row["status"] = "Success" if ev and state in (None, "success") else row["status"]
+            row.update(_eval_columns(ev, tuned, metric), kept=cur.get("kept"),
+                       final_loss=sft.get("final_loss"), train_tokens=sft.get("train_tokens"), params=params)
+            row["status"] = "Success" if ev is not None and state in (None, "success") else row["status"]
         rows.append(row)
     return rows
