@@ -4,7 +4,7 @@ Each entry names the internal, the package it comes from and the code that uses 
 missing one fails here in one line ("transformers 5.3.0 no longer has ...") instead of deep inside a
 stage, or silently: the local engine switches packed GEMM and drafts off by itself when their internals
 are missing, which costs speed and nothing else. The list lives here because no code reads it: each user
-imports its internal where it needs it (``flows/dvc_runner.py`` may import only the stdlib and DVC).
+imports its internal where it needs it (``pipelines/core/dvc_child.py`` may import only the stdlib and DVC).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _stage_failure_wording() -> None:
     from dvc.stage.exceptions import StageCmdFailedError
 
     message = str(StageCmdFailedError("false", 3))
-    found = re.search(r"exited with (-?\d+)", message)  # the pattern flows/dvc_runner.py reads the status with
+    found = re.search(r"exited with (-?\d+)", message)  # the pattern pipelines/core/dvc_child.py reads the status with
     assert found and found.group(1) == "3", f"a failed stage now reads {message!r}"
 
 
@@ -157,11 +157,11 @@ def _exception_classes() -> None:
 def _log_wording() -> None:
     import dvc
 
-    from flows.dvc_runner import DVC_EVENTS
+    from pipelines.core.dvc_child import DVC_EVENTS
 
     sources = "".join(p.read_text(encoding="utf-8") for p in Path(dvc.__file__).parent.rglob("*.py"))
     gone = [message for message in DVC_EVENTS if f'"{message}"' not in sources]
-    assert not gone, f"DVC no longer logs {gone} (flows/dvc_runner.py DVC_EVENTS)"
+    assert not gone, f"DVC no longer logs {gone} (pipelines/core/dvc_child.py DVC_EVENTS)"
 
 
 TRANSFORMERS = [
@@ -202,20 +202,20 @@ TORCH = [
 ]
 
 DVC = [
-    Internal("dvc", "repo.Repo.reproduce", "targets, single_item=; returns the stages it ran", "flows/dvc_runner.py",
+    Internal("dvc", "repo.Repo.reproduce", "targets, single_item=; returns the stages it ran", "pipelines/core/dvc_child.py",
              takes("dvc.repo.Repo.reproduce", "targets", "single_item")),
     Internal("dvc", "repo.experiments.run.run", "targets=, params=, tmp_dir=, behind repo.experiments.run",
-             "flows/dvc_runner.py", takes("dvc.repo.experiments.run.run", "targets", "params", "tmp_dir")),
+             "pipelines/core/dvc_child.py", takes("dvc.repo.experiments.run.run", "targets", "params", "tmp_dir")),
     Internal("dvc", "exceptions.ReproductionError", "with lock.LockError and stage.exceptions.StageCmdFailedError, "
-             "a DvcException", "flows/dvc_runner.py", _exception_classes),
-    Internal("dvc", "stage.exceptions.StageCmdFailedError", "its message says 'exited with N'", "flows/dvc_runner.py",
+             "a DvcException", "pipelines/core/dvc_child.py", _exception_classes),
+    Internal("dvc", "stage.exceptions.StageCmdFailedError", "its message says 'exited with N'", "pipelines/core/dvc_child.py",
              _stage_failure_wording),
     Internal("dvc", "log messages", "for a stage that runs, is skipped or is restored from the run cache",
-             "flows/dvc_runner.py (DVC_EVENTS)", _log_wording),
+             "pipelines/core/dvc_child.py (DVC_EVENTS)", _log_wording),
     Internal("dvc", "stage.PipelineStage", "the class of dvc.yaml stages", "flows/dag.py",
              lambda: attr("dvc.stage.PipelineStage")),
     Internal("dvc", "repo.experiments.celery_queue", "status(), a list of dicts with name and status",
-             "pipelines/tools/sweep.py",
+             "pipelines/tools/sweep/",
              lambda: (has("dvc.repo.experiments.Experiments", "celery_queue")(),
                       has("dvc.repo.experiments.queue.celery.LocalCeleryQueue", "status")())),
     Internal("dvc-data", "hashfile.build.build", "odb, path, fs, name, dry_run=; with hashfile.db.HashFileDB",
@@ -250,8 +250,8 @@ def test_relied_on_internal_is_there(internal: Internal):
 
 
 def test_dvc_objects_have_what_the_runner_dag_and_sweep_read(tmp_path, monkeypatch):
-    """A real three-stage project: the attributes flows/dag.py and pipelines/tools/sweep.py read on stages,
-    outputs and dependencies, what ``reproduce`` returns, the log records flows/dvc_runner.py counts, and
+    """A real three-stage project: the attributes flows/dag.py and pipelines/tools/sweep/ read on stages,
+    outputs and dependencies, what ``reproduce`` returns, the log records pipelines/core/dvc_child.py counts, and
     the cause a failed stage command leaves on the error."""
     import logging
 
@@ -259,11 +259,11 @@ def test_dvc_objects_have_what_the_runner_dag_and_sweep_read(tmp_path, monkeypat
     from dvc.repo import Repo
     from dvc.stage.exceptions import StageCmdFailedError
 
-    from flows.dvc_runner import StageEvents
+    from pipelines.core.dvc_child import StageEvents
 
     internal = Internal("dvc", "repo.index", "stages and graph; the attributes of stages, outputs and "
                         "dependencies; what reproduce returns and raises",
-                        "flows/dvc_runner.py, flows/dag.py and pipelines/tools/sweep.py", lambda: None)
+                        "pipelines/core/dvc_child.py, flows/dag.py and pipelines/tools/sweep/", lambda: None)
     monkeypatch.chdir(tmp_path)  # stage addresses are relative to the current directory
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "dvc.yaml").write_text(
@@ -274,7 +274,7 @@ def test_dvc_objects_have_what_the_runner_dag_and_sweep_read(tmp_path, monkeypat
     events, dvc_log = StageEvents(), logging.getLogger("dvc")
     level = dvc_log.level
     dvc_log.addHandler(events)
-    dvc_log.setLevel(logging.INFO)  # as flows/dvc_runner.py does
+    dvc_log.setLevel(logging.INFO)  # as pipelines/core/dvc_child.py does
     try:
         Repo.init(str(tmp_path)).close()
         with Repo(str(tmp_path)) as repo:

@@ -5,7 +5,7 @@ import pytest
 from pipelines.core.errors import ParamsError
 from pipelines.core.params import load_params, parse_params
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_repo_params_are_valid():

@@ -18,7 +18,7 @@ import yaml
 
 from tests.stack import free_port, stop, wait_healthy
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 GIT = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
