@@ -144,3 +144,17 @@ def test_missing_bwrap_refuses_with_install_command(tmp_path):
     result = run_collect(root, env={"PATH": "/nonexistent"})
     assert result.returncode != 0
     assert "apt-get install bubblewrap" in result.stderr or "bubblewrap" in result.stderr
+
+
+def test_two_runs_in_two_projects_write_the_same_bytes(tmp_path):
+    # what differs between the runs: the project's path, the episodes' finishing order (4 at once), the time
+    roots = [project(tmp_path / name, 4, parallel=4, rounds=1) for name in ("a", "b")]
+    for root in roots:
+        result = run_collect(root)
+        assert result.returncode == 0, result.stderr[-2000:]
+    first, second = (r / "data/trajectories/episodes.jsonl" for r in roots)
+    assert first.read_bytes() == second.read_bytes()
+    text = first.read_text()
+    assert str(roots[0]) not in text and str(tmp_path) not in text
+    ids = [c["id"] for r in read_trajectories(first) for m in r["messages"] for c in (m.get("tool_calls") or [])]
+    assert ids and all(i.startswith("call_") for i in ids)

@@ -93,6 +93,25 @@ class Session:
         }
 
 
+def episode_workspace(task_id: str, key: str) -> Path:
+    """A fresh, empty workspace folder at a path that is a function of the episode (``<tmp>/limi-ws/<task>-<key>``).
+
+    The path shows up in what the agent sees (``pwd``, tracebacks in verifier feedback), so a random one
+    would make reruns differ. If the path is taken (the same episode running elsewhere on this machine, or
+    left behind by a killed run), a random sibling is used instead and the episode may read differently.
+    """
+    base = Path(tempfile.gettempdir()) / "limi-ws"
+    base.mkdir(mode=0o755, exist_ok=True)
+    name = f"{task_id[:40]}-{key[:12]}" if key else None
+    if name:
+        try:
+            (base / name).mkdir(mode=0o700)
+            return base / name
+        except FileExistsError:
+            log.warning("workspace %s is in use; this episode runs in a random folder instead", base / name)
+    return Path(tempfile.mkdtemp(prefix=f"{task_id[:40]}-", dir=base))
+
+
 class Harness:
     """Runs sessions under one set of :class:`HarnessParams`; safe to share between threads.
 
@@ -114,15 +133,16 @@ class Harness:
                             hide_paths=self.hide_paths)
 
     def run(self, query: Query, agent: AgentSource, user: User, *, root: Path, steps: Sequence[Step] = (),
-            sampling: dict[str, Any] | None = None, judge: ChatModel | None = None) -> Session:
+            sampling: dict[str, Any] | None = None, judge: ChatModel | None = None, key: str = "") -> Session:
         """Lay out ``query``'s workspace (``workspace.dir`` taken from ``root``), work ``steps`` (default: the
         query itself) in one conversation, stopping after a step that fails or breaks; remove the workspace.
 
+        ``key`` (the episode's key) names the workspace, so the paths the agent sees are the same in every rerun.
         Raises UserError when the workspace cannot be laid out; the agent's and the tools' troubles end
         the episode with a termination reason instead.
         """
         started = time.monotonic()
-        workspace = Path(tempfile.mkdtemp(prefix=f"limi-ws-{query.id[:40]}-"))
+        workspace = episode_workspace(query.id, key)
         try:
             prepare_workspace(query, workspace, root)
             sandbox = self.sandbox(workspace)

@@ -139,6 +139,10 @@ class _Episode:
         """Run the turn's tool calls; True when the agent handed the turn back (``finish`` or plain text)."""
         self.consecutive_format_errors = 0
         res = self.result
+        turn = sum(1 for m in res.messages if m.get("role") == "assistant")
+        for k, call in enumerate(reply.tool_calls):
+            # ids from the conversation's own turn count, not a process-wide one that the pool's threads share
+            call["id"] = f"call_{turn}_{k}"
         res.messages.append(reply.message)
         finished = not reply.tool_calls  # a plain-text answer hands the turn back, like finish
         for call in reply.tool_calls:

@@ -72,7 +72,7 @@ class ReplayTeacher:
         edits = plan_edits(before, after)
         touched = sorted({c["function"]["arguments"]["path"] for c in edits if "path" in c["function"]["arguments"]})
         steps: list[tuple[str, list[dict[str, Any]]]] = [
-            ("Let me look at the workspace first.", [_call("bash", {"command": "ls -la && git status --short 2>/dev/null | head -20"})]),
+            ("Let me look at the workspace first.", [_call("bash", {"command": "ls -A && git status --short 2>/dev/null | head -20"})]),
         ]
         for path in touched:
             if path in before:

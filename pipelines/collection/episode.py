@@ -94,7 +94,7 @@ class Collector:
         judge = model_for_role(self.params.llm, "judge") if query.verifier.kind == "rubric" else None
         sampling = self.c.sampling.model_dump() if job.teacher != "replay" else None
         session = self.harness.run(query, self.teacher(job), self.user(), root=self.root, sampling=sampling,
-                                   judge=judge)
+                                   judge=judge, key=job.key)
         with self._lock:
             self.timings[job.key] = {"task_id": query.id, "teacher": job.teacher,
                                      "episode_s": round(sum(e.seconds for e in session.episodes), 3),

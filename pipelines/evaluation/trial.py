@@ -62,8 +62,9 @@ def run_trial(task: EvalTask, model_name: str, model: ChatModel, trial: int, set
     in an infrastructure error.
     """
     sampling = trial_sampling(settings, trial)
+    key = params_hash({"task": task.id, "suite": task.suite, "model": model_name, "trial": trial})
     session = harness.run(task.as_query(0), model, SimulatedUser(), root=workspace_root(task), steps=task.subtasks,
-                          sampling=sampling, judge=judge)
+                          sampling=sampling, judge=judge, key=key)
     outcome = trial_outcome(task, model_name, trial, settings, session)
     record = trial_record(task, outcome, session, settings, sampling, model_info or {"model": model_name})
     return Trial(task, outcome, record, session.seconds)

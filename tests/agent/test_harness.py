@@ -106,3 +106,15 @@ def test_pool_size():
     assert pool_size(HarnessParams(parallel=3), 10, override=5) == 5
     assert pool_size(HarnessParams(parallel=8), 2) == 2
     assert pool_size(HarnessParams(parallel=2), 0) == 1
+
+
+def test_episode_workspace_is_named_by_the_episode_and_never_shared(tmp_path, monkeypatch):
+    import tempfile
+
+    from pipelines.agent.harness import episode_workspace
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    first = episode_workspace("seed-x", "0123456789abcdef")
+    assert first == tmp_path / "limi-ws" / "seed-x-0123456789ab" and first.is_dir()
+    second = episode_workspace("seed-x", "0123456789abcdef")  # taken: a fresh random sibling, never the same folder
+    assert second != first and second.parent == first.parent and second.name.startswith("seed-x-")

@@ -51,6 +51,9 @@ def prepare_workspace(workspace: Path) -> Path:
 
 def command_env(workspace: Path, extra: Mapping[str, str] | None) -> dict[str, str]:
     """The only environment a command sees: nothing from the host, so no API key can leak in."""
-    env = {"PATH": SEARCH_PATH, "HOME": str(workspace), "LANG": "C.UTF-8", "TERM": "dumb"}
+    env = {"PATH": SEARCH_PATH, "HOME": str(workspace), "LANG": "C.UTF-8", "TERM": "dumb",
+           # a rerun of an episode must read the same: no bytecode (it embeds mtimes) in the workspace's
+           # diff, and Python's str hashing (set and dict-of-set order in printed output) fixed
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
     env.update(extra or {})
     return env
