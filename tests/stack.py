@@ -289,7 +289,7 @@ class Team:
 
 def team_project(root: Path) -> Path:
     """The toy a -> b -> c project of test_flows plus a ``report`` stage, with the repo's prefect.yaml and flows."""
-    from tests.test_flows import abc_stages, make_toy
+    from tests.flows.test_flows import abc_stages, make_toy
 
     stages = abc_stages(tracked=("c",))
     stages["report"] = {"cmd": "python report_stage.py", "deps": ["report_stage.py", "c.txt"],
