@@ -15,7 +15,7 @@ from pipelines.core.taxonomy import CATEGORY_DOMAIN
 from pipelines.evaluation.suites.agencybench import agencybench_category, load_agencybench
 from pipelines.evaluation.suites.common import prepare_eval_workspace
 
-AGENCYBENCH = Path("/work/shared/data/agencybench-v1")
+AGENCYBENCH = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "agencybench-v1"  # ../shared beside the checkout
 needs_agencybench = pytest.mark.skipif(not AGENCYBENCH.is_dir(), reason=f"{AGENCYBENCH} not present")
 
 
