@@ -27,6 +27,16 @@ def params_file() -> Path:
     return Path(env).resolve() if env else repo_root() / "params.yaml"
 
 
+def relative_to_root(path: Path) -> str:
+    """``path`` resolved and relative to the project root (the form ``WorkspaceSpec.dir`` documents), else
+    resolved and absolute (a task set outside the project, e.g. in a test's temp dir)."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(repo_root().resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
 def display_path(path: str | Path, root: Path | None = None) -> str:
     """``path`` relative to the project root (default ``repo_root()``) when inside it, else as given.
 

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipelines.core.errors import UserError
+from pipelines.core.errors import UserError, first_error
 from pipelines.core.taxonomy import Category, Domain
 
 M = TypeVar("M", bound=BaseModel)
@@ -318,9 +318,8 @@ def read_jsonl(path: str | Path, model: type[M] | None = None) -> Iterator[tuple
             try:
                 yield lineno, model.model_validate(data)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "(record)"
-                raise UserError(f"{path}:{lineno}: {model.__name__} field {where}: {first['msg']}") from None
+                where, msg = first_error(exc)
+                raise UserError(f"{path}:{lineno}: {model.__name__} field {where}: {msg}") from None
 
 
 def read_queries(path: str | Path) -> list[Query]:

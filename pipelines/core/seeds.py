@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pipelines.core.errors import UserError
-from pipelines.core.paths import repo_root
+from pipelines.core.errors import UserError, first_error
+from pipelines.core.paths import relative_to_root, repo_root
 from pipelines.core.schema import Query
 
 SEEDS_DIR = repo_root() / "data" / "seeds"
@@ -53,24 +53,14 @@ def _load_task(folder: Path) -> Query:
     workspace = folder / "workspace"
     if not workspace.is_dir():
         raise UserError(f"{folder}: missing the workspace/ folder (put a .keep file in it when it is empty)")
-    data["workspace"] = {**data.get("workspace", {}), "dir": _relative_to_root(workspace)}
+    data["workspace"] = {**data.get("workspace", {}), "dir": relative_to_root(workspace)}
     if (folder / "solution").is_dir():  # lets the replay teacher collect a verified trajectory for it
-        data["provenance"] = {**data.get("provenance", {}), "solution_dir": _relative_to_root(folder / "solution")}
+        data["provenance"] = {**data.get("provenance", {}), "solution_dir": relative_to_root(folder / "solution")}
     try:
         return Query.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(record)"
-        raise UserError(f"{path}: field {where}: {first['msg']}") from None
-
-
-def _relative_to_root(path: Path) -> str:
-    """``path`` relative to the repository root (the form WorkspaceSpec.dir documents), else absolute."""
-    resolved = path.resolve()
-    try:
-        return resolved.relative_to(repo_root().resolve()).as_posix()
-    except ValueError:
-        return str(resolved)  # a seed set outside the repository, e.g. in a test's temp dir
+        where, msg = first_error(exc)
+        raise UserError(f"{path}: field {where}: {msg}") from None
 
 
 def solution_dir(task_id: str, directory: Path | str | None = None) -> Path:

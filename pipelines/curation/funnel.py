@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from pipelines.core.errors import UserError
+from pipelines.core.errors import UserError, first_error
 from pipelines.core.params import Params
 from pipelines.core.schema import Message, TrajectoryMeta, TrajectoryRecord, read_jsonl
 from pipelines.curation.config import CurateParams
@@ -101,10 +101,9 @@ def load_samples(paths: Iterable[Path], root: Path | None = None) -> list[Sample
             try:
                 trajectory = TrajectoryRecord.model_validate(data)
             except ValidationError as exc:
-                first = exc.errors()[0]
                 sample.meta = _readable_meta(sample.record.get("meta"))
-                where = ".".join(map(str, first["loc"])) or "(record)"
-                sample.drop("schema", f"{shown}:{lineno}: {where}: {first['msg']}")
+                where, msg = first_error(exc)
+                sample.drop("schema", f"{shown}:{lineno}: {where}: {msg}")
             else:
                 sample.meta, sample.messages = trajectory.meta, trajectory.messages
             samples.append(sample)

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from pydantic import ValidationError
 
-from pipelines.core.errors import UserError
+from pipelines.core.errors import UserError, first_error
 from pipelines.prs.github_objects import pr_from_api
 from pipelines.prs.records import PullRequest, count_skip, in_window
 
@@ -80,9 +80,8 @@ def read_pr_dump(uri: str, since: date | None = None, until: date | None = None,
         try:
             record = pr_from_api(pr, files, source="dump")
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(record)"
-            raise UserError(f"{uri}:{lineno}: PullRequest field {where}: {first['msg']}") from None
+            where, msg = first_error(exc)
+            raise UserError(f"{uri}:{lineno}: PullRequest field {where}: {msg}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UserError(f"{uri}:{lineno}: not a GitHub pull-request object ({type(exc).__name__}: {exc})") from None
         if not in_window(record.merged_at, since, until):

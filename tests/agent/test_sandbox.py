@@ -25,13 +25,6 @@ SYSTEM_PYTHON = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
 
 
 @pytest.fixture
-def workspace(tmp_path) -> Path:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    return ws
-
-
-@pytest.fixture
 def box(workspace) -> BwrapSandbox:
     return BwrapSandbox(workspace, timeout_s=10)
 

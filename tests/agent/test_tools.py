@@ -15,13 +15,6 @@ from pipelines.agent.tools import TOOL_SCHEMAS, ToolResult, Toolbox
 
 
 @pytest.fixture
-def workspace(tmp_path) -> Path:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    return ws
-
-
-@pytest.fixture
 def toolbox(workspace) -> Toolbox:
     # the file tools run in-process, so the sandbox kind does not matter for them
     return Toolbox(workspace, NoSandbox(workspace, timeout_s=10))

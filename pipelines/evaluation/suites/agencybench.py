@@ -17,7 +17,8 @@ from typing import Any
 from pipelines.core.errors import UserError
 from pipelines.core.schema import VerifierSpec, WorkspaceSpec
 from pipelines.core.taxonomy import CATEGORY_DOMAIN
-from pipelines.evaluation.suites.common import EvalTask, Subtask, read_json_object, relative_to_root
+from pipelines.core.paths import relative_to_root
+from pipelines.evaluation.suites.common import EvalTask, Subtask, read_json_object
 
 _SUBTASK_HEADER = re.compile(r"^[ \t]*Subtask[ \t]*(\d+)\b[ \t]*[:\-\u2014\u2013.]*[ \t]*(.*)$", re.M | re.I)
 # AgencyBench puts a subtask's reference answer in its header; it is kept for the judge, never shown.

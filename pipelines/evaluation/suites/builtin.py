@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from pipelines.core.errors import UserError
 from pipelines.core.schema import VerifierSpec, WorkspaceSpec
-from pipelines.evaluation.suites.common import IGNORED, EvalTask, Subtask, read_json_object, relative_to_root
+from pipelines.core.paths import relative_to_root
+from pipelines.evaluation.suites.common import IGNORED, EvalTask, Subtask, read_json_object
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "builtin"
 

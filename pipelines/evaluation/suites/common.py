@@ -79,15 +79,6 @@ def prepare_eval_workspace(task: EvalTask, dest: Path) -> Path:
     return prepare_workspace(task.as_query(0), Path(dest), workspace_root(task))
 
 
-def relative_to_root(path: Path) -> str:
-    """``path`` relative to the repository root (WorkspaceSpec.dir's documented form), else absolute."""
-    resolved = path.resolve()
-    try:
-        return resolved.relative_to(repo_root().resolve()).as_posix()
-    except ValueError:
-        return str(resolved)
-
-
 def read_json_object(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: file not found")

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipelines.core.dvc import dvc_command
-from pipelines.core.errors import UserError
+from pipelines.core.errors import UserError, first_error
 from pipelines.core.schema import EvalMetrics
 
 EVAL_JSON = "metrics/eval.json"
@@ -46,9 +46,8 @@ def eval_metrics(name: str, data: dict[str, Any]) -> EvalMetrics | None:
     try:
         return EvalMetrics.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(file)"
-        raise UserError(f"experiment {name}: {EVAL_JSON} field {where}: {first['msg']}") from None
+        where, msg = first_error(exc, whole="(file)")
+        raise UserError(f"experiment {name}: {EVAL_JSON} field {where}: {msg}") from None
 
 
 def _eval_columns(ev: EvalMetrics | None, tuned: list[str], metric: str) -> dict[str, Any]:
