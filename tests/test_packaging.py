@@ -13,7 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_wheel_in_a_fresh_venv_runs_a_stage_and_loads_the_builtin_suite(tmp_path):
+def test_wheel_in_a_fresh_venv_runs_a_stage_and_loads_the_builtin_suite_from_a_checkout(tmp_path):
     # Build from a copy, so the build leaves nothing (build/, *.egg-info) in the checkout.
     src = tmp_path / "src"
     src.mkdir()
@@ -27,7 +27,8 @@ def test_wheel_in_a_fresh_venv_runs_a_stage_and_loads_the_builtin_suite(tmp_path
     wheel = next(dist.glob("limi_pipelines-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipelines/templates/chatml_tools.jinja" in names
-    assert any(n.startswith("pipelines/evaluation/builtin/") and n.endswith("/task.json") for n in names)
+    # hidden task data (reference solutions, expected outputs) is data of a checkout, never in the package
+    assert not any("/solution/" in n or n.endswith("/task.json") for n in names), names
 
     # A fresh venv that borrows the dependencies (not the project) from the test's environment.
     venv = tmp_path / "venv"
@@ -48,7 +49,8 @@ def test_wheel_in_a_fresh_venv_runs_a_stage_and_loads_the_builtin_suite(tmp_path
     assert "usage" in help_run.stdout.lower()
     probe = ("import pipelines; from pipelines.evaluation.tasks import load_suite; "
              "tasks = load_suite('builtin'); print(pipelines.__file__); print(len(tasks))")
-    loaded = subprocess.run([py, "-c", probe], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    loaded = subprocess.run([py, "-c", probe], cwd=work, env={**env, "LIMI_ROOT": str(REPO)}, capture_output=True,
+                            text=True, timeout=300)
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     location, count = loaded.stdout.split()
     assert Path(location).is_relative_to(site), location  # the wheel's copy, not the checkout

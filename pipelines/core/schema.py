@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.core.errors import UserError, first_error
 from pipelines.core.taxonomy import Category, Domain
@@ -62,6 +62,11 @@ class VerifierSpec(Record):
     workspace; the score is the share passing. ``reference_patch``: the workspace diff is compared with
     ``patch`` (files touched, changed lines); never shown to the agent. ``rubric``: the judge model
     scores ``criteria``. ``pass_threshold``: the score at or above which the episode counts as solved.
+
+    ``requirements``: one public sentence per check (per command, or per rubric criterion), in the task's
+    own words and without expected values: what the simulated user says when that check fails. Empty, or
+    shorter than the checks, and the rest get a generic sentence. Commands, expected values, criteria and
+    the patch are hidden material: only the verifier on the host reads them.
     """
 
     kind: Literal["tests", "reference_patch", "rubric"]
@@ -70,6 +75,17 @@ class VerifierSpec(Record):
     patch: str | None = None
     criteria: list[str] = Field(default_factory=list)
     pass_threshold: float = Field(1.0, ge=0.0, le=1.0)
+    requirements: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_requirement_per_check(self) -> "VerifierSpec":
+        checks = len(self.criteria) if self.kind == "rubric" else len(self.commands)
+        if len(self.requirements) > checks:
+            raise ValueError(f"requirements has {len(self.requirements)} sentences but the verifier has {checks} "
+                             f"check(s): give one sentence per {'criterion' if self.kind == 'rubric' else 'command'}")
+        if any(not r.strip() for r in self.requirements):
+            raise ValueError("requirements must not be empty strings")
+        return self
 
     @field_validator("commands")
     @classmethod

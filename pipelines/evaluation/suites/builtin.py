@@ -1,4 +1,4 @@
-"""The ``builtin`` suite: the project's held-out tasks, shipped in ``pipelines/evaluation/builtin/``.
+"""The ``builtin`` suite: the project's held-out tasks, kept with the other hidden task data in ``data/tasks/builtin/``.
 
 ``builtin/<task id>/`` holds ``task.json`` (id, domain, category, subtasks, provenance), ``workspace/`` (the
 starting files) and ``solution/<k>/`` (files that, copied over the workspace after solutions 1..k-1, make
@@ -17,21 +17,26 @@ from pydantic import ValidationError
 
 from pipelines.core.errors import UserError
 from pipelines.core.schema import VerifierSpec, WorkspaceSpec
-from pipelines.core.paths import relative_to_root
+from pipelines.core.paths import relative_to_root, repo_root
 from pipelines.evaluation.suites.common import IGNORED, EvalTask, Subtask, read_json_object
 
-BUILTIN_DIR = Path(__file__).resolve().parents[1] / "builtin"
+
+
+def builtin_dir() -> Path:
+    """Where the builtin tasks live: ``data/tasks/builtin`` of the project root (task data, not package code)."""
+    return repo_root() / "data" / "tasks" / "builtin"
 
 
 def load_builtin(directory: Path | str | None = None) -> list[EvalTask]:
-    """The project's held-out tasks under ``directory`` (default ``BUILTIN_DIR``), in folder-name order.
+    """The project's held-out tasks under ``directory`` (default :func:`builtin_dir`), in folder-name order.
 
     Raises UserError naming the file and field that is wrong, or the folder missing its task.json or
     workspace/.
     """
-    directory = Path(directory) if directory is not None else BUILTIN_DIR
+    directory = Path(directory) if directory is not None else builtin_dir()
     if not directory.is_dir():
-        raise UserError(f"{directory}: builtin eval task directory not found")
+        raise UserError(f"{directory}: builtin eval task directory not found (run from the project's checkout, "
+                        "or set LIMI_ROOT to it)")
     return [_load_builtin_task(folder) for folder in sorted(p for p in directory.iterdir() if p.is_dir())]
 
 
@@ -67,7 +72,7 @@ def _load_builtin_task(folder: Path) -> EvalTask:
 
 def builtin_solution_dir(task_id: str, subtask: int, directory: Path | str | None = None) -> Path:
     """``solution/<subtask>/`` (1-based) of builtin task ``task_id``; UserError when it does not exist."""
-    path = (Path(directory) if directory is not None else BUILTIN_DIR) / task_id / "solution" / str(subtask)
+    path = (Path(directory) if directory is not None else builtin_dir()) / task_id / "solution" / str(subtask)
     if not path.is_dir():
         raise UserError(f"{path}: builtin task {task_id!r} has no reference solution for subtask {subtask}")
     return path

@@ -15,7 +15,7 @@ from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.core.errors import UserError
 from pipelines.core.seeds import load_seed_tasks
 from pipelines.core.taxonomy import CATEGORIES, CATEGORY_DOMAIN
-from pipelines.evaluation.suites.builtin import BUILTIN_DIR, apply_builtin_solution, builtin_solution_dir, load_builtin
+from pipelines.evaluation.suites.builtin import apply_builtin_solution, builtin_dir, builtin_solution_dir, load_builtin
 from pipelines.evaluation.suites.common import EvalTask, prepare_eval_workspace
 from tests.conftest import REPO
 
@@ -77,7 +77,7 @@ def test_builtin_checks_fail_before_and_pass_after_each_solution(task: EvalTask,
 
 
 def test_builtin_loader_reports_bad_folders(tmp_path):
-    good = BUILTIN_DIR / BUILTIN[0].id
+    good = builtin_dir() / BUILTIN[0].id
     shutil.copytree(good, tmp_path / "renamed")
     with pytest.raises(UserError, match=r"renamed.*task\.json: field id"):
         load_builtin(tmp_path)
