@@ -28,6 +28,9 @@ class HarnessParams(Strict):
     """How episodes run: rounds of feedback, the sandbox and its limits, sampling, episodes at once."""
 
     rounds: int = Field(3, ge=1, le=10)
+    feedback: Literal["requirements", "none"] = Field(
+        "requirements", description="what the simulated user says after a failed round: the unmet requirements "
+        "in the task's public words, or only that the work is not accepted (pipelines.agent.feedback)")
     sandbox: Literal["bwrap", "none"] = "bwrap"
     command_timeout_s: float = Field(30.0, gt=0)
     memory_mb: int = Field(1024, ge=64)

@@ -82,7 +82,8 @@ class Session:
         ``rounds_used``, ``first_round``, ``final`` and ``passed`` are the last episode's."""
         last = self.last
         return {
-            "sampling": sampling, "user": user, "rounds_used": last.rounds_used, "max_rounds": settings.rounds,
+            "sampling": sampling, "user": user, "feedback": settings.feedback if user == "simulated" else None,
+            "rounds_used": last.rounds_used, "max_rounds": settings.rounds,
             "first_round": verdict(last.first_round), "final": verdict(last.final, checks=True),
             "passed": last.passed, "human_verdict": last.human_verdict,
             "termination": last.termination, "error": last.error,

@@ -1,7 +1,8 @@
 """The collaborating user: what answers the agent when its work does not pass yet.
 
-- :class:`SimulatedUser` turns the verifier's output into a short, specific request, optionally
-  phrased by the user-simulator model.
+- :class:`SimulatedUser` turns the verifier's result into a short, specific request under a feedback
+  policy (:mod:`pipelines.agent.feedback`: the unmet requirements in the task's public words, never a
+  hidden check or an answer), optionally phrased by the user-simulator model, which sees only that text.
 - :class:`HumanUser` shows the person at the terminal the transcript so far and the check results,
   and takes their feedback (an empty answer accepts the work, ``reject`` ends the episode).
 
@@ -14,6 +15,7 @@ import json
 import sys
 from typing import Any, Callable, Protocol, TextIO
 
+from pipelines.agent.feedback import FeedbackPolicy, feedback_text
 from pipelines.agent.verifiers import VerifierResult
 
 SIMULATOR_PROMPT = """You play a developer who asked an assistant for help. The assistant says it is done, but
@@ -23,7 +25,7 @@ about what is still wrong, in your own words, without code and without mentionin
 Original request:
 {query}
 
-Check results:
+What is still wrong:
 {results}
 
 The developer's message:"""
@@ -36,25 +38,30 @@ class User(Protocol):
 
 
 class SimulatedUser:
-    """Feedback from the verifier's failed checks; with a model, phrased as a person would."""
+    """Feedback on the unmet requirements under ``policy``; with a model, phrased as a person would.
+
+    The simulator model is shown only the policy's text, never the checks: what it cannot see it cannot
+    pass on.
+    """
 
     kind = "simulated"
 
-    def __init__(self, model=None, max_tokens: int = 120):
+    def __init__(self, model=None, max_tokens: int = 120, policy: FeedbackPolicy = "requirements"):
         self.model = model
         self.max_tokens = max_tokens
+        self.policy = policy
 
     def respond(self, messages: list[dict[str, Any]], result: VerifierResult, query: str) -> str | None:
-        template = f"{result.summary()}\nPlease fix this, check your work, and call finish again."
-        if self.model is None:
+        template = feedback_text(result, self.policy)
+        if self.model is None or self.policy == "none":
             return template
-        prompt = SIMULATOR_PROMPT.format(query=query, results=result.summary())
+        prompt = SIMULATOR_PROMPT.format(query=query, results=template)
         try:
             reply = self.model.chat([{"role": "user", "content": prompt}], None, max_tokens=self.max_tokens)
         except Exception:  # a failing simulator must not cost the episode; the template still carries the facts
             return template
         text = reply.content.strip()
-        return f"{text}\n\n{result.summary()}" if text else template
+        return f"{text}\n\n{template}" if text else template
 
 
 class HumanUser:

@@ -5,6 +5,11 @@
   lines, F1 of each, averaged); the gold patch is never shown to the agent. Listed commands, if any,
   must also pass.
 - ``rubric``: the judge model scores each criterion (met or not, with a short rationale).
+
+A check's ``name`` and ``output`` are hidden material (the command with its expected values, the judge's
+rationale): they stay on the host, in records and for a person. What the agent may hear about a check is
+its ``requirement`` (the task's public sentence) and, for a command the request itself names, what
+running it shows; :mod:`pipelines.agent.feedback` words that.
 """
 
 from __future__ import annotations
@@ -22,11 +27,40 @@ log = logging.getLogger(__name__)
 CHECK_OUTPUT_CHARS = 1500
 
 
+GENERIC_REQUIREMENT = "Requirement {n} of the request is not met yet."
+PATCH_REQUIREMENT = "The change does not yet do what the request asks."
+
+
 @dataclass
 class Check:
+    """One check's result. ``name``/``output`` are hidden; ``requirement`` is public; ``public`` marks a
+    command the request itself names (its output is then what the user would see running it too)."""
+
     name: str
     passed: bool
     output: str = ""
+    requirement: str = ""
+    public: bool = False
+    exit_code: int | None = None
+
+
+def requirement_for(spec: VerifierSpec, index: int) -> str:
+    """The public sentence of check ``index`` (0-based): the task's own, else a generic one."""
+    if index < len(spec.requirements):
+        return spec.requirements[index]
+    return GENERIC_REQUIREMENT.format(n=index + 1)
+
+
+def is_public_command(command: str, query: str) -> bool:
+    """Whether the request names ``command`` verbatim, so running it reveals nothing hidden."""
+    text = command.strip()
+    return bool(text) and bool(query) and text in query
+
+
+def command_check(spec: VerifierSpec, index: int, command: str, res, query: str) -> Check:
+    """A command's result as a Check, with its public sentence and whether the request names it."""
+    return Check(command, res.exit_code == 0, res.output[-CHECK_OUTPUT_CHARS:], requirement_for(spec, index),
+                 is_public_command(command, query), res.exit_code)
 
 
 @dataclass
@@ -40,7 +74,10 @@ class VerifierResult:
     infra_error: str | None = None
 
     def summary(self) -> str:
-        """Short text for a user (simulated or human): what failed and how."""
+        """Short text for a person (the annotator at the terminal, a log): what failed and how.
+
+        Hidden material (check commands, expected values, judge rationales): never sent to the agent;
+        the agent hears :func:`pipelines.agent.feedback.feedback_text` instead."""
         if self.infra_error:
             return f"The checks could not run: {self.infra_error}"
         failed = [c for c in self.checks if not c.passed]
@@ -65,15 +102,16 @@ class TestsVerifier:
 
     __test__ = False  # not a pytest class, despite the name
 
-    def __init__(self, spec: VerifierSpec, sandbox):
+    def __init__(self, spec: VerifierSpec, sandbox, query: str = ""):
         self.spec = spec
         self.sandbox = sandbox
+        self.query = query
 
     def verify(self, workspace: Path) -> VerifierResult:
         checks = []
-        for command in self.spec.commands:
+        for index, command in enumerate(self.spec.commands):
             res = self.sandbox.run(command, timeout_s=self.spec.timeout_s)
-            checks.append(Check(command, res.exit_code == 0, res.output[-CHECK_OUTPUT_CHARS:]))
+            checks.append(command_check(self.spec, index, command, res, self.query))
         return _scored("tests", checks, self.spec.pass_threshold)
 
 
@@ -111,10 +149,12 @@ def _f1(got: set, want: set) -> float:
 class ReferencePatchVerifier:
     """Compare the workspace's diff (``git diff`` against the base commit) with the gold patch."""
 
-    def __init__(self, spec: VerifierSpec, sandbox, diff_command: str = "git add -A >/dev/null 2>&1; git diff --cached HEAD"):
+    def __init__(self, spec: VerifierSpec, sandbox, diff_command: str = "git add -A >/dev/null 2>&1; git diff --cached HEAD",
+                 query: str = ""):
         self.spec = spec
         self.sandbox = sandbox
         self.diff_command = diff_command
+        self.query = query
 
     def verify(self, workspace: Path) -> VerifierResult:
         res = self.sandbox.run(self.diff_command, timeout_s=self.spec.timeout_s)
@@ -124,14 +164,16 @@ class ReferencePatchVerifier:
         want_files, want_lines = patch_changes(self.spec.patch or "")
         file_f1, line_f1 = _f1(got_files, want_files), _f1(got_lines, want_lines)
         missing = sorted(want_files - got_files)
+        # both patch checks are derived from the gold patch: their public sentence names no file and no score
         checks = [
             Check("files touched match the reference", file_f1 == 1.0,
-                  f"F1 {file_f1:.2f}" + (f"; not changed: {', '.join(missing[:5])}" if missing else "")),
-            Check("changed lines match the reference", line_f1 == 1.0, f"F1 {line_f1:.2f}"),
+                  f"F1 {file_f1:.2f}" + (f"; not changed: {', '.join(missing[:5])}" if missing else ""),
+                  PATCH_REQUIREMENT),
+            Check("changed lines match the reference", line_f1 == 1.0, f"F1 {line_f1:.2f}", PATCH_REQUIREMENT),
         ]
-        for command in self.spec.commands:
+        for index, command in enumerate(self.spec.commands):
             run = self.sandbox.run(command, timeout_s=self.spec.timeout_s)
-            checks.append(Check(command, run.exit_code == 0, run.output[-CHECK_OUTPUT_CHARS:]))
+            checks.append(command_check(self.spec, index, command, run, self.query))
         score = (file_f1 + line_f1) / 2
         if self.spec.commands:
             score = (score + sum(c.passed for c in checks[2:]) / len(self.spec.commands)) / 2
@@ -176,6 +218,8 @@ class RubricVerifier:
         except Exception as exc:  # the judge failing is an infrastructure problem, not the agent's
             return VerifierResult("rubric", False, 0.0, infra_error=f"judge failed: {str(exc)[:200]}")
         checks = parse_rubric_answer(reply.content, self.spec.criteria)
+        for index, check in enumerate(checks or []):
+            check.requirement = requirement_for(self.spec, index)
         if checks is None:
             return VerifierResult("rubric", False, 0.0, infra_error="the judge's answer was not the JSON asked for")
         return _scored("rubric", checks, self.spec.pass_threshold)
@@ -206,9 +250,9 @@ def parse_rubric_answer(text: str, criteria: list[str]) -> list[Check] | None:
 def make_verifier(spec: VerifierSpec, sandbox, *, judge=None, query: str = "") -> Verifier:
     """The verifier a spec asks for."""
     if spec.kind == "tests":
-        return TestsVerifier(spec, sandbox)
+        return TestsVerifier(spec, sandbox, query)
     if spec.kind == "reference_patch":
-        return ReferencePatchVerifier(spec, sandbox)
+        return ReferencePatchVerifier(spec, sandbox, query=query)
     if judge is None:
         raise ValueError("a rubric verifier needs a judge model (params: llm.roles.judge)")
     return RubricVerifier(spec, judge, query)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.agent.harness import AgentSource, Harness, Session
-from pipelines.agent.replay import ReplayTeacher
+from pipelines.agent.replay import ReplayTeacher, public_runs
 from pipelines.agent.tools import TOOL_SCHEMAS
 from pipelines.agent.users import HumanUser, SimulatedUser, User
 from pipelines.agent.workspace import snapshot_files
@@ -68,7 +68,7 @@ class Collector:
         if self.user_kind == "human":
             return HumanUser(**self.human_io)
         simulator = model_for_role(self.params.llm, "user_simulator") if self.c.user_model else None
-        return SimulatedUser(simulator)
+        return SimulatedUser(simulator, policy=self.c.feedback)
 
     def load_teachers(self, jobs: list[Job]) -> None:
         """Load the teachers' weights once, before the threads start."""
@@ -118,7 +118,8 @@ class Collector:
 
 def replay_teacher(query: Query, workspace: Path, root: Path) -> ReplayTeacher:
     """The replay teacher for ``query``: edits the laid-out ``workspace`` into the reference solution (the
-    gold patch, or the files of ``provenance.solution_dir`` under ``root``) and runs the first checks."""
+    gold patch, or the files of ``provenance.solution_dir`` under ``root``) and runs what the request makes
+    public (never the hidden checks: see :mod:`pipelines.agent.replay`)."""
     before = snapshot_files(workspace)
     after = dict(before)
     if query.verifier.patch:
@@ -128,7 +129,8 @@ def replay_teacher(query: Query, workspace: Path, root: Path) -> ReplayTeacher:
         for path in solution.rglob("*"):
             if path.is_file() and path.name != ".keep":
                 after[str(path.relative_to(solution))] = path.read_text(encoding="utf-8")
-    return ReplayTeacher(before, after, checks=query.verifier.commands[:3] if query.verifier.kind == "tests" else [])
+    return ReplayTeacher(before, after, runs=public_runs(query.query, before, after),
+                         current=lambda: snapshot_files(workspace))
 
 
 def _apply_patch(workspace: Path, patch: str) -> dict[str, str]:

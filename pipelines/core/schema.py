@@ -169,7 +169,8 @@ class TrajectoryMeta(Open):
 
     Only functions of the inputs: no timings, dates or host facts (those go to the run's MLflow record).
     ``pr`` is a PR task's pull request key (``repo#number``, its ``Query.provenance["pr"]``); ``passed`` is
-    the final verdict (or the person's, ``human_verdict``); ``rounds_used`` counts the first
+    the final verdict (or the person's, ``human_verdict``); ``feedback`` is the simulated user's policy
+    (``requirements`` or ``none``; see :mod:`pipelines.agent.feedback`); ``rounds_used`` counts the first
     attempt as round 1; ``termination`` is one of ``pipelines.agent.loop.TERMINATIONS``.
     """
 
@@ -184,6 +185,7 @@ class TrajectoryMeta(Open):
     teacher_backend: str | None = None
     sampling: dict[str, Any] | None = None
     user: str | None = None
+    feedback: str | None = None
     rounds_used: int = 0
     max_rounds: int | None = None
     first_round: Verdict | None = None

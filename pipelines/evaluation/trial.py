@@ -2,7 +2,7 @@
 
 One trial works a task's subtasks in order, in one workspace and one conversation; each subtask is an
 episode of the agent loop with up to R = ``eval.rounds`` rounds (the first attempt, then feedback from a
-simulated user that turns the verifier's failed checks into a request). A subtask that still fails after
+simulated user that names the unmet requirements, never a hidden check). A subtask that still fails after
 R rounds ends the trial; later subtasks count as unmet. See :func:`trial_outcome` for how a trial becomes
 an :class:`~pipelines.evaluation.metrics.EpisodeOutcome`.
 """
@@ -63,7 +63,8 @@ def run_trial(task: EvalTask, model_name: str, model: ChatModel, trial: int, set
     """
     sampling = trial_sampling(settings, trial)
     key = params_hash({"task": task.id, "suite": task.suite, "model": model_name, "trial": trial})
-    session = harness.run(task.as_query(0), model, SimulatedUser(), root=workspace_root(task), steps=task.subtasks,
+    user = SimulatedUser(policy=settings.feedback)
+    session = harness.run(task.as_query(0), model, user, root=workspace_root(task), steps=task.subtasks,
                           sampling=sampling, judge=judge, key=key)
     outcome = trial_outcome(task, model_name, trial, settings, session)
     record = trial_record(task, outcome, session, settings, sampling, model_info or {"model": model_name})

@@ -8,12 +8,13 @@ import pexpect
 import pytest
 
 from pipelines.agent.loop import Limits, run_episode
-from pipelines.agent.replay import ReplayTeacher, plan_edits
+from pipelines.agent.replay import ReplayTeacher, is_program, named_commands, plan_edits, public_runs
 from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import TestsVerifier, patch_changes, unified_diff
+from pipelines.agent.workspace import snapshot_files
 from pipelines.llm.base import EndpointError
 from pipelines.llm.scripted import ScriptedModel
 from pipelines.core.schema import VerifierSpec
@@ -53,7 +54,9 @@ def test_solved_in_round_two_after_feedback(tmp_path):
     assert result.passed and result.rounds_used == 2 and not result.first_round.passed
     assert result.first_round.score == 0.5
     feedback = [m for m in result.messages if m["role"] == "user"][1]["content"]
-    assert "1 of 2 checks fail" in feedback and "grep" in feedback
+    # the unmet requirement, never the hidden check's command or what it expects
+    assert feedback.startswith("Not done yet: 1 of 2 requirements not met.") and "Requirement 2" in feedback
+    assert "grep" not in feedback and "Hello, world!" not in feedback
     assert model.requests[2]["messages"][-1] == {"role": "user", "content": feedback}
 
 
@@ -104,14 +107,47 @@ def test_replay_trajectory_verifies(tmp_path):
              "hello.py": "print('Hello, world!')\n"}
     edits = plan_edits(before, after)
     assert [c["function"]["name"] for c in edits] == ["str_replace", "write_file"]
-    teacher = ReplayTeacher(before, after, checks=CHECKS.commands)
+    teacher = ReplayTeacher(before, after, runs=public_runs("Fix add, and write hello.py.", before, after),
+                            current=lambda: snapshot_files(tmp_path))
     result, _ = episode(tmp_path, teacher)
     assert result.passed and result.termination == "finished"
     assert (tmp_path / "calc.py").read_text() == after["calc.py"]
     names = [c["function"]["name"] for m in result.messages if m["role"] == "assistant" for c in m["tool_calls"]]
     assert names[0] == "bash" and "read_file" in names and names[-1] == "finish"
+    commands = [c["function"]["arguments"].get("command") for m in result.messages if m["role"] == "assistant"
+                for c in m["tool_calls"]]
+    # it runs the program it wrote, never a hidden check
+    assert "python3 hello.py" in commands and not set(CHECKS.commands) & set(commands)
     files, lines = patch_changes(unified_diff(before, after))
     assert files == {"calc.py", "hello.py"} and ("calc.py", "+return a + b") in lines
+
+
+def test_replay_runs_what_the_request_names_then_tidies_what_trying_changed(tmp_path):
+    (tmp_path / "VERSION").write_text("1.0.0\n")
+    before = {"VERSION": "1.0.0\n"}
+    script = 'v=$(cat VERSION); echo "${v%.*}.$(( ${v##*.} + 1 ))" > VERSION; echo "bumped"\n'
+    after = {"VERSION": "1.0.0\n", "bump.sh": script, "report.csv": "a,b\n1,2\n"}
+    query = "Write bump.sh so that `bash bump.sh` bumps the patch number in VERSION; also write report.csv."
+    runs = public_runs(query, before, after)
+    assert runs == ["bash bump.sh"]
+    teacher = ReplayTeacher(before, after, runs=runs, current=lambda: snapshot_files(tmp_path))
+    result, _ = episode(tmp_path, teacher)
+    assert snapshot_files(tmp_path) == after  # trying the command bumped VERSION; the replay put it back
+    calls = [c["function"] for m in result.messages if m["role"] == "assistant" for c in m["tool_calls"]]
+    ran = next(i for i, c in enumerate(calls) if c["arguments"].get("command") == "bash bump.sh")
+    wrote_report = next(i for i, c in enumerate(calls) if c["arguments"].get("path") == "report.csv")
+    assert ran < wrote_report  # an output is written after the program ran, not known up front
+
+
+def test_public_runs_read_the_request_and_the_programs():
+    assert named_commands("Run `python3 greet.py Ada` and `ls`; call `f(x)`; `./build.sh --all`.") == [
+        "python3 greet.py Ada", "./build.sh --all"]
+    assert is_program("import csv\nrows = list(csv.reader(open('a.csv')))\nprint(len(rows))\n")
+    assert not is_program('"""A library."""\nimport re\n\ndef f():\n    return 1\n')
+    assert not is_program("import sys\nprint(sys.argv[1])\n")  # needs arguments: only a named command runs it
+    before, after = {}, {"tool.py": "print(1)\n", "lib.py": "def g():\n    pass\n", "pkg/m.py": "print(2)\n"}
+    assert public_runs("Write `python3 tool.py`.", before, after) == ["python3 tool.py"]
+    assert public_runs("Write it.", before, after) == ["python3 tool.py"]
 
 
 HUMAN_SCRIPT = textwrap.dedent("""

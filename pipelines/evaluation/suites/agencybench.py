@@ -112,11 +112,13 @@ def _agencybench_task(path: Path, pass_threshold: float, own_folder: bool) -> Ev
     shared = _heading_criteria(preamble) + _heading_criteria(epilogue)
     subtasks = []
     for index, block in enumerate(blocks):
-        request, criteria, block_gaps = _subtask_parts(block)
+        request, criteria, requirements, block_gaps = _subtask_parts(block)
         gaps.extend(f"subtask {block.number}: {gap}" for gap in block_gaps)
         if index == 0:  # the project's general text goes with the first request, in the order written
             request = "\n\n".join(part.strip() for part in (preamble, request, epilogue) if part.strip())
+        # the shared criteria are stated in the project text the agent reads: their own words are public
         subtasks.append(Subtask(request, VerifierSpec(kind="rubric", criteria=criteria + shared,
+                                                      requirements=requirements + shared,
                                                       pass_threshold=pass_threshold)))
     mapped = [agencybench_category(label) for label in labels if label]
     category = Counter(mapped).most_common(1)[0][0] if mapped else "application_development"
@@ -205,10 +207,15 @@ def _split_subtasks(text: str) -> tuple[str, list[_Block]]:
     return text[:heads[0].start()], blocks
 
 
-def _subtask_parts(block: _Block) -> tuple[str, list[str], list[str]]:
-    """(the request shown to the agent, the criteria, the gaps found) for one subtask block."""
+def _subtask_parts(block: _Block) -> tuple[str, list[str], list[str], list[str]]:
+    """(the request shown to the agent, the criteria, their public sentences, the gaps found) for one block.
+
+    A criterion built from the hidden reference answer gets a sentence that names no answer; criteria
+    stated in the request are public in their own words.
+    """
     gaps: list[str] = []
     criteria: list[str] = []
+    public: list[str] = []
     title = block.header
     hidden = _HIDDEN_REFERENCE.match(title)
     if hidden:
@@ -217,6 +224,7 @@ def _subtask_parts(block: _Block) -> tuple[str, list[str], list[str]]:
         if value:
             noun = "dataset identified" if "dataset" in label.lower() else "final answer"
             criteria.append(f"The {noun} is {value} (the reference {label}).")
+            public.append(f"The {noun} reported for this subtask is correct.")
         else:
             gaps.append(f"blank {label}")
     body = textwrap.dedent(block.body).strip()
@@ -240,7 +248,7 @@ def _subtask_parts(block: _Block) -> tuple[str, list[str], list[str]]:
         stated = _items(body, bullets_only=True)
     if not stated and not criteria:  # a hidden reference answer is criterion enough for a question
         stated = [f"The work does what this subtask asks: {' '.join((body or title).split())}"]
-    return request, criteria + stated, gaps
+    return request, criteria + stated, public + stated, gaps
 
 
 def _skip_space(text: str, at: int) -> int:
