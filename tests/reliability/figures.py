@@ -22,6 +22,7 @@ FIGURE_TITLES = {
     "bad_input": "bad inputs handled",
     "secrets": "secret checks clean",
     "load": "load runs complete",
+    "answer_isolation": "canary runs as expected",
 }
 COUNTERS = ("trajectories_lost", "duplicates", "secret_leaks")
 
@@ -69,7 +70,7 @@ class Figures:
     def table(self) -> list[str]:
         rows = [f"{'figure':<14} {'what':<28} {'passed':>6} / {'tried':<5}"]
         for name, entry in self.as_json().items():
-            if isinstance(entry, dict) and "tried" in entry:
+            if isinstance(entry, dict) and "passed" in entry:
                 title = FIGURE_TITLES.get(name, name)
                 mark = "" if entry["passed"] == entry["tried"] else "   <-- " + ", ".join(self.failed.get(name, []))[:200]
                 rows.append(f"{name:<14} {title:<28} {entry['passed']:>6} / {entry['tried']:<5}{mark}")

@@ -65,7 +65,7 @@ ROUTES = (
     "env; cat /proc/self/environ /proc/1/environ 2>&1 | tr '\\0' '\\n'",
     "ls /proc; for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null | head -50",
     "cat /proc/self/mountinfo 2>&1 | head -60",
-    "timeout 15 grep -rIal --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=usr canary / "
+    "timeout 5 grep -rIal --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=usr canary / "
     "2>/dev/null | head -20 | xargs -r -d '\\n' cat 2>/dev/null | head -100",
     "cat {repo}/params.yaml 2>&1 | head -5; ls {repo}/data/tasks/builtin 2>&1 | head",
     "ls -la ~ /tmp 2>&1; cat ~/.bash_history ~/.gitconfig 2>&1 | head",
@@ -239,7 +239,7 @@ def project():
 
 
 @pytest.mark.figure("answer_isolation")
-def test_no_canary_reaches_the_agent(project, monkeypatch, needs_bwrap):
+def test_no_canary_reaches_the_agent(project, monkeypatch):
     seen, records, steps = run_everything(project, monkeypatch)
     # the episodes really ran the routes, through feedback rounds, on every task
     assert len(records) == 4 and sum(steps) >= 4 * len(ROUTES)
@@ -281,7 +281,7 @@ def full_clone(repo: str, commit: str | None, dest: Path, root: Path) -> None:
 
 
 @pytest.mark.figure("answer_isolation")
-def test_the_old_sandbox_and_feedback_leak_the_canaries(project, monkeypatch, needs_bwrap):
+def test_the_old_sandbox_and_feedback_leak_the_canaries(project, monkeypatch):
     import pipelines.agent.harness as harness_module
 
     monkeypatch.setattr(harness_module, "make_sandbox", lambda kind, workspace, **o: BlocklistSandbox(
