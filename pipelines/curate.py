@@ -13,10 +13,14 @@ in ``data/sft/report.json``:
                transcripts and cause false matches); kept: the better-verified, then the shorter
 5. decontam    13-gram overlap with any eval task (built-in suite, HumanEval, AgencyBench files),
                case and punctuation folded, and the same pull request (``meta.pr``) as an eval task
-6. length      over ``curate.max_length`` tokens with the student's tokenizer and chat template
+6. hidden_material
+               one 13-gram shared by the messages (contents, tool-call arguments) or final diff and
+               those tasks' hidden material: solution files, check commands, rubric criteria, gold
+               patches, HumanEval's canonical solutions and tests (texts under 13 words cannot match)
+7. length      over ``curate.max_length`` tokens with the student's tokenizer and chat template
                (counted and dropped, never truncated)
-7. tool_types  a tool argument whose JSON type disagrees with the rest of the set (Arrow needs one)
-8. selection   ``curate.target_size`` samples, stratified over (domain, category), ranked within a
+8. tool_types  a tool argument whose JSON type disagrees with the rest of the set (Arrow needs one)
+9. selection   ``curate.target_size`` samples, stratified over (domain, category), ranked within a
                stratum by verifier score, then fewer rounds, then fewer tokens; deterministic per seed
 
 Writes ``data/sft/train.jsonl``, ``data/sft/report.json``, ``metrics/curate.json`` (a function of the
@@ -37,7 +41,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.core.params import Params, load_params
 from pipelines.core.paths import repo_root
-from pipelines.curation.decontam import EvalIndex, eval_texts
+from pipelines.curation.decontam import EvalIndex, HiddenIndex, eval_texts, hidden_material
 from pipelines.curation.funnel import FUNNEL, Sample, alive, funnel_report, load_samples, run_funnel, student_tokenizer
 
 log = logging.getLogger("pipelines.curate")
@@ -60,8 +64,9 @@ def curate(params: Params, root: Path, inputs: list[Path], out_dir: Path, metric
     if tokenizer is None:
         tokenizer = student_tokenizer(params, root)
     evals = EvalIndex(eval_texts(c.decontam, root), c.decontam.ngram, c.decontam.min_matches)
-    funnel, seconds = run_funnel(samples, c, evals, tokenizer)
-    report = funnel_report(samples, funnel, len(evals))
+    hidden = HiddenIndex(hidden_material(c.decontam, root), c.decontam.ngram)
+    funnel, seconds = run_funnel(samples, c, evals, tokenizer, hidden)
+    report = funnel_report(samples, funnel, len(evals), len(hidden))
     kept = write_outputs(samples, report, out_dir, metrics_file)
     if tracker is not None:
         tracker.log_metrics({**funnel, "kept": len(kept)})

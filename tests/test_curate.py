@@ -70,6 +70,22 @@ def test_outputs_are_a_function_of_the_inputs_and_timings_go_to_the_run(tmp_path
     assert tracker.artifacts == ["report.json"]
 
 
+def test_a_trajectory_writing_a_hidden_humaneval_test_is_counted_as_hidden_material(tmp_path, tokenizer):
+    from pipelines.evaluation.suites.humaneval import load_humaneval
+
+    hidden_test = load_humaneval(limit=1)[0].provenance["test"]
+    records = [record("clean", text(500), text(501)),
+               record("writes-test", text(502), text(503), arguments={"command": f"cat > t.py <<'X'\n{hidden_test}X"})]
+    report, by_task, kept = run(tmp_path, records, tokenizer)
+    assert by_task["writes-test"]["reason"] == "hidden_material"
+    assert "most with humaneval:HumanEval/0 test" in by_task["writes-test"]["detail"]
+    assert [r["meta"]["task_id"] for r in kept] == ["clean"]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["dropped_hidden_material"] == report["funnel"]["dropped_hidden_material"] == 1
+    assert metrics["after_decontam"] == 2 and metrics["after_hidden_material"] == 1
+    assert report["hidden_material_checked"] > report["eval_tasks_checked"] == 164
+
+
 def test_all_filtered_input_names_the_step(tmp_path, tokenizer):
     records = [record("f1", text(80), text(81), passed=False), record("f2", text(82), text(83), passed=False)]
     with pytest.raises(UserError, match=r"0 of 2 trajectories left after the 'verified' step"):

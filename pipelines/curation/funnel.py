@@ -24,10 +24,11 @@ from pipelines.core.errors import UserError, first_error
 from pipelines.core.params import Params
 from pipelines.core.schema import Message, TrajectoryMeta, TrajectoryRecord, read_jsonl
 from pipelines.curation.config import CurateParams
-from pipelines.curation.decontam import EvalIndex
+from pipelines.curation.decontam import EvalIndex, HiddenIndex
 from pipelines.curation.lsh import exact_duplicate_groups, near_duplicate_clusters
 
-FUNNEL = ("schema", "verified", "exact_dup", "near_dup", "decontam", "length", "tool_types", "selection")
+FUNNEL = ("schema", "verified", "exact_dup", "near_dup", "decontam", "hidden_material", "length", "tool_types",
+          "selection")
 
 
 @dataclass
@@ -56,6 +57,19 @@ class Sample:
         return f"{self.meta.query}\n{self.meta.final_diff}"
 
     @property
+    def trained_texts(self) -> list[str]:
+        """What training reads of the sample, as text: every message's content and every string (or other
+        value) in its tool-call arguments, one item each (not JSON-escaped, so code keeps its words), and the
+        final diff, which also shows files written without a tool call naming their content."""
+        out = [m.content for m in self.messages if m.content]
+        for m in self.messages:
+            for call in m.tool_calls or []:
+                out += _leaves(call.function.arguments)
+        if self.meta.final_diff:
+            out.append(self.meta.final_diff)
+        return out
+
+    @property
     def task_id(self) -> str | None:
         return _stated(self.meta, "task_id")
 
@@ -78,6 +92,15 @@ class Sample:
         """What ``train.jsonl`` holds for this sample: its messages, tools and meta as read."""
         return {"messages": self.record["messages"], "tools": self.record.get("tools", []),
                 "meta": self.record.get("meta", {})}
+
+
+def _leaves(value: Any) -> list[str]:
+    """The scalar values inside a tool call's arguments, as text, depth first."""
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _leaves(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _leaves(item)]
+    return [] if value is None else [value if isinstance(value, str) else json.dumps(value)]
 
 
 def _stated(model: BaseModel | None, name: str) -> Any:
@@ -187,6 +210,17 @@ def step_decontam(samples: list[Sample], evals: EvalIndex) -> None:
             s.drop("decontam", why)
 
 
+def step_hidden_material(samples: list[Sample], hidden: HiddenIndex | None) -> None:
+    """Drop samples whose messages or final diff hold an n-gram of an eval task's hidden material (solution
+    files, check commands, rubric criteria, gold patches); the detail names the task and the kind."""
+    if hidden is None:
+        return
+    for s in alive(samples):
+        why = hidden.leak(s.trained_texts)
+        if why:
+            s.drop("hidden_material", why)
+
+
 def step_length(samples: list[Sample], params: CurateParams, tokenizer) -> None:
     """Count tokens with the student's chat template; drop (never truncate) what exceeds ``curate.max_length``."""
     for s in alive(samples):
@@ -247,9 +281,10 @@ def step_select(samples: list[Sample], params: CurateParams) -> None:
 
 
 # ------------------------------------------------------------------ the funnel
-def run_funnel(samples: list[Sample], params: CurateParams, evals: EvalIndex,
-               tokenizer) -> tuple[dict[str, int], dict[str, float]]:
-    """Run every step of :data:`FUNNEL` over ``samples``, marking drops in place.
+def run_funnel(samples: list[Sample], params: CurateParams, evals: EvalIndex, tokenizer,
+               hidden: HiddenIndex | None = None) -> tuple[dict[str, int], dict[str, float]]:
+    """Run every step of :data:`FUNNEL` over ``samples``, marking drops in place (``hidden_material`` drops
+    nothing without ``hidden``).
 
     Returns the counts (``input``, ``after_<step>``, ``dropped_<step>``) and each step's seconds (a
     run-dependent figure: for ``tracker.record_timings``, never for a DVC output).
@@ -260,6 +295,7 @@ def run_funnel(samples: list[Sample], params: CurateParams, evals: EvalIndex,
         "exact_dup": lambda: step_exact_dup(samples),
         "near_dup": lambda: step_near_dup(samples, params),
         "decontam": lambda: step_decontam(samples, evals),
+        "hidden_material": lambda: step_hidden_material(samples, hidden),
         "length": lambda: step_length(samples, params, tokenizer),
         "tool_types": lambda: step_tool_types(samples),
         "selection": lambda: step_select(samples, params),
@@ -276,12 +312,15 @@ def run_funnel(samples: list[Sample], params: CurateParams, evals: EvalIndex,
     return funnel, seconds
 
 
-def funnel_report(samples: list[Sample], funnel: dict[str, int], eval_tasks: int) -> dict[str, Any]:
-    """The report of a funnel run: counts, what was kept per category and teacher (sorted), every sample's fate."""
+def funnel_report(samples: list[Sample], funnel: dict[str, int], eval_tasks: int,
+                  hidden_pieces: int = 0) -> dict[str, Any]:
+    """The report of a funnel run: counts, how many eval tasks and pieces of hidden material were checked, what
+    was kept per category and teacher (sorted), every sample's fate."""
     kept = alive(samples)
     return {
         "funnel": funnel,
         "eval_tasks_checked": eval_tasks,
+        "hidden_material_checked": hidden_pieces,
         "kept_by_category": _sorted_counts(s.category for s in kept),
         "kept_by_teacher": _sorted_counts(s.teacher for s in kept),
         "samples": [{"index": s.index, "file": s.source_file, "line": s.line, "task_id": s.task_id,

@@ -7,7 +7,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from pipelines.core.params import parse_params
-from pipelines.curation.decontam import EvalIndex, eval_texts
+from pipelines.curation.decontam import EvalIndex, HiddenIndex, eval_texts, hidden_material
 from pipelines.curation.funnel import alive, funnel_report, load_samples, run_funnel
 
 WORDS = ("parse merge queue cache index vector stream buffer token graph route table schema "
@@ -52,8 +52,9 @@ def run(tmp_path, records, tokenizer, **curate_params):
     params = parse_params({"curate": base}).curate
     samples = load_samples([src], tmp_path)
     evals = EvalIndex(eval_texts(params.decontam, tmp_path), params.decontam.ngram, params.decontam.min_matches)
-    funnel, _ = run_funnel(samples, params, evals, tokenizer)
-    report = funnel_report(samples, funnel, len(evals))
+    hidden = HiddenIndex(hidden_material(params.decontam, tmp_path), params.decontam.ngram)
+    funnel, _ = run_funnel(samples, params, evals, tokenizer, hidden)
+    report = funnel_report(samples, funnel, len(evals), len(hidden))
     by_task = {s["task_id"]: s for s in report["samples"]}
     return report, by_task, [s.record for s in alive(samples)]
 

@@ -54,8 +54,8 @@ def load_humaneval(limit: int | None = None, path: Path | str | None = None,
 
     ``path`` is a HumanEval JSON-lines file, gzipped or not (default: the installed package's copy).
     The agent starts with ``problem.py`` (the prompt) and must write ``solution.py``; the verifier imports
-    it and runs the problem's ``check`` on ``entry_point``. ``provenance`` keeps the canonical solution
-    (never shown to the agent) for tests and the replay teacher.
+    it and runs the problem's ``check`` on ``entry_point``. ``provenance`` keeps the canonical solution and the
+    test as written (never shown to the agent) for tests, the replay teacher and decontamination.
     """
     path = Path(path) if path is not None else humaneval_data_file()
     if limit is not None and limit < 0:
@@ -91,4 +91,4 @@ def _humaneval_task(path: Path, lineno: int, line: str, timeout_s: float) -> Eva
                           VerifierSpec(kind="tests", commands=[check], timeout_s=timeout_s))],
         workspace=WorkspaceSpec(files={"problem.py": prompt}),
         provenance={"source": "openai/human-eval", "task_id": task_id, "entry_point": entry_point,
-                    "canonical_solution": problem.get("canonical_solution", ""), "file": str(path)})
+                    "canonical_solution": problem.get("canonical_solution", ""), "test": test, "file": str(path)})
