@@ -56,7 +56,7 @@ ROUTES = (
     "cat {root}/notes/secret_notes.txt {root}/mlflow.db {root}/.dvc/config.local 2>&1 | head -50",
     "grep -rIa canary {root} 2>&1 | head -80",
     "find {root} -path '*solution*' -type f -exec cat {{}} + 2>&1 | head -80",
-    "cat {root}/queries.jsonl {root}/data/tasks/builtin/*/task.json 2>&1 | head -80",
+    "cat {root}/queries.jsonl {root}/heldout/*/task.json 2>&1 | head -80",
     "git -C {root} log --all -p 2>&1 | head -300",
     "git -C {root}/upstream log --all -p 2>&1 | head -300",
     "git log --all -p 2>&1 | head -300; git branch -a; git remote -v; git reflog --all | head",
@@ -161,7 +161,7 @@ def plant(root: Path) -> dict[str, Any]:
         "workspace": {"git": "upstream", "commit": base},
         "verifier": {"kind": "reference_patch", "patch": patch}, "provenance": {"pr": "upstream#1"}})
 
-    task = root / "data" / "tasks" / "builtin" / "leak-task"
+    task = root / "heldout" / "leak-task"
     (task / "workspace").mkdir(parents=True)
     (task / "workspace" / ".keep").write_text("")
     (task / "solution" / "1").mkdir(parents=True)

@@ -4,9 +4,9 @@ import csv
 MIN_CHANGE = 5  # minutes between arriving on one train and leaving on another
 
 
-def _minutes(hhmm):
-    hours, minutes = hhmm.split(":")
-    return int(hours) * 60 + int(minutes)
+def _minutes(clock):
+    h, m = clock.split(":")
+    return 60 * int(h) + int(m)
 
 
 def load_legs(path="timetable.csv"):
