@@ -72,7 +72,7 @@ class TestsVerifier:
     def verify(self, workspace: Path) -> VerifierResult:
         checks = []
         for command in self.spec.commands:
-            res = self.sandbox.run(command, timeout_s=self.spec.timeout_s)
+            res = self.sandbox.run(command, timeout_s=self.spec.timeout_s, scratch=True)
             checks.append(Check(command, res.exit_code == 0, res.output[-CHECK_OUTPUT_CHARS:]))
         return _scored("tests", checks, self.spec.pass_threshold)
 
@@ -117,7 +117,7 @@ class ReferencePatchVerifier:
         self.diff_command = diff_command
 
     def verify(self, workspace: Path) -> VerifierResult:
-        res = self.sandbox.run(self.diff_command, timeout_s=self.spec.timeout_s)
+        res = self.sandbox.run(self.diff_command, timeout_s=self.spec.timeout_s, scratch=True)
         if res.exit_code != 0:
             return VerifierResult("reference_patch", False, 0.0, infra_error=f"git diff failed: {res.output[-300:]}")
         got_files, got_lines = patch_changes(res.output)
@@ -130,7 +130,7 @@ class ReferencePatchVerifier:
             Check("changed lines match the reference", line_f1 == 1.0, f"F1 {line_f1:.2f}"),
         ]
         for command in self.spec.commands:
-            run = self.sandbox.run(command, timeout_s=self.spec.timeout_s)
+            run = self.sandbox.run(command, timeout_s=self.spec.timeout_s, scratch=True)
             checks.append(Check(command, run.exit_code == 0, run.output[-CHECK_OUTPUT_CHARS:]))
         score = (file_f1 + line_f1) / 2
         if self.spec.commands:
