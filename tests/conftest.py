@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# the needs_bwrap marker's hooks: a test that needs bubblewrap fails without it, or skips and the run says so
+from tests.sandbox_gate import (pytest_configure, pytest_runtest_logreport, pytest_runtest_setup,  # noqa: F401
+                                pytest_unconfigure)
 from tests.stack import postgres, s3_store, team  # noqa: F401  (session fixtures: real servers on loopback)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.core.schema import read_trajectories
 from tests.conftest import REPO, make_project
 
-pytestmark = pytest.mark.skipif(not BwrapSandbox.available(), reason="bubblewrap is needed")
+pytestmark = pytest.mark.needs_bwrap
 
 
 def write_queries(root: Path, n: int, *, slow: bool = False) -> Path:

@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from pipelines.core.params import parse_params
 from pipelines.pr_queries import pr_queries
 from pipelines.prs.git import mine_git
@@ -31,13 +29,12 @@ def test_stage_writes_queries_and_replay_verifies(tmp_path):
     assert query["workspace"]["git"] == str(repo) and query["verifier"]["kind"] == "reference_patch"
     assert "+    return a + b  # the sum" in query["verifier"]["patch"] and "return a + b" not in query["query"]
 
-    from pipelines.agent.sandbox.bwrap import BwrapSandbox
     from pipelines.collection.episode import Collector
     from pipelines.collection.plan import Job
     from pipelines.core.schema import Query
+    from tests.sandbox_gate import require_bwrap_here
 
-    if not BwrapSandbox.available():
-        pytest.skip("bubblewrap is needed for the replay episode")
+    require_bwrap_here()  # the replay episode runs in the sandbox
     q = Query.model_validate(query)
     record = Collector(params, tmp_path).run(Job(q, "replay", "k1"))
     meta = record["meta"]

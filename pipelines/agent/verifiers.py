@@ -110,7 +110,7 @@ class TestsVerifier:
     def verify(self, workspace: Path) -> VerifierResult:
         checks = []
         for index, command in enumerate(self.spec.commands):
-            res = self.sandbox.run(command, timeout_s=self.spec.timeout_s)
+            res = self.sandbox.run(command, timeout_s=self.spec.timeout_s, scratch=True)
             checks.append(command_check(self.spec, index, command, res, self.query))
         return _scored("tests", checks, self.spec.pass_threshold)
 
@@ -157,7 +157,7 @@ class ReferencePatchVerifier:
         self.query = query
 
     def verify(self, workspace: Path) -> VerifierResult:
-        res = self.sandbox.run(self.diff_command, timeout_s=self.spec.timeout_s)
+        res = self.sandbox.run(self.diff_command, timeout_s=self.spec.timeout_s, scratch=True)
         if res.exit_code != 0:
             return VerifierResult("reference_patch", False, 0.0, infra_error=f"git diff failed: {res.output[-300:]}")
         got_files, got_lines = patch_changes(res.output)
@@ -172,7 +172,7 @@ class ReferencePatchVerifier:
             Check("changed lines match the reference", line_f1 == 1.0, f"F1 {line_f1:.2f}", PATCH_REQUIREMENT),
         ]
         for index, command in enumerate(self.spec.commands):
-            run = self.sandbox.run(command, timeout_s=self.spec.timeout_s)
+            run = self.sandbox.run(command, timeout_s=self.spec.timeout_s, scratch=True)
             checks.append(command_check(self.spec, index, command, run, self.query))
         score = (file_f1 + line_f1) / 2
         if self.spec.commands:

@@ -9,7 +9,6 @@ import pytest
 
 from pipelines.agent.loop import Limits, run_episode
 from pipelines.agent.replay import ReplayTeacher, is_program, named_commands, plan_edits, public_runs
-from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
@@ -20,7 +19,7 @@ from pipelines.llm.scripted import ScriptedModel
 from pipelines.core.schema import VerifierSpec
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.skipif(not BwrapSandbox.available(), reason="bubblewrap is needed")
+pytestmark = pytest.mark.needs_bwrap
 CHECKS = VerifierSpec(kind="tests", commands=["test -f hello.py", "python3 hello.py | grep -qx 'Hello, world!'"])
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.agent.sandbox.base import SandboxUnavailable
-from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox, require_bwrap
+from pipelines.agent.sandbox.base import SEARCH_PATH, SandboxUnavailable
+from pipelines.agent.sandbox.bwrap import BwrapSandbox, _system_mounts, require_bwrap
 from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.sandbox.plain import NoSandbox
 
 REPO = Path(__file__).resolve().parents[2]
-needs_bwrap = pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")
+needs_bwrap = pytest.mark.needs_bwrap
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
 
 
@@ -29,11 +29,9 @@ def box(workspace) -> BwrapSandbox:
     return BwrapSandbox(workspace, timeout_s=10)
 
 
-@pytest.fixture(params=["bwrap", "none"])
+@pytest.fixture(params=[pytest.param("bwrap", marks=needs_bwrap), "none"])
 def any_box(request, workspace):
     """Each sandbox kind, for the behaviour both must share."""
-    if request.param == "bwrap" and not BwrapSandbox.available():
-        pytest.skip(f"bubblewrap missing: {INSTALL_HINT}")
     return make_sandbox(request.param, workspace, timeout_s=10, kill_grace_s=0.5)
 
 
@@ -154,6 +152,23 @@ def test_missing_bwrap_names_the_install_command(workspace):
         make_sandbox("bwrap", workspace, executable="/nonexistent/bwrap")
 
 
+def test_scratch_run_sees_the_workspace_and_writes_nothing_back(any_box, workspace):
+    (workspace / "app.py").write_text("print('hello')\n")
+    os.mkfifo(workspace / "pipe")  # a FIFO the agent left must not block the copy
+    (workspace / "link").symlink_to("app.py")
+    scratch_dirs = set(Path(tempfile.gettempdir()).glob("limi-scratch-*"))
+    result = any_box.run("cat app.py; readlink link; echo changed > app.py; echo new > planted.txt; mkdir made; "
+                         "rm link; echo home > ~/home.txt; pwd", scratch=True)
+    assert result.exit_code == 0 and result.output.startswith("print('hello')\napp.py\n"), result.output
+    assert (workspace / "app.py").read_text() == "print('hello')\n" and (workspace / "link").is_symlink()
+    assert sorted(p.name for p in workspace.iterdir()) == ["app.py", "link", "pipe"]
+    assert set(Path(tempfile.gettempdir()).glob("limi-scratch-*")) == scratch_dirs  # the copy is gone
+    # bwrap binds the copy at the workspace's own path; the 'none' sandbox can only run in the copy's
+    workdir = result.output.splitlines()[-1]
+    assert (workdir == str(workspace)) == isinstance(any_box, BwrapSandbox)
+    assert any_box.run("echo kept > kept.txt").exit_code == 0 and (workspace / "kept.txt").exists()
+
+
 # --- what only bubblewrap contains ----------------------------------------------------------------------
 
 @needs_bwrap
@@ -165,12 +180,14 @@ def test_workspace_is_writable(box, workspace):
 
 @needs_bwrap
 def test_writes_outside_the_workspace_fail(box, tmp_path):
-    targets = [Path("/etc/limi-probe"), Path("/usr/limi-probe"), Path.home() / "limi-probe", Path("/var/limi-probe"),
-               Path("/dev/limi-probe")]
+    targets = [Path("/etc/limi-probe"), Path("/usr/limi-probe"), Path("/limi-probe"), Path("/dev/limi-probe")]
     for target in targets:
         result = box.run(f"echo x > {target}")
         assert result.exit_code != 0 and "Read-only file system" in result.output, (target, result.output)
         assert not target.exists()
+    for target in [Path.home() / "limi-probe", Path("/var/limi-probe")]:  # not mounted: no folder to write into
+        result = box.run(f"echo x > {target}")
+        assert result.exit_code != 0 and "No such file or directory" in result.output and not target.exists()
     # next to the workspace lies the private /tmp: writable inside, invisible to the host
     sibling = tmp_path / "sibling.txt"
     box.run(f"echo x > {sibling}")
@@ -198,6 +215,52 @@ def test_sensitive_paths_are_hidden(workspace):
         assert result.output == "ws\n" and (outside / "ws" / "made.txt").exists()
     finally:
         shutil.rmtree(outside)
+
+
+@needs_bwrap
+def test_only_the_allowlist_is_mounted(box):
+    # the repository (reference solutions, .git, mlflow.db, models/), the venv and the host's other folders
+    venv_python = Path(sys.executable)
+    absent = [REPO, REPO / ".git", venv_python, venv_python.resolve(), Path("/root"), Path("/home"), Path("/work"),
+              Path("/opt"), Path("/var"), Path("/srv"), Path("/mnt"), Path("/run"), Path("/etc/shadow")]
+    for path in absent:
+        result = box.run(f"test -e {path} || echo absent; ls -d {path}")
+        assert result.output.startswith("absent\n") and "No such file or directory" in result.output, (path, result)
+    listing = box.run("ls /").output.split()
+    assert set(listing) <= {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "dev", "tmp"}
+
+
+@needs_bwrap
+def test_canary_outside_the_workspace_cannot_be_read(box, workspace):
+    outside = Path(tempfile.mkdtemp(prefix="limi-canary-", dir="/var/tmp"))  # not under the private /tmp
+    canary = outside / "canary.txt"
+    canary.write_text("limi-canary-6113\n")
+    try:
+        result = box.run(f"cat {canary}; ls {outside}")
+        assert "limi-canary-6113" not in result.output and "No such file or directory" in result.output
+        # the control: the same read in the same sandbox with the host's root underneath, as before the allowlist
+        allowlist = len(_system_mounts())
+        argv = [box._prefix[0], "--ro-bind", "/", "/", *box._prefix[1 + allowlist:], "cat", str(canary)]
+        control = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={"PATH": SEARCH_PATH})
+        assert control.returncode == 0 and control.stdout == "limi-canary-6113\n", control.stderr
+    finally:
+        shutil.rmtree(outside)
+
+
+@needs_bwrap
+def test_system_commands_work_inside(box):
+    script = textwrap.dedent("""
+        set -e
+        python3 -c 'import json, ssl, sqlite3; print(1)'
+        git init -q && git config user.email t@example.com && git config user.name t
+        printf 'b\\na\\n' > f.txt && git add f.txt && git commit -qm first && git log --format=%s
+        awk '{print toupper($0)}' f.txt | sort | tr '\\n' ' '; echo
+        sed 's/a/z/' f.txt > g.txt; diff f.txt g.txt > d.patch || true; patch -s f.txt < d.patch; cat f.txt | grep -c z
+        find . -name g.txt; tar cf t.tar f.txt && tar tf t.tar; ls -l f.txt | wc -l
+    """)
+    result = box.run(script)
+    assert result.exit_code == 0, result.output
+    assert result.output == "1\nfirst\nA B \n1\n./g.txt\nf.txt\n1\n", result.output
 
 
 @needs_bwrap

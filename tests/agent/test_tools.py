@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
+from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.agent.sandbox.plain import NoSandbox
 from pipelines.agent.tools import TOOL_SCHEMAS, ToolResult, Toolbox
 
@@ -152,7 +152,7 @@ def test_hard_linked_files_are_not_written(toolbox, workspace, outside):
     assert outside.read_text() == "host secret\n"
 
 
-@pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")
+@pytest.mark.needs_bwrap
 def test_paths_the_sandbox_hides_stay_hidden(workspace):
     (workspace / ".dvc").mkdir()
     (workspace / ".dvc" / "config.local").write_text("dvc-secret\n")
@@ -198,10 +198,8 @@ def test_finish_ends_with_the_summary(toolbox):
     assert result.finished and result.summary == "fixed the parser; tests pass" and not result.is_error
 
 
-@pytest.mark.parametrize("kind", ["bwrap", "none"])
+@pytest.mark.parametrize("kind", [pytest.param("bwrap", marks=pytest.mark.needs_bwrap), "none"])
 def test_bash_tool_reports_output_exit_code_and_timeouts(workspace, kind):
-    if kind == "bwrap" and not BwrapSandbox.available():
-        pytest.skip(f"bubblewrap missing: {INSTALL_HINT}")
     sandbox = BwrapSandbox(workspace, timeout_s=1) if kind == "bwrap" else NoSandbox(workspace, timeout_s=1)
     toolbox = Toolbox(workspace, sandbox)
     assert toolbox.call("bash", {"command": "echo hi; exit 2"}) == ToolResult("hi\n[exit code 2]")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
 from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.core.errors import UserError
 from pipelines.core.schema import Query
@@ -19,7 +18,6 @@ from pipelines.core.taxonomy import CATEGORIES, DOMAINS
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = load_seed_tasks(REPO / "data" / "seeds")
-needs_bwrap = pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")
 
 
 def run_checks(query: Query, workspace: Path) -> list[tuple[int, str]]:
@@ -48,7 +46,7 @@ def test_seed_task_is_well_formed(query: Query):
     assert any(solution_dir(query.id, REPO / "data" / "seeds").iterdir())
 
 
-@needs_bwrap
+@pytest.mark.needs_bwrap
 @pytest.mark.parametrize("query", SEEDS, ids=lambda q: q.id)
 def test_seed_checks_fail_as_given_and_pass_when_solved(query: Query, tmp_path):
     untouched = prepare_workspace(query, tmp_path / "untouched", REPO)

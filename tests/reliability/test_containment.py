@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -25,7 +26,6 @@ from pathlib import Path
 import pytest
 
 from pipelines.agent.loop import Limits, run_episode
-from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import make_verifier
@@ -35,7 +35,8 @@ from pipelines.core.params import parse_params
 from pipelines.core.schema import VerifierSpec
 from tests.agent.test_sandbox import host_pids_running
 
-pytestmark = [pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")]
+pytestmark = pytest.mark.needs_bwrap
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = secrets.token_hex(6)
 MARK = f"limi-secret-{TOKEN}"  # what a leak would show
 SECRET_ENV = {"OPENAI_API_KEY": f"sk-{MARK}-openai", "GITHUB_TOKEN": f"ghp_{MARK}-github",
@@ -129,7 +130,9 @@ def test_write_file_dotdot_escape(tools, host):
 
 @contain
 def test_write_through_planted_directory_symlink(tools, host):
-    assert bash(tools, f"ln -s {host.outside} out && ls out").output.startswith("victim.txt")
+    # the link is made, but what it names is not in the sandbox: the host folder is simply not mounted
+    assert "No such file" in bash(tools, f"ln -s {host.outside} out && ls out/").output
+    assert (tools.workspace / "out").is_symlink()
     result = tools.call("write_file", {"path": "out/new.txt", "content": "x"})
     assert result.is_error and "symbolic link" in result.output and not (host.outside / "new.txt").exists()
 
@@ -160,7 +163,7 @@ def test_write_to_a_planted_hard_link(tools, host):
 @contain
 def test_bash_hard_link_to_outside_then_write(tools, host):
     result = bash(tools, f"ln {host.victim} h.txt && echo changed > h.txt; cat {host.victim}")
-    assert "Invalid cross-device link" in result.output or "Read-only" in result.output or "not permitted" in result.output
+    assert any(why in result.output for why in ("No such file", "Invalid cross-device link", "Read-only", "not permitted"))
     assert host.victim.read_text() == "original\n"
 
 
@@ -187,8 +190,9 @@ def test_bash_dotdot_write_stays_private(tools):
 @contain
 def test_remount_root_read_write(tools, host):
     result = bash(tools, f"mount -o remount,rw / ; unshare -Urm sh -c 'mount -o remount,rw / && "
-                         f"echo x > {host.victim}'; echo x > {host.victim}")
+                         f"echo x > {host.victim}'; echo x > {host.victim}; echo x > /limi-{TOKEN}")
     assert host.victim.read_text() == "original\n" and "Read-only" in result.output
+    assert not Path(f"/limi-{TOKEN}").exists()
 
 
 # --------------------------------------------------------------------- reading the host's secrets
@@ -221,6 +225,32 @@ def test_repo_dvc_config_local(tools, host):
     result = bash(tools, f"cat {host.root}/.dvc/config.local; ls -A {host.root}/.dvc; grep -r limi-secret {host.root}")
     assert not leaked(result.output)
     assert (host.root / ".dvc" / "config.local").read_text().count(MARK) == 1  # the file is really there
+
+
+@contain
+def test_repository_venv_and_host_folders_are_absent(tools, host):
+    # reference solutions under data/, .git history, mlflow.db, models/: none of it is mounted, nor the venv
+    paths = [REPO, REPO / ".git", REPO / "data", host.root, Path(sys.executable), Path(sys.executable).resolve(),
+             host.outside, "/root", "/home", "/work", "/opt", "/var", "/srv", "/mnt", "/run"]
+    probes = "; ".join(f"test -e {path} && echo visible: {path}" for path in paths)
+    result = bash(tools, f"{probes}; ls -d {' '.join(map(str, paths))}; cat {host.victim}")
+    assert "visible:" not in result.output and "original" not in result.output
+    assert result.output.count("No such file or directory") == len(paths) + 1
+    assert host.victim.read_text() == "original\n"  # the canary is really there on the host
+
+
+@contain
+def test_planted_module_run_by_a_hidden_check_writes_nothing_back(tools):
+    # a json.py in the workspace, imported by the check, tries to keep the check's command line for later
+    thief = ("import sys\nopen('stolen.txt', 'w').write(open('/proc/self/cmdline').read())\n"
+             "open('app.py', 'w').write('print(\"tampered\")')\n")
+    tools.call("write_file", {"path": "json.py", "content": thief})
+    check = f"python3 -c 'import json  # hidden-check-{TOKEN}' && cat app.py"
+    verifier = make_verifier(VerifierSpec(kind="tests", commands=[check]), tools.sandbox)
+    result = verifier.verify(tools.workspace)
+    assert result.passed and "tampered" in result.checks[0].output  # the planted module did run, in the copy
+    assert not (tools.workspace / "stolen.txt").exists() and (tools.workspace / "app.py").read_text() == "print('hello')\n"
+    assert not leaked(bash(tools, "cat stolen.txt; grep -r hidden-check . ; ls").output)
 
 
 # --------------------------------------------------------------------- reaching the network

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from pipelines.agent.loop import Limits, run_episode
-from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
+from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import make_verifier
@@ -36,7 +36,7 @@ from tests.reliability.helpers import FaultyEndpoint, completion, count_records
 from tests.test_collect import project as replay_project
 from tests.test_sft import sample as sft_sample
 
-pytestmark = pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")
+pytestmark = pytest.mark.needs_bwrap
 fault = pytest.mark.figure("faults")
 KILL_HOOK = Path(__file__).parent / "killhook"
 KEY = "sk-faults-0123456789"

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.agent.sandbox.bwrap import BwrapSandbox, INSTALL_HINT
 from pipelines.collection.writer import EPISODES_FILE
 from pipelines.core.schema import read_trajectories
 from tests.conftest import REPO, make_project
@@ -22,7 +21,7 @@ from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import count_records
 from tests.reliability.test_faults import planned_keys
 
-pytestmark = pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")
+pytestmark = pytest.mark.needs_bwrap
 EPISODES = 100
 PARALLEL = 8
 

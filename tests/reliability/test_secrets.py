@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.agent.sandbox.bwrap import INSTALL_HINT, BwrapSandbox
 from tests.conftest import run_module
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import FaultyEndpoint, completion
 from tests.test_collect import project as replay_project
 
-pytestmark = pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")
+pytestmark = pytest.mark.needs_bwrap
 TOKEN = secrets.token_hex(8)
 MARKERS = {"OPENAI_API_KEY": f"sk-proj-{TOKEN}oa", "GITHUB_TOKEN": f"ghp_{TOKEN}gh",
            "AWS_ACCESS_KEY_ID": f"AKIA{TOKEN.upper()}", "AWS_SECRET_ACCESS_KEY": f"{TOKEN}awssecret"}

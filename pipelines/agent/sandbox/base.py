@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Protocol
+from typing import Iterator, Mapping, Protocol
 
 from pipelines.core.errors import UserError
 
@@ -39,7 +43,9 @@ class Sandbox(Protocol):
 
     workspace: Path
 
-    def run(self, command: str, *, timeout_s: float | None = None) -> CommandResult: ...
+    def run(self, command: str, *, timeout_s: float | None = None, scratch: bool = False) -> CommandResult:
+        """Run ``command``; with ``scratch`` against a throwaway copy of the workspace (for hidden checks),
+        so that nothing the command writes reaches the workspace itself."""
 
 
 def prepare_workspace(workspace: Path) -> Path:
@@ -57,3 +63,45 @@ def command_env(workspace: Path, extra: Mapping[str, str] | None) -> dict[str, s
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
     env.update(extra or {})
     return env
+
+
+@contextlib.contextmanager
+def scratch_copy(workspace: Path) -> Iterator[Path]:
+    """A copy of ``workspace`` (``.git`` included, symlinks kept as links) in a fresh folder outside it,
+    deleted on exit, whatever ran in it.
+
+    Only regular files, folders and symlinks are copied: a FIFO or socket the agent left would block or
+    fail the copy, and no check needs one. A file that cannot be read is left out rather than failing
+    the check's run, which then sees the workspace without it.
+    """
+    workspace = Path(workspace)
+    base = Path(tempfile.gettempdir()).resolve()
+    if base == workspace or workspace in base.parents:  # TMPDIR inside the workspace: use its parent
+        base = workspace.parent
+    holder = Path(tempfile.mkdtemp(prefix="limi-scratch-", dir=base))
+    copy = holder / workspace.name
+    try:
+        try:
+            shutil.copytree(workspace, copy, symlinks=True, copy_function=_copy_regular)
+        except shutil.Error:
+            pass  # unreadable files: copytree copied everything else before reporting them
+        yield copy
+    finally:
+        shutil.rmtree(holder, onerror=_force_remove)
+
+
+def _copy_regular(src: str, dst: str) -> None:
+    """``shutil.copy2`` for regular files; anything else (FIFO, socket, device) is skipped."""
+    if stat.S_ISREG(os.lstat(src).st_mode):
+        shutil.copy2(src, dst)
+
+
+def _force_remove(function, path: str, excinfo) -> None:
+    """rmtree's error handler: a command may leave read-only folders behind; make them writable and retry."""
+    parent = os.path.dirname(path)
+    os.chmod(parent, stat.S_IRWXU)
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.chmod(path, stat.S_IRWXU)
+        shutil.rmtree(path, onerror=_force_remove)
+    else:
+        os.unlink(path)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.agent.sandbox.bwrap import BwrapSandbox, INSTALL_HINT
 from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.core.errors import UserError
 from pipelines.core.seeds import load_seed_tasks
@@ -19,7 +18,7 @@ from pipelines.evaluation.suites.builtin import apply_builtin_solution, builtin_
 from pipelines.evaluation.suites.common import EvalTask, prepare_eval_workspace
 from tests.conftest import REPO
 
-needs_bwrap = pytest.mark.skipif(not BwrapSandbox.available(), reason=f"bubblewrap missing: {INSTALL_HINT}")
+needs_bwrap = pytest.mark.needs_bwrap
 BUILTIN = load_builtin()
 
 
