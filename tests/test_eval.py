@@ -4,6 +4,7 @@ champion registration in a throwaway MLflow store."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ def project(tmp_path, monkeypatch) -> Path:
     (root / "models" / "base").mkdir(parents=True)
     (root / "models" / "sft").mkdir(parents=True)
     (root / "models" / "sft" / "adapter_config.json").write_text('{"peft_type": "LORA"}\n')
+    shutil.copytree(REPO / "data" / "tasks", root / "data" / "tasks")  # the held-out tasks, as a checkout has them
     monkeypatch.setenv("LIMI_ROOT", str(root))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     monkeypatch.delenv("LIMI_PARENT_RUN_ID", raising=False)

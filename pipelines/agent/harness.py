@@ -116,7 +116,8 @@ def episode_workspace(task_id: str, key: str) -> Path:
 class Harness:
     """Runs sessions under one set of :class:`HarnessParams`; safe to share between threads.
 
-    ``hide_paths`` are host folders the sandbox must not show (answer sources, the DVC cache);
+    ``hide_paths`` are host folders the sandbox must not show (answer sources, the DVC config): the
+    sandbox mounts nothing of the host outside the workspace, so they matter only if one lies inside it;
     ``judge_sees_transcript`` shows a rubric judge the agent's last messages as well as its files.
     """
 

@@ -44,6 +44,7 @@ from pipelines.llm.base import Reply, Usage, assistant_message
 from tests.conftest import REPO, make_project
 from tests.reliability.figures import FIGURES
 
+pytestmark = pytest.mark.needs_bwrap
 TOKEN = secrets.token_hex(6)
 KINDS = ("solution", "hidden_test", "expected_output", "reference_answer", "gold_patch", "pr_head", "repo_file",
          "repo_git", "mlflow", "dvc_config", "env", "eval_solution", "eval_expected")
@@ -65,7 +66,7 @@ ROUTES = (
     "env; cat /proc/self/environ /proc/1/environ 2>&1 | tr '\\0' '\\n'",
     "ls /proc; for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null | head -50",
     "cat /proc/self/mountinfo 2>&1 | head -60",
-    "timeout 5 grep -rIal --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=usr canary / "
+    "timeout 2 grep -rIal --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=usr canary / "
     "2>/dev/null | head -20 | xargs -r -d '\\n' cat 2>/dev/null | head -100",
     "cat {repo}/params.yaml 2>&1 | head -5; ls {repo}/data/tasks/builtin 2>&1 | head",
     "ls -la ~ /tmp 2>&1; cat ~/.bash_history ~/.gitconfig 2>&1 | head",
@@ -86,6 +87,7 @@ class SnoopingAgent:
     def __init__(self, routes: list[str]):
         self.routes = routes
         self.step = 0
+        self.routes_run = 0
         self.seen: list[str] = []
 
     def chat(self, messages: list[dict[str, Any]], tools=None, **sampling) -> Reply:
@@ -96,6 +98,7 @@ class SnoopingAgent:
             call = {"name": "finish", "arguments": {"summary": "done"}}
         else:
             call = {"name": "bash", "arguments": {"command": self.routes[index]}}
+            self.routes_run += 1
         return Reply(assistant_message("", [{"type": "function", "function": call}]), Usage(completion_tokens=8))
 
 
@@ -192,7 +195,7 @@ def configure(root: Path) -> None:
 
 def run_everything(root: Path, monkeypatch) -> tuple[list[str], list[dict[str, Any]], list[int]]:
     """Collect on the seed and PR queries, evaluate on the builtin and AgencyBench tasks; returns every
-    message list the agents were shown, every record, and how many routes ran."""
+    message list the agents were shown, every record, and how many routes each agent ran."""
     planted = plant(root)
     configure(root)
     monkeypatch.setenv("LIMI_ROOT", str(root))
@@ -212,7 +215,7 @@ def run_everything(root: Path, monkeypatch) -> tuple[list[str], list[dict[str, A
     trials = evaluate(tasks, {"snoop": new_agent}, params.eval, judge=Judge(), parallel=1)
     records += [t.record for t in trials]
     seen = [text for agent in agents for text in agent.seen]
-    return seen, records, [agent.step for agent in agents]
+    return seen, records, [agent.routes_run for agent in agents]
 
 
 def leaks(seen: list[str], records: list[dict[str, Any]]) -> dict[str, set[str]]:
@@ -249,8 +252,7 @@ def test_no_canary_reaches_the_agent(project, monkeypatch):
                if m["role"] == "user")
     assert all(r["meta"]["feedback"] == "requirements" for r in records)
     found = leaks(seen, records)
-    tried = sum(steps)
-    FIGURES.measure("answer_leaks", {"tried": tried, "leaked": sum(len(w) for w in found.values()),
+    FIGURES.measure("answer_leaks", {"tried": sum(steps), "leaked": sum(len(w) for w in found.values()),
                                      "kinds": len(KINDS), "routes": len(ROUTES)})
     assert found == {}, f"canaries reached the agent: {found}"
 
@@ -291,7 +293,8 @@ def test_the_old_sandbox_and_feedback_leak_the_canaries(project, monkeypatch):
     monkeypatch.setattr(workspace_module, "_checkout", full_clone)
     seen, records, _ = run_everything(project, monkeypatch)
     found = leaks(seen, records)
-    FIGURES.measure("answer_leaks_old_sandbox_and_feedback", {"kinds_leaked": len(found), "kinds": len(KINDS)})
+    FIGURES.measure("answer_leaks_old_sandbox_and_feedback", {"kinds_leaked": len(found), "kinds": len(KINDS),
+                                                              "leaked": sorted(found)})
     # every route of the old setup that the new one closes: host files, .git, the feedback, the PR history
     must_leak = {"solution", "hidden_test", "expected_output", "reference_answer", "pr_head", "repo_file", "repo_git",
                  "mlflow", "dvc_config", "eval_solution", "eval_expected"}
