@@ -12,10 +12,11 @@ still fails after R rounds ends the trial; later subtasks count as unmet. See
 trial becomes a :class:`~pipelines.evaluation.metrics.EpisodeOutcome`.
 
 Writes ``data/eval/episodes.jsonl`` (one trajectory record per trial, collect's schema, in task order),
-``metrics/eval.json`` (``summarize`` per model and category, per-suite blocks, headline numbers and deltas
-against the baseline, the champion decision), ``reports/eval.md`` and ``plots/eval/{metrics,categories}.png``,
-and logs an MLflow run (with the run's timings, which no output file holds). When a tuned model beats the
-baseline on ``eval.main_metric``, its SFT directory is registered as a version of the MLflow model ``limi-sft``
+``metrics/eval.json`` (``summarize`` per model and category, per-suite blocks, headline numbers with 95%
+intervals and deltas against the baseline with paired intervals, the champion decision), ``reports/eval.md``
+and ``plots/eval/{metrics,categories}.png``, and logs an MLflow run (with the run's timings, which no output
+file holds). When a tuned model is better than the baseline on ``eval.main_metric`` (the paired 95% interval of
+the difference lies above zero), its SFT directory is registered as a version of the MLflow model ``limi-sft``
 with the alias ``champion`` (``pipelines.core.tracking.register_champion``).
 """
 
@@ -100,9 +101,10 @@ def _register(result: dict[str, Any], params: Params, root: Path, tracker) -> No
     champion, settings = result["champion"], params.eval
     winner = champion["winner"]
     if not winner:
-        log.info("%s did not beat %s on %s (%s vs %s); nothing registered",
-                 ", ".join(champion["candidates"]) or "no candidate", champion["baseline"], settings.main_metric,
-                 champion["candidates"], champion["baseline_value"])
+        log.info("no significant difference: %s against %s on %s (%s vs %s, paired 95%% intervals %s); "
+                 "nothing registered", ", ".join(champion["candidates"]) or "no candidate", champion["baseline"],
+                 settings.main_metric, champion["candidates"], champion["baseline_value"],
+                 {n: d.get("interval") for n, d in champion.get("differences", {}).items()})
     elif not settings.register_champion:
         champion["not_registered"] = "eval.register_champion is false"
     else:

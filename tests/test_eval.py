@@ -78,7 +78,10 @@ def test_tuned_beating_base_writes_outputs_and_becomes_champion(project):
 
     report = out.report.read_text()
     assert "| metric | base | tuned | Δ tuned − base |" in report
-    assert "| FTFC | 0.0 | 100.0 | +100.0 |" in report and f"| SR@{R} | 0.0 | 100.0 | +100.0 |" in report
+    # every task flips from failed to solved: the intervals are points and the paired one lies above zero
+    assert "| FTFC | 0.0 [0.0, 0.0] | 100.0 [100.0, 100.0] | +100.0 [+100.0, +100.0] |" in report
+    assert f"| SR@{R} | 0.0 [0.0, 0.0] | 100.0 [100.0, 100.0] | +100.0 [+100.0, +100.0] |" in report
+    assert metrics["comparisons"]["tuned"]["agencybench_average"]["significant"] is True
     assert "| codebase_debugging | 1 |" in report and "k = 1" in report and f"R = {R}" in report
     assert "temperature 0" in report and "alias `champion`" in report
     for png in ("metrics.png", "categories.png"):
@@ -102,7 +105,7 @@ def test_tuned_losing_registers_nothing(project):
     assert result["champion"]["winner"] is None and result["champion"]["registered"] is None
     assert registered_versions() == []
     report = EvalOutputs.under(project).report.read_text()
-    assert "did not beat the base" in report and "Nothing was registered" in report
+    assert "No significant difference" in report and "Nothing was registered" in report
 
 
 def test_registration_without_a_run_is_skipped(project):

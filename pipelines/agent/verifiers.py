@@ -89,8 +89,31 @@ class VerifierResult:
             lines.append(f"- {check.name}" + (f"\n  {out}" if out else ""))
         return "\n".join(lines)
 
+    def requirement_verdicts(self) -> list[bool]:
+        """One verdict per requirement (see :func:`requirement_count`); empty when the verifier could not run.
+
+        A check is a requirement, except that a reference patch's two comparisons (files, lines) are one
+        requirement together: the change the request asks for.
+        """
+        if self.infra_error:
+            return []
+        if self.kind == "reference_patch":
+            patch, commands = self.checks[:2], self.checks[2:]
+            return [bool(patch) and all(c.passed for c in patch)] + [c.passed for c in commands]
+        return [c.passed for c in self.checks]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def requirement_count(spec: VerifierSpec) -> int:
+    """How many requirements a verifier checks: one per command or rubric criterion (a reference patch is
+    one more); at least one, so a query without checks still counts as one requirement."""
+    if spec.kind == "rubric":
+        return max(1, len(spec.criteria) + len(spec.commands))
+    if spec.kind == "reference_patch":
+        return 1 + len(spec.commands)
+    return max(1, len(spec.commands))
 
 
 class Verifier(Protocol):

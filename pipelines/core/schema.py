@@ -221,6 +221,8 @@ class SubtaskRecord(Open):
     number: int
     passed_first_round: bool = False
     passed: bool = False
+    requirements: int = 1
+    requirements_met_first_round: int = 0
     rounds_used: int = 0
     termination: str | None = None
     error: str | None = None
@@ -288,6 +290,7 @@ class Champion(Open):
     baseline: str
     baseline_value: Score = None
     candidates: dict[str, Score] = Field(default_factory=dict)
+    differences: dict[str, dict[str, Any]] = Field(default_factory=dict)
     winner: str | None = None
     beats_baseline: bool = False
     registered: dict[str, str] | None = None
@@ -295,8 +298,9 @@ class Champion(Open):
 
 
 class EvalMetrics(Open):
-    """``metrics/eval.json``: per model overall and per category, the headline numbers and their deltas
-    against ``baseline``, per-suite blocks, the champion decision and the protocol's sizes."""
+    """``metrics/eval.json``: per model overall and per category, the headline numbers with their 95%
+    ``intervals``, their deltas against ``baseline`` with paired intervals (``comparisons``), per-suite
+    blocks, the champion decision and the protocol's sizes."""
 
     k: int
     models: dict[str, ModelMetrics] = Field(default_factory=dict)
@@ -304,6 +308,8 @@ class EvalMetrics(Open):
     main_metric: str | None = None
     headline: dict[str, dict[str, Score]] = Field(default_factory=dict)
     deltas: dict[str, dict[str, Score]] = Field(default_factory=dict)
+    intervals: dict[str, dict[str, list[float] | None]] = Field(default_factory=dict)
+    comparisons: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     suites: dict[str, dict[str, MetricsBlock]] = Field(default_factory=dict)
     champion: Champion | None = None
     tasks: int | None = None

@@ -56,6 +56,8 @@ class EvalParams(HarnessParams):
     main_metric: Literal[EVAL_METRICS] = Field(  # type: ignore[valid-type]
         "agencybench_average", description="the number that decides whether a tuned model is the new champion")
     register_champion: bool = Field(True, description="register the adapter in MLflow when it beats the baseline")
+    bootstrap: int = Field(1000, ge=100, le=100_000, description="bootstrap resamples behind every 95% interval "
+                           "(over tasks, and over trials when k > 1); seeded, so the intervals are reproducible")
 
     @model_validator(mode="after")
     def _names_unique(self) -> "EvalParams":

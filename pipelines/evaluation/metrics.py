@@ -1,18 +1,39 @@
-"""Eval metrics: pure functions over per-episode outcomes.
+"""Eval metrics: pure functions over per-trial outcomes.
 
-    outcomes = [EpisodeOutcome("t1", "base", 0, "algorithm", 3, 2, True, 2, 3), ...]
+    outcomes = [EpisodeOutcome("t1", "base", 0, "algorithm", 3, 2, True, 2, 3, ...), ...]
     summarize(outcomes, k=4)["models"]["base"]["overall"]["sr_at_r"]     # 0-100
 
-One :class:`EpisodeOutcome` is one trial of one model on one task: the task has ``subtasks_total``
-requirements (AgencyBench: its subtasks), the agent gets up to ``max_rounds`` rounds (R) of feedback.
-Conventions shared by every metric below:
+One :class:`EpisodeOutcome` is one trial of one model on one task. AgencyBench's units, as read here:
 
-- Episodes with ``infra_error`` (the harness, sandbox, endpoint or judge broke) are left out of every
+- a **query** is one subtask, given to the agent in order in one conversation, each with up to R rounds
+  (the first response, then up to R - 1 rounds of feedback); a query not completed within R rounds ends
+  the trial, and the queries after it are never reached;
+- a **requirement** is one thing a query asks for, checked on its own: a builtin check, an AgencyBench
+  acceptance criterion (a subtask without a list of them is one requirement), a HumanEval problem.
+
+The three AgencyBench metrics (LIMI reports them at R = 3), each computed per trial, averaged over a
+task's trials, then over tasks (the macro figure; the pooled, micro figure is reported beside it):
+
+- **FTFC**: requirements met after the first response to each query, over all the task's requirements;
+  the requirements of queries never reached count as unmet (the agent never delivered them).
+- **SR@R**: queries completed within R rounds, over the task's queries (unreached ones are not completed).
+- **RC@R**: over the queries completed, the unused rounds R - rounds used, normalised by R - 1 to 0-100
+  (100 = first response, 0 = the last round); with R = 1 there is no feedback round and a completed query
+  scores 100. A trial that completed no query has no RC value and is left out (an average over nothing).
+
+Readings chosen where the published definitions leave a choice open, and why: per-task first (a task with
+many queries or requirements weighs no more than one with few: tasks are the sampled unit); unreached
+queries and requirements count as failed, not as missing (skipping them would reward failing early);
+RC@R over completed queries only (AgencyBench defines it over successes; a failure has no unused rounds).
+pass@k, pass^k and a task's success use whole-task completion: every query completed.
+
+Shared conventions:
+
+- Trials with ``infra_error`` (the harness, sandbox, endpoint or judge broke) are left out of every
   score and only counted in :func:`infra_error_rate`: they say nothing about the model.
-- A "task" is a (model, task id) pair; per-task means come first and are then averaged over tasks, so a
-  task with an infra-errored trial weighs as much as one without.
+- A "task" is a (model, task id) pair.
 - Rates are percentages on 0-100; means of steps, tokens and seconds are in their own units.
-- A metric with nothing to average over (no scored episode, no success, no tool call) is None.
+- A metric with nothing to average over (no scored trial, no success, no tool call) is None.
 """
 
 from __future__ import annotations
@@ -28,8 +49,12 @@ from typing import Any, Callable, Iterable, Sequence
 class EpisodeOutcome:
     """One trial of one model on one task, reduced to what the metrics need.
 
-    ``completed``: every requirement was met within ``max_rounds`` rounds. ``rounds_used``: the rounds
-    the episode ran (1 = the agent's first answer, before any feedback).
+    ``subtasks_total``: the task's queries; ``subtasks_met_first_round``: queries fully met by their first
+    response. ``completed``: every query completed within ``max_rounds`` rounds. ``rounds_used``: the most
+    rounds any reached query ran (1 = the first response, before any feedback). ``requirements_total``:
+    the requirements of all its queries, reached or not; ``requirements_met_first_round``: those met by
+    the first response to their query. ``query_rounds``: the rounds each completed query used, in order
+    (queries are completed in order, so its length is the number completed).
     """
 
     task_id: str
@@ -47,6 +72,9 @@ class EpisodeOutcome:
     steps: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    requirements_total: int = 1
+    requirements_met_first_round: int = 0
+    query_rounds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"outcome {self.model}/{self.task_id}/trial {self.trial}"
@@ -61,6 +89,18 @@ class EpisodeOutcome:
             raise ValueError(f"{where}: rounds_used must lie in 0..{self.max_rounds}, got {self.rounds_used}")
         if self.completed and self.rounds_used < 1:
             raise ValueError(f"{where}: a completed episode used at least one round")
+        if self.requirements_total < self.subtasks_total:
+            raise ValueError(f"{where}: requirements_total ({self.requirements_total}) must be at least the "
+                             f"number of queries ({self.subtasks_total}): every query has a requirement")
+        if not 0 <= self.requirements_met_first_round <= self.requirements_total:
+            raise ValueError(f"{where}: requirements_met_first_round must lie in 0..{self.requirements_total}, "
+                             f"got {self.requirements_met_first_round}")
+        if len(self.query_rounds) > self.subtasks_total or any(not 1 <= r <= self.max_rounds for r in self.query_rounds):
+            raise ValueError(f"{where}: query_rounds {self.query_rounds} must hold at most {self.subtasks_total} "
+                             f"round counts in 1..{self.max_rounds}")
+        if self.completed != (len(self.query_rounds) == self.subtasks_total):
+            raise ValueError(f"{where}: completed is {self.completed} but {len(self.query_rounds)} of "
+                             f"{self.subtasks_total} queries were completed")
         if not 0 <= self.invalid_tool_calls <= self.tool_calls:
             raise ValueError(f"{where}: invalid_tool_calls ({self.invalid_tool_calls}) must lie in "
                              f"0..tool_calls ({self.tool_calls})")
@@ -68,6 +108,21 @@ class EpisodeOutcome:
     @property
     def task_key(self) -> tuple[str, str]:
         return (self.model, self.task_id)
+
+    @property
+    def queries_completed(self) -> int:
+        return len(self.query_rounds)
+
+    def remaining(self) -> float | None:
+        """This trial's RC value on 0-1: the mean normalised unused rounds of its completed queries."""
+        if not self.query_rounds:
+            return None
+        return fmean(unused_share(r, self.max_rounds) for r in self.query_rounds)
+
+
+def unused_share(rounds_used: int, max_rounds: int) -> float:
+    """(R - rounds used) / (R - 1); 1.0 when R = 1 (no feedback round to use)."""
+    return 1.0 if max_rounds == 1 else (max_rounds - rounds_used) / (max_rounds - 1)
 
 
 def scored(outcomes: Iterable[EpisodeOutcome]) -> list[EpisodeOutcome]:
@@ -82,36 +137,55 @@ def _by_task(outcomes: Iterable[EpisodeOutcome]) -> dict[tuple[str, str], list[E
     return groups
 
 
-def _task_mean(outcomes: Iterable[EpisodeOutcome], value: Callable[[EpisodeOutcome], float]) -> float | None:
-    """Mean over tasks of the per-task mean of ``value``, on 0-100; None without scored episodes."""
-    per_task = [fmean(value(o) for o in group) for group in _by_task(outcomes).values()]
+def _task_mean(outcomes: Iterable[EpisodeOutcome], value: Callable[[EpisodeOutcome], float | None]) -> float | None:
+    """Mean over tasks of the per-task mean of ``value`` (trials where it is None left out), on 0-100;
+    None when no task has a value."""
+    per_task = []
+    for group in _by_task(outcomes).values():
+        values = [v for v in map(value, group) if v is not None]
+        if values:
+            per_task.append(fmean(values))
     return 100 * fmean(per_task) if per_task else None
 
 
 def ftfc(outcomes: Iterable[EpisodeOutcome]) -> float | None:
-    """First-turn functional completeness: the share of a task's requirements met after the first round,
-    averaged over its trials and then over tasks (0-100)."""
-    return _task_mean(outcomes, lambda o: o.subtasks_met_first_round / o.subtasks_total)
+    """First-turn functional completeness: the share of a task's requirements met by the first response to
+    their query (unreached queries' requirements unmet), per trial, averaged over trials, then tasks (0-100)."""
+    return _task_mean(outcomes, lambda o: o.requirements_met_first_round / o.requirements_total)
 
 
 def success_rate(outcomes: Iterable[EpisodeOutcome]) -> float | None:
-    """SR@R: the share of tasks fully completed (every requirement met) within R rounds, averaged over
-    trials and then over tasks (0-100)."""
-    return _task_mean(outcomes, lambda o: float(o.completed))
+    """SR@R: the share of a task's queries completed within R rounds each (unreached ones not completed), per
+    trial, averaged over trials, then tasks (0-100)."""
+    return _task_mean(outcomes, lambda o: o.queries_completed / o.subtasks_total)
 
 
 def remaining_chances(outcomes: Iterable[EpisodeOutcome]) -> float | None:
-    """RC@R: over successful episodes, the mean share of feedback rounds left unused, (R - rounds_used) / (R - 1),
-    scaled to 0-100 (100 = solved in the first round, 0 = solved in the last one).
-
-    With R = 1 there are no feedback rounds to use, and every success is a first-round success: it scores
-    100. None when no episode succeeded.
+    """RC@R: over the completed queries of a trial, the mean share of rounds left unused,
+    (R - rounds used) / (R - 1); averaged over the task's trials that completed a query, then over tasks
+    (0-100; 100 = every completed query met by its first response). None when no query was completed.
     """
-    wins = [o for o in scored(outcomes) if o.completed]
-    if not wins:
-        return None
-    return 100 * fmean(1.0 if o.max_rounds == 1 else (o.max_rounds - o.rounds_used) / (o.max_rounds - 1)
-                       for o in wins)
+    return _task_mean(outcomes, EpisodeOutcome.remaining)
+
+
+def ftfc_pooled(outcomes: Iterable[EpisodeOutcome]) -> float | None:
+    """FTFC pooled over every requirement of every scored trial (the micro figure, 0-100)."""
+    kept = scored(outcomes)
+    total = sum(o.requirements_total for o in kept)
+    return 100 * sum(o.requirements_met_first_round for o in kept) / total if total else None
+
+
+def success_rate_pooled(outcomes: Iterable[EpisodeOutcome]) -> float | None:
+    """SR@R pooled over every query of every scored trial (0-100)."""
+    kept = scored(outcomes)
+    total = sum(o.subtasks_total for o in kept)
+    return 100 * sum(o.queries_completed for o in kept) / total if total else None
+
+
+def remaining_chances_pooled(outcomes: Iterable[EpisodeOutcome]) -> float | None:
+    """RC@R pooled over every completed query of every scored trial (0-100)."""
+    shares = [unused_share(r, o.max_rounds) for o in scored(outcomes) for r in o.query_rounds]
+    return 100 * fmean(shares) if shares else None
 
 
 def agencybench_average(ftfc_score: float | None, sr_score: float | None, rc_score: float | None) -> float | None:
@@ -225,10 +299,15 @@ def metrics_block(outcomes: Sequence[EpisodeOutcome], k: int) -> dict[str, Any]:
         "tasks": len({o.task_key for o in kept}),
         "R": rounds_of(outcomes),
         "k": k,
+        "queries": sum(o.subtasks_total for o in kept),
+        "requirements": sum(o.requirements_total for o in kept),
         "ftfc": f,
         "sr_at_r": sr,
         "rc_at_r": rc,
         "agencybench_average": agencybench_average(f, sr, rc),
+        "ftfc_pooled": ftfc_pooled(outcomes),
+        "sr_at_r_pooled": success_rate_pooled(outcomes),
+        "rc_at_r_pooled": remaining_chances_pooled(outcomes),
         "pass_at_k": pass_at_k(outcomes, k),
         "pass_hat_k": pass_hat_k(outcomes, k),
         "tasks_with_k_trials": tasks_with_k_trials(outcomes, k),

@@ -62,10 +62,12 @@ def _protocol(result: dict[str, Any], settings: EvalParams, tasks: list[EvalTask
                                  f"{_count(sum(len(t.subtasks) for t in ts), 'subtask')})"
                                  for suite, ts in suites.items()) + f"; {_count(len(tasks), 'task')} in all",
         f"- Trials: k = {settings.k} per model and task; {result['trials']} trials in all",
-        f"- Rounds: R = {settings.rounds} per subtask (the first attempt, then up to {settings.rounds - 1} rounds of "
-        "simulated-user feedback built from the failed checks); a subtask still failing after R rounds ends the task",
-        "- A task's subtasks run in order in one workspace and one conversation; a task's rounds used are its "
-        "hardest subtask's",
+        f"- Rounds: R = {settings.rounds} per subtask (the first response, then up to {settings.rounds - 1} rounds of "
+        f"simulated-user feedback, policy `{settings.feedback}`: the unmet requirements in the task's public words, "
+        "never a hidden check or an answer); a subtask still failing after R rounds ends the task",
+        "- A task's subtasks (queries) run in order in one workspace and one conversation; FTFC counts requirements "
+        "met by the first response to each query, SR@R queries completed within R rounds, RC@R the unused rounds "
+        "of completed queries; queries never reached count as failed; per task first, then over tasks",
         f"- Limits per subtask: {limits.max_steps} steps, {limits.max_tokens} tokens, "
         f"{limits.max_seconds:g} s, {limits.max_format_errors} consecutive format errors",
         f"- Sampling: max_tokens {s.max_tokens}, temperature {s.temperature:g}, top_p {s.top_p:g}, "
@@ -75,15 +77,28 @@ def _protocol(result: dict[str, Any], settings: EvalParams, tasks: list[EvalTask
     ]
 
 
+def fmt_interval(found: list[float] | None, signed: bool = False) -> str:
+    """``[lo, hi]`` with one decimal, or an empty string when there is no interval."""
+    if not found:
+        return ""
+    return f" [{fmt(found[0], signed)}, {fmt(found[1], signed)}]"
+
+
 def _results(result: dict[str, Any], names_labels: dict[str, str]) -> list[str]:
     names, baseline = list(result["headline"]), result["baseline"]
     others = [n for n in names if n != baseline]
     lines = ["| metric | " + " | ".join(names) + "".join(f" | Δ {o} − {baseline}" for o in others) + " |",
              "|---" * (1 + len(names) + len(others)) + "|"]
+    spans, paired = result.get("intervals", {}), result.get("comparisons", {})
     for metric in HEADLINE:
-        row = [names_labels[metric]] + [fmt(result["headline"][n][metric]) for n in names]
-        row += [fmt(result["deltas"][o][metric], signed=True) for o in others]
+        row = [names_labels[metric]] + [fmt(result["headline"][n][metric])
+                                        + fmt_interval(spans.get(n, {}).get(metric)) for n in names]
+        row += [fmt(result["deltas"][o][metric], signed=True)
+                + fmt_interval((paired.get(o, {}).get(metric) or {}).get("interval"), signed=True) for o in others]
         lines.append("| " + " | ".join(row) + " |")
+    lines += ["", f"In brackets: 95% intervals, a bootstrap over tasks (and over trials when k > 1) with "
+              f"{result.get('bootstrap_resamples', 'n/a')} resamples; deltas are paired (the same tasks drawn "
+              "for both models). A delta whose interval reaches zero is no significant difference."]
     return lines
 
 
@@ -118,12 +133,19 @@ def _champion_sentence(champion: dict[str, Any], names_labels: dict[str, str]) -
     base, ref = champion["baseline"], fmt(champion["baseline_value"])
     if not champion["candidates"]:
         return f"No model with an SFT adapter was evaluated; nothing to register (baseline `{base}`)."
+    differences = champion.get("differences") or {}
+
+    def difference(name: str) -> str:
+        found = differences.get(name) or {}
+        return f"Δ {fmt(found.get('delta'), signed=True)}, 95% interval{fmt_interval(found.get('interval'), True) or ' n/a'}"
+
     if not champion["beats_baseline"]:
-        scores = ", ".join(f"`{n}` {fmt(v)}" for n, v in champion["candidates"].items())
-        return (f"The tuned model did not beat the base: {metric} {scores} against `{base}` {ref}. "
+        scores = ", ".join(f"`{n}` {fmt(v)} ({difference(n)})" for n, v in champion["candidates"].items())
+        return (f"No significant difference: {metric} {scores} against `{base}` {ref}. "
                 "Nothing was registered.")
     winner = champion["winner"]
-    text = (f"`{winner}` beats `{base}` on {metric}: {fmt(champion['candidates'][winner])} against {ref}.")
+    text = (f"`{winner}` beats `{base}` on {metric}: {fmt(champion['candidates'][winner])} against {ref} "
+            f"({difference(winner)}, above zero).")
     reg = champion["registered"]
     if reg:
         return text + (f" Registered as MLflow model `{reg['name']}` version {reg['version']} "

@@ -18,6 +18,7 @@ from pipelines.agent.harness import Harness, Session, pool_size, run_pool, verdi
 from pipelines.agent.loop import SYSTEM_PROMPT, EpisodeResult
 from pipelines.agent.tools import TOOL_SCHEMAS
 from pipelines.agent.users import SimulatedUser
+from pipelines.agent.verifiers import requirement_count
 from pipelines.core.errors import UserError
 from pipelines.core.params import params_hash
 from pipelines.evaluation.config import EvalParams
@@ -73,29 +74,38 @@ def run_trial(task: EvalTask, model_name: str, model: ChatModel, trial: int, set
 
 def trial_outcome(task: EvalTask, model_name: str, trial: int, settings: EvalParams,
                   session: Session) -> EpisodeOutcome:
-    """The trial as the metrics read it:
+    """The trial as the metrics read it (see :mod:`pipelines.evaluation.metrics` for the readings):
 
-    - ``subtasks_met_first_round``: subtasks whose first verification passed (unreached ones are unmet);
-    - ``completed``: every subtask passed;
-    - ``rounds_used``: the most rounds any worked subtask needed. AgencyBench gives R rounds per task; we
-      give R per subtask, so the task's "rounds used" is its hardest subtask's: RC@R then credits a trial
-      by how much feedback its worst subtask needed, rather than by a sum that could exceed R;
+    - ``requirements_total``: the requirements of every subtask (query), reached or not;
+      ``requirements_met_first_round``: those the first verification of their subtask found met;
+    - ``query_rounds``: the rounds each completed subtask used (the completed ones are a prefix: the
+      trial stops at the first subtask that fails after its rounds);
+    - ``subtasks_met_first_round``: subtasks whose first verification passed; ``completed``: every
+      subtask passed; ``rounds_used``: the most rounds any reached subtask ran (descriptive only);
     - ``infra_error``: some subtask ended in ``infra_error`` (harness, sandbox, endpoint or judge broke);
       the metrics leave such trials out of every score;
     - tool calls, invalid calls, steps, tokens (prompt + completion) and seconds summed over subtasks.
     """
     episodes = session.episodes
     usage = session.usage()
+    counts = [requirement_count(s.verifier) for s in task.subtasks]
+    met = sum(min(n, sum(e.first_round.requirement_verdicts())) for n, e in zip(counts, episodes) if e.first_round)
+    completed_rounds: list[int] = []
+    for episode in episodes:
+        if not episode.passed:
+            break
+        completed_rounds.append(episode.rounds_used)
     return EpisodeOutcome(
         task_id=task.id, model=model_name, trial=trial, category=task.category,
         subtasks_total=len(task.subtasks),
         subtasks_met_first_round=sum(_passed_first_round(e) for e in episodes),
-        completed=len(episodes) == len(task.subtasks) and all(e.passed for e in episodes),
+        completed=len(completed_rounds) == len(task.subtasks),
         rounds_used=max(e.rounds_used for e in episodes), max_rounds=settings.rounds,
         infra_error=any(e.termination == "infra_error" for e in episodes),
         tool_calls=session.total("tool_calls"), invalid_tool_calls=session.total("invalid_tool_calls"),
         steps=session.total("steps"), tokens=usage.prompt_tokens + usage.completion_tokens,
         seconds=round(sum(e.seconds for e in episodes), 3),
+        requirements_total=sum(counts), requirements_met_first_round=met, query_rounds=tuple(completed_rounds),
     )
 
 
@@ -104,7 +114,8 @@ def trial_record(task: EvalTask, outcome: EpisodeOutcome, session: Session, sett
     """The trial as a trajectory record: collect's ``messages``/``tools``/``meta`` with eval's fields added;
     ``first_round`` and ``final`` score the share of subtasks met, first time and in the end."""
     n = len(task.subtasks)
-    subtasks = [_subtask_record(number, e) for number, e in enumerate(session.episodes, 1)]
+    subtasks = [_subtask_record(number, e, requirement_count(task.subtasks[number - 1].verifier))
+                for number, e in enumerate(session.episodes, 1)]
     last_final = session.last.final
     meta = EvalMeta.model_validate({
         **session.meta(settings, sampling=sampling, user="simulated"),
@@ -129,7 +140,8 @@ def infra_trial(task: EvalTask, name: str, trial: int, settings: EvalParams, err
     """A trial whose harness broke (not the model): an infra error, kept out of every score."""
     outcome = EpisodeOutcome(task_id=task.id, model=name, trial=trial, category=task.category,
                              subtasks_total=len(task.subtasks), subtasks_met_first_round=0, completed=False,
-                             rounds_used=0, max_rounds=settings.rounds, infra_error=True)
+                             rounds_used=0, max_rounds=settings.rounds, infra_error=True,
+                             requirements_total=sum(requirement_count(s.verifier) for s in task.subtasks))
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": task.subtasks[0].query}]
     meta = EvalMeta.model_validate({
         **_task_fields(task, name, trial, info), "sampling": trial_sampling(settings, trial), "passed": False,
@@ -156,8 +168,10 @@ def _passed_first_round(episode: EpisodeResult) -> bool:
     return bool(episode.first_round and episode.first_round.passed)
 
 
-def _subtask_record(number: int, episode: EpisodeResult) -> SubtaskRecord:
+def _subtask_record(number: int, episode: EpisodeResult, requirements: int) -> SubtaskRecord:
+    first = episode.first_round.requirement_verdicts() if episode.first_round else []
     return SubtaskRecord(number=number, passed_first_round=_passed_first_round(episode), passed=episode.passed,
+                         requirements=requirements, requirements_met_first_round=min(requirements, sum(first)),
                          rounds_used=episode.rounds_used, termination=episode.termination, error=episode.error,
                          first_round=verdict(episode.first_round), final=verdict(episode.final, checks=True),
                          steps=episode.steps, tool_calls=episode.tool_calls)

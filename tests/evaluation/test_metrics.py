@@ -3,15 +3,26 @@
 import pytest
 
 from pipelines.evaluation.metrics import (
-    EpisodeOutcome, agencybench_average, ftfc, infra_error_rate, mean_seconds, mean_steps, mean_tokens, pass_at_k,
+    EpisodeOutcome, agencybench_average, ftfc, ftfc_pooled, remaining_chances_pooled, success_rate_pooled, infra_error_rate, mean_seconds, mean_steps, mean_tokens, pass_at_k,
     pass_at_k_estimate, pass_hat_k, pass_hat_k_estimate, remaining_chances, success_rate, summarize,
     tasks_with_k_trials, tool_call_validity)
 
 
 def outcome(task_id, trial=0, *, model="base", category="algorithm", total=2, met=0, completed=False, rounds=3,
             max_rounds=3, infra=False, calls=0, invalid=0, steps=0, tokens=0, seconds=0.0):
+    """A trial whose queries each hold one requirement and are all completed in ``rounds`` rounds, or none is."""
+    done = (rounds,) * total if completed and rounds >= 1 else ()
     return EpisodeOutcome(task_id, model, trial, category, total, met, completed, rounds, max_rounds, infra, calls,
-                          invalid, steps, tokens, seconds)
+                          invalid, steps, tokens, seconds, requirements_total=total, requirements_met_first_round=met,
+                          query_rounds=done)
+
+
+def trial(task_id, requirements, met, query_rounds, *, queries=3, trial=0, max_rounds=3, infra=False):
+    """A trial with ``queries`` queries holding ``requirements`` requirements in all; ``query_rounds`` lists
+    the rounds of each completed query (a prefix: the trial stops at the first query it cannot complete)."""
+    return EpisodeOutcome(task_id, "base", trial, "algorithm", queries, 0, len(query_rounds) == queries,
+                          max(query_rounds, default=max_rounds), max_rounds, infra, requirements_total=requirements,
+                          requirements_met_first_round=met, query_rounds=tuple(query_rounds))
 
 
 # R = 3. Task a: 2 of 3 requirements in round 1, completed in round 2. Task b: failed, nothing in round 1.
@@ -180,3 +191,60 @@ def test_outcome_validation():
         outcome("a", calls=1, invalid=2)
     with pytest.raises(ValueError, match="at least one round"):
         outcome("a", completed=True, rounds=0)
+
+
+# Requirements and queries as the units (AgencyBench's definitions, R = 3):
+#   task p: 3 queries with 4, 5 and 3 requirements (12). First responses meet 3 of query 1's 4 and 5 of query
+#     2's 5; query 1 completed in round 2, query 2 in round 1, query 3 failed after 3 rounds:
+#     FTFC (3 + 5 + 0) / 12, SR 2/3, RC mean((3-2)/2, (3-1)/2) = mean(0.5, 1) = 0.75.
+#   task q: 2 queries with 2 and 2 requirements. Query 1 failed all R rounds, 1 of 2 met at first; query 2 is
+#     never reached, its 2 requirements count as unmet: FTFC 1/4, SR 0/2, no RC value.
+UNITS = [trial("p", 12, 8, [2, 1]), trial("q", 4, 1, [], queries=2)]
+
+
+def test_ftfc_counts_requirements_and_unreached_queries_as_unmet():
+    # per task (8/12 + 1/4) / 2 = (0.6667 + 0.25) / 2 = 0.4583; pooled 9 / 16 = 0.5625
+    assert ftfc(UNITS) == pytest.approx(100 * (8 / 12 + 1 / 4) / 2)
+    assert ftfc(UNITS) == pytest.approx(45.83, abs=0.01)
+    assert ftfc_pooled(UNITS) == pytest.approx(56.25)
+
+
+def test_sr_and_rc_are_per_query():
+    # SR: p 2/3, q 0/2 -> (0.6667 + 0) / 2 = 33.33; pooled 2 / 5 = 40
+    assert success_rate(UNITS) == pytest.approx(100 / 3)
+    assert success_rate_pooled(UNITS) == pytest.approx(40.0)
+    # RC: only p completed queries: 0.75 -> 75 (q has no value, it is left out, not a 0); pooled the same
+    assert remaining_chances(UNITS) == pytest.approx(75.0)
+    assert remaining_chances_pooled(UNITS) == pytest.approx(75.0)
+    # average = (45.83 + 33.33 + 75) / 3 = 51.39
+    assert agencybench_average(ftfc(UNITS), success_rate(UNITS), remaining_chances(UNITS)) == pytest.approx(
+        51.39, abs=0.01)
+
+
+def test_rc_with_one_round_and_per_task_first():
+    # R = 1: every completed query was met by its first response -> 100
+    assert remaining_chances([trial("a", 3, 3, [1, 1, 1], max_rounds=1)]) == 100.0
+    # task a, two trials: RC 1.0 (round 1) and 0.0 (round 3) -> 0.5; task b: 0.5 (round 2) -> (0.5 + 0.5) / 2
+    # = 50; pooled over the 3 completed queries: (1 + 0 + 0.5) / 3 = 50 too, but with a third trial of a at
+    # round 1 the task mean is (1 + 0 + 1) / 3 = 0.667 -> (0.667 + 0.5) / 2 = 58.33 and pooled (1+0+1+0.5)/4 = 62.5
+    runs = [trial("a", 1, 1, [1], queries=1), trial("a", 1, 0, [3], queries=1, trial=1),
+            trial("b", 1, 0, [2], queries=1), trial("a", 1, 1, [1], queries=1, trial=2)]
+    assert remaining_chances(runs) == pytest.approx(100 * (2 / 3 + 0.5) / 2)
+    assert remaining_chances_pooled(runs) == pytest.approx(62.5)
+
+
+def test_infra_errors_are_out_of_requirement_scores_and_counts_are_reported():
+    broken = trial("p", 12, 0, [], infra=True, trial=1)
+    assert ftfc(UNITS + [broken]) == ftfc(UNITS) and ftfc_pooled(UNITS + [broken]) == ftfc_pooled(UNITS)
+    block = summarize(UNITS + [broken], k=1)["models"]["base"]["overall"]
+    assert block["queries"] == 5 and block["requirements"] == 16 and block["infra_errors"] == 1
+    assert block["ftfc_pooled"] == pytest.approx(56.25) and block["sr_at_r_pooled"] == pytest.approx(40.0)
+
+
+def test_requirement_fields_are_validated():
+    with pytest.raises(ValueError, match="requirements_total"):
+        trial("a", 2, 0, [], queries=3)  # fewer requirements than queries
+    with pytest.raises(ValueError, match="requirements_met_first_round"):
+        trial("a", 3, 4, [])
+    with pytest.raises(ValueError, match="query_rounds"):
+        EpisodeOutcome("a", "base", 0, "algorithm", 1, 0, False, 3, 3, requirements_total=1, query_rounds=(0,))

@@ -88,7 +88,8 @@ def _humaneval_task(path: Path, lineno: int, line: str, timeout_s: float) -> Eva
     return EvalTask(
         id=f"humaneval-{number}", suite="humaneval", domain="software", category="algorithm",
         subtasks=[Subtask(HUMANEVAL_REQUEST.format(entry_point=entry_point, prompt=prompt),
-                          VerifierSpec(kind="tests", commands=[check], timeout_s=timeout_s))],
+                          VerifierSpec(kind="tests", commands=[check], timeout_s=timeout_s,
+                                       requirements=[f"`{entry_point}` in solution.py does what its docstring says."]))],
         workspace=WorkspaceSpec(files={"problem.py": prompt}),
         provenance={"source": "openai/human-eval", "task_id": task_id, "entry_point": entry_point,
                     "canonical_solution": problem.get("canonical_solution", ""), "test": test, "file": str(path)})
