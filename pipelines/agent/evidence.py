@@ -44,6 +44,7 @@ LAST_TOOL_RESULTS = 4
 # shares of the budget: the agent's report, the execution checks and the tool outputs are cut to these;
 # the files get the rest, and the note of what was left out keeps this much for itself
 REPORT_SHARE, RUNS_SHARE, TOOLS_SHARE, NOTE_SHARE = 0.08, 0.15, 0.17, 0.08
+FILES_HEADING = "## Files the assistant created or changed (most relevant to the requirements first)"
 MIN_FILE_CHARS = 200  # a file is not worth showing in fewer characters than this
 MAX_FILE_SHARE = 0.5  # no one file takes more than this share of the files' budget while others wait
 _WORD = re.compile(r"[a-z0-9]+")
@@ -202,7 +203,7 @@ def build_evidence(files: Sequence[ChangedFile], requirements: Sequence[str], *,
     tool_text = last_tool_outputs(messages, int(budget * TOOLS_SHARE))
     if tool_text:
         sections.append("## Outputs of the last commands the assistant ran\n" + tool_text)
-    used = sum(len(s) + 2 for s in sections)
+    used = sum(len(s) + 2 for s in sections) + len(FILES_HEADING) + 2
     note_budget = int(budget * NOTE_SHARE)
     files_budget = max(0, budget - used - note_budget)
 
@@ -229,11 +230,11 @@ def build_evidence(files: Sequence[ChangedFile], requirements: Sequence[str], *,
         shown.append(item.path)
         remaining -= len(header) + len(body) + 1
     if blocks:
-        sections.append("## Files the assistant created or changed (most relevant to the requirements first)\n"
-                        + "\n".join(blocks))
+        sections.append(FILES_HEADING + "\n" + "\n".join(blocks))
     elif not files:
-        sections.append("## Files the assistant created or changed\n(none)")
-    note = left_out_note(left, baseline_note, note_budget + max(0, remaining))
+        sections.append(FILES_HEADING + "\n(none)")
+    # the note gets what is left of the budget, at least its own share
+    note = left_out_note(left, baseline_note, budget - len("\n\n".join(sections)) - 2)
     if note:
         sections.append(note)
     text = "\n\n".join(sections)
@@ -246,9 +247,11 @@ def left_out_note(left: list[str], baseline_note: str, limit: int) -> str:
         return ""
     lines = ["## Left out (not shown, or shown cut)"] + ([f"Note: {baseline_note}"] if baseline_note else [])
     size = sum(len(line) + 1 for line in lines)
+    reserve = len(f"- ... and {len(left)} more files") + 1
     for index, entry in enumerate(left):
         line = f"- {entry}"
-        if size + len(line) + 1 > limit - 40:
+        last = index == len(left) - 1
+        if size + len(line) + 1 > limit - (0 if last else reserve):
             lines.append(f"- ... and {len(left) - index} more files")
             break
         lines.append(line)
