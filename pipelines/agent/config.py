@@ -36,5 +36,8 @@ class HarnessParams(Strict):
     memory_mb: int = Field(1024, ge=64)
     # speed-only: results are written in a fixed order whatever the number of episodes at once
     parallel: int = Field(0, ge=0, description="episodes at once; 0 = number of CPUs", json_schema_extra=SPEED_ONLY)
+    judge_evidence_tokens: int = Field(
+        6000, ge=500, description="what a rubric judge is shown of the work (changed files, command outputs, the "
+        "agent's report), in tokens estimated as characters/4 (pipelines.agent.evidence)")
     limits: EpisodeLimitsParams = EpisodeLimitsParams()
     sampling: SamplingParams = SamplingParams()

@@ -28,7 +28,7 @@ from pipelines.agent.config import HarnessParams
 from pipelines.agent.loop import EpisodeResult, Limits, run_episode
 from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import Toolbox
-from pipelines.agent.users import User, render_message
+from pipelines.agent.users import User
 from pipelines.agent.verifiers import RubricVerifier, Verifier, VerifierResult, make_verifier
 from pipelines.agent.workspace import DIFF_COMMAND, prepare_workspace
 from pipelines.core.console import progress
@@ -173,7 +173,8 @@ class Harness:
         return episodes
 
     def _verifier(self, step: Step, sandbox, judge: ChatModel | None, model: ChatModel) -> Verifier:
-        verifier = make_verifier(step.verifier, sandbox, judge=judge, query=step.query)
+        verifier = make_verifier(step.verifier, sandbox, judge=judge, query=step.query,
+                                 evidence_tokens=self.settings.judge_evidence_tokens)
         if step.verifier.kind == "reference_patch":
             verifier.diff_command = DIFF_COMMAND  # the agent may have written .git/config: hardened git only
         if isinstance(verifier, RubricVerifier) and isinstance(model, _WatchedModel):
@@ -195,25 +196,33 @@ class _WatchedModel:
 
 
 class _RubricWithTranscript:
-    """A rubric verifier that also shows the judge the agent's last messages: answers live there, not only in files."""
+    """A rubric verifier that also shows the judge the conversation: the agent's report and the outputs of its
+    last commands live there, not only in files (:mod:`pipelines.agent.evidence` picks and cuts them)."""
 
     def __init__(self, verifier: RubricVerifier, watched: _WatchedModel):
         self.verifier = verifier
         self.watched = watched
 
     def verify(self, workspace: Path) -> VerifierResult:
-        self.verifier.transcript_tail = "\n".join(render_message(m, 400) for m in self.watched.messages[-6:])
+        self.verifier.messages = list(self.watched.messages)
         return self.verifier.verify(workspace)
 
 
 # ------------------------------------------------------------------ record fields
 def verdict(result: VerifierResult | None, checks: bool = False) -> Verdict | None:
-    """A verifier result as recorded: score rounded, check names and outputs cut (with ``checks``)."""
+    """A verifier result as recorded: score rounded, check names and outputs cut (with ``checks``).
+
+    Each check's ``method`` is how its requirement was decided: a rubric's checks say it themselves (the
+    judge, or execution for its commands); every check of a ``tests`` or ``reference_patch`` verifier is
+    decided mechanically, by running commands and comparing their output, so ``execution``.
+    """
     if result is None:
         return None
     found = Verdict(passed=result.passed, score=round(result.score, 4), infra_error=result.infra_error)
     if checks:
-        found.checks = [CheckRecord(name=c.name[:200], passed=c.passed, output=c.output[-500:]) for c in result.checks]
+        found.checks = [CheckRecord(name=c.name[:200], passed=c.passed, output=c.output[-500:],
+                                    method=c.method if result.kind == "rubric" else "execution")
+                        for c in result.checks]
     return found
 
 

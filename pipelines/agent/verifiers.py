@@ -4,7 +4,9 @@
 - ``reference_patch``: the workspace's changes against the gold patch (files touched and changed
   lines, F1 of each, averaged); the gold patch is never shown to the agent. Listed commands, if any,
   must also pass.
-- ``rubric``: the judge model scores each criterion (met or not, with a short rationale).
+- ``rubric``: the judge model scores each criterion (met or not, with a one-line rationale) from the
+  evidence of :mod:`pipelines.agent.evidence`; the spec's commands, if any, are requirements checked by
+  execution, run in the sandbox first and shown to the judge. Each check's ``method`` says which decided it.
 
 A check's ``name`` and ``output`` are hidden material (the command with its expected values, the judge's
 rationale): they stay on the host, in records and for a person. What the agent may hear about a check is
@@ -21,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipelines.agent.evidence import Run, gather_evidence
 from pipelines.core.schema import VerifierSpec
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,9 @@ PATCH_REQUIREMENT = "The change does not yet do what the request asks."
 @dataclass
 class Check:
     """One check's result. ``name``/``output`` are hidden; ``requirement`` is public; ``public`` marks a
-    command the request itself names (its output is then what the user would see running it too)."""
+    command the request itself names (its output is then what the user would see running it too);
+    ``method`` is how the requirement was decided: ``judge`` (the judge model) or ``execution`` (a command
+    run in the sandbox, passing on exit status 0)."""
 
     name: str
     passed: bool
@@ -42,6 +47,7 @@ class Check:
     requirement: str = ""
     public: bool = False
     exit_code: int | None = None
+    method: str = "judge"
 
 
 def requirement_for(spec: VerifierSpec, index: int) -> str:
@@ -203,53 +209,91 @@ class ReferencePatchVerifier:
         return VerifierResult("reference_patch", score >= self.spec.pass_threshold, score, checks)
 
 
-RUBRIC_PROMPT = """You are grading an assistant's work against a rubric.
+RUBRIC_PROMPT = """You are grading an assistant's work against a list of requirements.
 
 Task given to the assistant:
 {query}
 
-What the assistant reported and the files it produced:
-{evidence}
-
-Rubric criteria:
+Requirements to decide:
 {criteria}
 
-Answer with JSON only: {{"scores": [{{"criterion": <number>, "met": true|false, "rationale": "<one sentence>"}}, ...]}}"""
+Evidence: the assistant's report, checks the checker ran, the outputs of the assistant's last commands and
+the files it created or changed against the starting workspace (the most relevant first; what did not fit
+is listed at the end). Judge only from this evidence; a requirement the evidence does not show is not met.
+
+{evidence}
+
+Answer with JSON only, one entry per requirement above: {{"scores": [{{"criterion": <number>, "met": true|false, "rationale": "<one line>"}}, ...]}}"""
 
 
 class RubricVerifier:
-    """Ask the judge model whether each criterion is met; unparseable answers are a verifier error."""
+    """Run the spec's commands (requirements checked by execution), then ask the judge model whether each
+    criterion is met, showing it the evidence of :func:`pipelines.agent.evidence.gather_evidence` within
+    ``evidence_tokens``; an unparseable answer is a verifier error.
 
-    def __init__(self, spec: VerifierSpec, judge, query: str, evidence_files: int = 5, max_chars: int = 4000):
+    ``messages`` is the conversation so far when the harness lets the judge see it (the agent's report and
+    the outputs of its last commands come from there); ``sandbox`` runs the commands and reads the
+    workspace's changes against its baseline on scratch copies. Checks come criteria first, then commands,
+    matching the order of ``spec.requirements``.
+    """
+
+    def __init__(self, spec: VerifierSpec, judge, query: str, *, sandbox=None, evidence_tokens: int = 6000):
         self.spec = spec
         self.judge = judge
         self.query = query
-        self.evidence_files = evidence_files
-        self.max_chars = max_chars
-        self.transcript_tail = ""
+        self.sandbox = sandbox
+        self.evidence_tokens = evidence_tokens
+        self.messages: list[dict[str, Any]] = []
+        self.last_prompt = ""  # what the judge was last shown (hidden material: for tests and a person)
 
     def verify(self, workspace: Path) -> VerifierResult:
-        evidence = [self.transcript_tail[-1000:]]
-        files = sorted(p for p in workspace.rglob("*") if p.is_file() and ".git" not in p.parts)
-        for path in files[: self.evidence_files]:
-            text = path.read_text(encoding="utf-8", errors="replace")[: self.max_chars // self.evidence_files]
-            evidence.append(f"--- {path.relative_to(workspace)}\n{text}")
-        criteria = "\n".join(f"{i}. {c}" for i, c in enumerate(self.spec.criteria, 1))
-        prompt = RUBRIC_PROMPT.format(query=self.query, evidence="\n".join(evidence), criteria=criteria)
-        try:
-            reply = self.judge.chat([{"role": "user", "content": prompt}], None)
-        except Exception as exc:  # the judge failing is an infrastructure problem, not the agent's
-            return VerifierResult("rubric", False, 0.0, infra_error=f"judge failed: {str(exc)[:200]}")
-        checks = parse_rubric_answer(reply.content, self.spec.criteria)
-        for index, check in enumerate(checks or []):
+        executed = self._execute()
+        judged: list[Check] = []
+        if self.spec.criteria:
+            runs = [Run(c.name, c.exit_code, c.output) for c in executed]
+            evidence = gather_evidence(workspace, self.sandbox, [*self.spec.criteria, *self.spec.commands],
+                                       messages=self.messages, runs=runs, budget_tokens=self.evidence_tokens,
+                                       timeout_s=self.spec.timeout_s)
+            criteria = "\n".join(f"{i}. {c}" for i, c in enumerate(self.spec.criteria, 1))
+            self.last_prompt = RUBRIC_PROMPT.format(query=self.query, criteria=criteria, evidence=evidence.text)
+            try:
+                reply = self.judge.chat([{"role": "user", "content": self.last_prompt}], None)
+            except Exception as exc:  # the judge failing is an infrastructure problem, not the agent's
+                return VerifierResult("rubric", False, 0.0, checks=executed, infra_error=f"judge failed: {str(exc)[:200]}")
+            parsed = parse_rubric_answer(reply.content, self.spec.criteria)
+            if parsed is None:
+                return VerifierResult("rubric", False, 0.0, checks=executed,
+                                      infra_error="the judge's answer was not the JSON asked for")
+            judged = parsed
+        for index, check in enumerate(judged):
             check.requirement = requirement_for(self.spec, index)
-        if checks is None:
-            return VerifierResult("rubric", False, 0.0, infra_error="the judge's answer was not the JSON asked for")
-        return _scored("rubric", checks, self.spec.pass_threshold)
+        return _scored("rubric", judged + executed, self.spec.pass_threshold)
+
+    def _execute(self) -> list[Check]:
+        """Each command as a requirement checked by execution, on a scratch copy of the workspace.
+
+        A command is public when each of its ``&&``-joined steps is a line the request itself gives (the
+        build commands of an AgencyBench "Run:" block): the agent may then hear what running it shows.
+        """
+        if self.spec.commands and self.sandbox is None:
+            raise ValueError("a rubric verifier with commands needs a sandbox to run them in")
+        checks = []
+        offset = len(self.spec.criteria)
+        for index, command in enumerate(self.spec.commands):
+            res = self.sandbox.run(command, timeout_s=self.spec.timeout_s, scratch=True)
+            check = command_check(self.spec, offset + index, command, res, self.query)
+            check.public = all(is_public_command(step, self.query) for step in command.split(" && "))
+            check.method = "execution"
+            checks.append(check)
+        return checks
 
 
 def parse_rubric_answer(text: str, criteria: list[str]) -> list[Check] | None:
-    """Read the judge's JSON (tolerating prose around it); None when it cannot be read."""
+    """Read the judge's JSON (tolerating prose around it); None when it cannot be read.
+
+    Each criterion becomes a ``judge`` check whose output is the judge's reason, on one line; a criterion
+    the answer leaves out is not met ("not scored").
+    """
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
         return None
@@ -266,19 +310,21 @@ def parse_rubric_answer(text: str, criteria: list[str]) -> list[Check] | None:
     checks = []
     for i, criterion in enumerate(criteria, 1):
         item = by_index.get(i, {})
-        checks.append(Check(criterion, item.get("met") is True, str(item.get("rationale", "not scored"))[:300]))
+        reason = " ".join(str(item.get("rationale", "not scored")).split())[:300]
+        checks.append(Check(criterion, item.get("met") is True, reason, method="judge"))
     return checks
 
 
-def make_verifier(spec: VerifierSpec, sandbox, *, judge=None, query: str = "") -> Verifier:
-    """The verifier a spec asks for."""
+def make_verifier(spec: VerifierSpec, sandbox, *, judge=None, query: str = "",
+                  evidence_tokens: int = 6000) -> Verifier:
+    """The verifier a spec asks for; a rubric's judge is shown ``evidence_tokens`` of evidence at most."""
     if spec.kind == "tests":
         return TestsVerifier(spec, sandbox, query)
     if spec.kind == "reference_patch":
         return ReferencePatchVerifier(spec, sandbox, query=query)
     if judge is None:
         raise ValueError("a rubric verifier needs a judge model (params: llm.roles.judge)")
-    return RubricVerifier(spec, judge, query)
+    return RubricVerifier(spec, judge, query, sandbox=sandbox, evidence_tokens=evidence_tokens)
 
 
 def unified_diff(before: dict[str, str], after: dict[str, str]) -> str:

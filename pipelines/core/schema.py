@@ -61,9 +61,10 @@ class VerifierSpec(Record):
     ``tests``: each command is one check, passing on exit status 0, run in the sandbox in the final
     workspace; the score is the share passing. ``reference_patch``: the workspace diff is compared with
     ``patch`` (files touched, changed lines); never shown to the agent. ``rubric``: the judge model
-    scores ``criteria``. ``pass_threshold``: the score at or above which the episode counts as solved.
+    scores ``criteria``, and its ``commands``, if any, are requirements checked by execution (run in the
+    sandbox before the judge is asked, passing on exit status 0). ``pass_threshold``: the score at or above which the episode counts as solved.
 
-    ``requirements``: one public sentence per check (per command, or per rubric criterion), in the task's
+    ``requirements``: one public sentence per check (per command; for a rubric, per criterion then per command), in the task's
     own words and without expected values: what the simulated user says when that check fails. Empty, or
     shorter than the checks, and the rest get a generic sentence. Commands, expected values, criteria and
     the patch are hidden material: only the verifier on the host reads them.
@@ -79,10 +80,14 @@ class VerifierSpec(Record):
 
     @model_validator(mode="after")
     def _one_requirement_per_check(self) -> "VerifierSpec":
-        checks = len(self.criteria) if self.kind == "rubric" else len(self.commands)
+        # a rubric's commands are requirements checked by execution: its sentences cover the criteria first,
+        # then the commands, in that order
+        rubric = self.kind == "rubric"
+        checks = len(self.criteria) + len(self.commands) if rubric else len(self.commands)
         if len(self.requirements) > checks:
+            per = "criterion, then one per command" if rubric else "command"
             raise ValueError(f"requirements has {len(self.requirements)} sentences but the verifier has {checks} "
-                             f"check(s): give one sentence per {'criterion' if self.kind == 'rubric' else 'command'}")
+                             f"check(s): give one sentence per {per}")
         if any(not r.strip() for r in self.requirements):
             raise ValueError("requirements must not be empty strings")
         return self
@@ -137,9 +142,13 @@ class Open(BaseModel):
 
 
 class CheckRecord(Open):
+    """One check of a final verdict; ``method`` says how its requirement was decided: ``execution`` (a command
+    run in the sandbox) or ``judge`` (the judge model); None in records written before it was kept."""
+
     name: str
     passed: bool
     output: str = ""
+    method: str | None = None
 
 
 class Verdict(Open):

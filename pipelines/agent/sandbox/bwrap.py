@@ -9,7 +9,7 @@ What ``BwrapSandbox`` contains, and how:
 - files: an allowlist, nothing else. The root is an empty read-only tmpfs holding the system
   directories commands need, read-only: ``/usr`` and ``/bin``, ``/sbin``, ``/lib*`` (recreated as the
   symlinks into ``/usr`` they are on merged-/usr systems), and a minimal ``/etc`` (users, name service,
-  the dynamic loader's cache, time zone, ``alternatives``, certificates, shell and Python defaults);
+  the dynamic loader's cache, time zone, ``alternatives``, certificates, shell, Python and JDK defaults);
   ``/proc``; ``/dev`` read-only; a private ``/tmp`` and ``/dev/shm`` (tmpfs, each capped at the disk
   quota); and the workspace writable at its own path. The repository, its virtualenv, ``/root``,
   ``/home``, ``/opt``, ``/var``, ``/run``, ``/mnt``, ``/srv`` and everything else on the host are simply
@@ -50,11 +50,13 @@ INSTALL_HINT = "sudo apt-get install bubblewrap"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # what of /etc commands need: users and groups (ls -l, whoami, git), name service and hosts, the dynamic
 # loader, the time zone, Debian's alternatives (/usr/bin/awk points there), TLS roots, MIME types, shell
-# start-up files and Python's and git's system defaults; present entries only, everything else stays out
+# start-up files, Python's and git's system defaults and the JDK's configuration (Debian links the JDK's
+# jvm.cfg and security files into /etc/java-<N>-openjdk: without it javac and java cannot start); present
+# entries only, everything else stays out
 ETC_ENTRIES = ("passwd", "group", "hosts", "nsswitch.conf", "resolv.conf", "host.conf", "gai.conf", "ld.so.cache",
                "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "alternatives", "ssl", "ca-certificates",
                "mime.types", "os-release", "debian_version", "bash.bashrc", "profile", "inputrc", "python3*",
-               "gitconfig")
+               "gitconfig", "java-*")
 
 
 class BwrapSandbox:

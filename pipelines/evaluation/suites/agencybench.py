@@ -19,6 +19,7 @@ from pipelines.core.schema import VerifierSpec, WorkspaceSpec
 from pipelines.core.taxonomy import CATEGORY_DOMAIN
 from pipelines.core.paths import relative_to_root
 from pipelines.evaluation.suites.common import EvalTask, Subtask, read_json_object
+from pipelines.evaluation.suites.execution import execution_requirements, named_page
 
 _SUBTASK_HEADER = re.compile(r"^[ \t]*Subtask[ \t]*(\d+)\b[ \t]*[:\-\u2014\u2013.]*[ \t]*(.*)$", re.M | re.I)
 # AgencyBench puts a subtask's reference answer in its header; it is kept for the judge, never shown.
@@ -31,6 +32,8 @@ _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _BLANK_VALUE = re.compile(r"\b(?:than|at (?:most|least)|(?:is|be|falls?|drops?|stays?|remains?|goes?) "
                           r"(?:below|under|above|over))[ \t]*[.,;:]?[ \t]*$", re.I | re.M)
 
+#: seconds for one requirement checked by execution (a build, a page load) in the sandbox
+EXECUTION_TIMEOUT_S = 120.0
 #: AgencyBench's own category labels mapped onto the taxonomy, first matching keyword wins.
 AGENCYBENCH_CATEGORY_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("frontend_development", ("web frontend", "html", "css")),
@@ -61,7 +64,10 @@ def load_agencybench(directory: Path | str, *, pass_threshold: float = 1.0) -> l
     Each "Subtask k" block of a file's ``query`` becomes round k, checked by a ``rubric`` verifier whose
     criteria are that subtask's success criteria (its "Success Criteria:", "Acceptance Criteria:" or
     "Expected:" paragraph; failing those, its bullet points, or the request itself), plus its hidden
-    reference answer and any criteria stated for the whole project. Text before the first subtask, and
+    reference answer and any criteria stated for the whole project. Where a subtask says how to build its
+    program (a "Run:" block with ``make``, ``g++``, ``javac``...) or the task is an HTML page, that is a
+    requirement checked by execution in the sandbox, a command of the verifier after the criteria
+    (:mod:`pipelines.evaluation.suites.execution`). Text before the first subtask, and
     general notes after the last one, go with round 1. A task's ``workspace/`` folder, if any, is its
     starting workspace.
 
@@ -110,16 +116,22 @@ def _agencybench_task(path: Path, pass_threshold: float, own_folder: bool) -> Ev
     preamble, blocks = _blocks(path, text, metadata, labels, gaps)
     epilogue = _detach_epilogue(blocks[-1])
     shared = _heading_criteria(preamble) + _heading_criteria(epilogue)
+    page = named_page(text)
+    # the page check starts with the subtask that names the page (the project text counts as subtask 1's)
+    page_from = next((i for i, b in enumerate(blocks) if page in b.header + b.body), 0) if page else 0
     subtasks = []
     for index, block in enumerate(blocks):
         request, criteria, requirements, block_gaps = _subtask_parts(block)
         gaps.extend(f"subtask {block.number}: {gap}" for gap in block_gaps)
         if index == 0:  # the project's general text goes with the first request, in the order written
             request = "\n\n".join(part.strip() for part in (preamble, request, epilogue) if part.strip())
-        # the shared criteria are stated in the project text the agent reads: their own words are public
-        subtasks.append(Subtask(request, VerifierSpec(kind="rubric", criteria=criteria + shared,
-                                                      requirements=requirements + shared,
-                                                      pass_threshold=pass_threshold)))
+        executed = execution_requirements(block.body, page=page if index >= page_from else None)
+        # the shared criteria are stated in the project text the agent reads: their own words are public;
+        # requirements run criteria first, then the commands checked by execution
+        subtasks.append(Subtask(request, VerifierSpec(
+            kind="rubric", criteria=criteria + shared, commands=[e.command for e in executed],
+            requirements=requirements + shared + [e.requirement for e in executed],
+            timeout_s=EXECUTION_TIMEOUT_S if executed else 60.0, pass_threshold=pass_threshold)))
     mapped = [agencybench_category(label) for label in labels if label]
     category = Counter(mapped).most_common(1)[0][0] if mapped else "application_development"
     workspace_dir = path.parent / "workspace"

@@ -130,3 +130,36 @@ def test_agencybench_category_mapping():
     assert agencybench_category("LLM API Calling & Evaluation") == "llm_development"
     assert agencybench_category("Custom Database Implementation (KV/WAL)") == "backend_development"
     assert agencybench_category("Something New") == "application_development"
+
+
+#: acceptance criteria per subtask, counted by hand in the v1 files: one "Success Criteria:"/"Expected:" sentence
+#: (tasks 1, 2, 4), bullets under "Acceptance Criteria:" (task3) or under "Contents:" (task6, "*" sub-bullets
+#: joined to theirs), a hidden reference answer plus the listed characteristics (task7), the request itself
+#: where nothing is listed (task5, task8's blank thresholds); task4 adds its 5 project-wide criteria to each
+CRITERIA_COUNTS = {
+    "agencybench-task1": [1, 1, 1, 1, 1], "agencybench-task2": [1, 1, 1, 1, 1], "agencybench-task3": [4, 4, 5, 3, 3],
+    "agencybench-task4": [6, 6, 6, 6, 6], "agencybench-task5": [1] * 8, "agencybench-task6": [6, 4, 4, 3, 6],
+    "agencybench-task7": [6, 7, 6], "agencybench-task8": [3, 1, 1, 1, 1], "agencybench-task9": [1, 1, 1, 1],
+    "agencybench-task10": [1, 1, 1, 1],
+}
+
+
+@needs_agencybench
+def test_agencybench_criteria_count_of_every_subtask():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tasks = load_agencybench(AGENCYBENCH)
+    assert {t.id: [len(s.verifier.criteria) for s in t.subtasks] for t in tasks} == CRITERIA_COUNTS
+    assert len(caught) == 1 and "blank threshold" in str(caught[0].message)  # task8 still warns
+    by_id = {t.id: t for t in tasks}
+    # the Run blocks of the C++ and Java tasks become build requirements checked by execution, after the criteria
+    chat = by_id["agencybench-task1"].subtasks[0].verifier
+    assert chat.commands == ["cd workspace && make task1"]
+    assert chat.requirements[-1] == "The project builds with the command the subtask gives (`make task1`)."
+    assert len(chat.requirements) == len(chat.criteria) + len(chat.commands)
+    java = by_id["agencybench-task2"].subtasks[4].verifier  # "# Open multiple terminals" and the launches: not run
+    assert java.commands == ["cd workspace && javac -d bin task5/*.java"]
+    gomoku = by_id["agencybench-task3"].subtasks
+    assert all(s.verifier.requirements[-1] == "The page index.html opens in a browser without script errors."
+               for s in gomoku)
+    assert all(not s.verifier.commands for t in tasks[3:] for s in t.subtasks)
