@@ -66,7 +66,7 @@ def is_public_command(command: str, query: str) -> bool:
 def command_check(spec: VerifierSpec, index: int, command: str, res, query: str) -> Check:
     """A command's result as a Check, with its public sentence and whether the request names it."""
     return Check(command, res.exit_code == 0, res.output[-CHECK_OUTPUT_CHARS:], requirement_for(spec, index),
-                 is_public_command(command, query), res.exit_code)
+                 is_public_command(command, query), res.exit_code, method="execution")
 
 
 @dataclass
