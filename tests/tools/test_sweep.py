@@ -17,8 +17,10 @@ from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.core.errors import UserError
 from pipelines.core.params import parse_params
 from pipelines.tools.sweep.plan import cap_sizes, hydra, overrides, parse_subsets, plan
+from pipelines.tools.sweep.plots import plot
+from pipelines.tools.sweep.report import render_report
 from pipelines.tools.sweep.results import point_rows
-from pipelines.tools.sweep.stats import Cell, build_cells, compare
+from pipelines.tools.sweep.stats import Cell, build_cells, compare, paired
 from tests.conftest import REPO, run_module
 from tests.curation.test_funnel import record, text
 
@@ -32,11 +34,12 @@ def test_a_difference_within_the_seed_spread_is_not_significant():
     large = Cell("all", 8, [25.0, 35.0], [0, 1])  # mean 30, sd 7.1
     step = compare(large, small)
     assert step.delta == pytest.approx(10.0) and step.spread == pytest.approx(14.142, abs=1e-3)
-    assert step.significant is False and step.label == "no (within seed spread)"
+    assert step.significant is False and step.label == "no significant difference (within seed spread)"
 
     far = Cell("all", 16, [60.0, 62.0], [0, 1])
     jump = compare(far, large)
-    assert jump.delta == pytest.approx(31.0) and jump.significant is True and jump.label == "yes"
+    assert jump.delta == pytest.approx(31.0) and jump.significant is True
+    assert jump.label == "yes (beyond seed spread)"
     down = compare(small, far)  # the sign does not matter, the size of the difference does
     assert down.delta == pytest.approx(-41.0) and down.significant is True
 
@@ -69,6 +72,32 @@ def test_cells_group_points_by_subset_and_size():
     cells = build_cells(rows)
     assert [(c.teachers, c.size, c.values) for c in cells] == [("all", 4, [5.0, 7.0]), ("all", 8, [10.0, 30.0])]
     assert cells[1].mean == pytest.approx(20.0) and cells[1].spread == pytest.approx(14.142, abs=1e-3)
+    assert cells[0].intervals == [None, None] and cells[0].paired == [None, None]  # rows without intervals
+
+
+def pair(delta: float, lo: float, hi: float) -> dict:
+    return {"delta": delta, "interval": [lo, hi], "significant": lo > 0, "tasks": 5}
+
+
+def test_against_the_untuned_model_the_paired_interval_decides_seed_by_seed():
+    def cell(*found):
+        return Cell("all", 4, [20.0] * len(found), list(range(len(found))), paired=list(found))
+
+    assert paired(cell(pair(5.0, 1.0, 9.0))).label == "above zero"
+    assert paired(cell(pair(5.0, 1.0, 9.0))).significant is True
+    assert paired(cell(pair(3.0, -1.0, 7.0))).label == "no significant difference"
+    assert paired(cell(pair(3.0, 0.0, 7.0))).label == "no significant difference"  # reaching zero is not above
+    assert paired(cell(pair(-6.0, -9.0, -2.0))).label == "below zero"
+    assert paired(cell(pair(-6.0, -9.0, -2.0))).significant is False
+    both = paired(cell(pair(5.0, 1.0, 9.0), pair(4.0, 0.5, 8.0)))
+    assert both.label == "above zero (all 2 seeds)" and both.significant is True
+    mixed = paired(cell(pair(5.0, 1.0, 9.0), pair(2.0, -2.0, 6.0)))  # one seed reaching zero: no claim
+    assert mixed.label == "no significant difference (above zero in 1 of 2 seeds)" and mixed.significant is False
+    partial = paired(cell(pair(5.0, 1.0, 9.0), None))  # the untuned model evaluated with one seed only
+    assert partial.label == "above zero (1 of 2 seeds paired)"
+    assert paired(cell(None)).label == "n/a (no paired interval)" and paired(cell(None)).significant is None
+    no_interval = paired(cell({"delta": 0.0, "interval": None, "significant": None, "tasks": 0}))
+    assert no_interval.label == "n/a (no paired interval)" and no_interval.deltas == {0: 0.0}
 
 
 # ------------------------------------------------------------------------------------ the results
@@ -96,6 +125,89 @@ def test_rows_read_each_experiments_eval_metrics():
     exps["done"] = exp_data({"k": "two"})
     with pytest.raises(UserError, match="experiment done: metrics/eval.json field k: Input should be a valid integer"):
         point_rows({"main_metric": "sr_at_r", "points": points}, exps)
+
+
+def eval_with_intervals(tuned: float, span: list[float], delta: float | None = None,
+                        paired_span: list[float] | None = None, base: float = 10.0) -> dict:
+    """A ``metrics/eval.json`` as the eval writes it now: headline scores with 95% intervals and, when
+    ``delta`` is given, the untuned baseline and the paired comparison against it."""
+    data = {"k": 2, "main_metric": "sr_at_r", "tasks": 5, "trials": 20, "R": 3, "suites": {"builtin": {}},
+            "confidence": 0.95, "bootstrap_resamples": 1000}
+    if delta is None:
+        return {**data, "baseline": "tuned", "headline": {"tuned": {"sr_at_r": tuned}},
+                "intervals": {"tuned": {"sr_at_r": span}}}
+    return {**data, "baseline": "base", "headline": {"base": {"sr_at_r": base}, "tuned": {"sr_at_r": tuned}},
+            "intervals": {"base": {"sr_at_r": [2.0, 18.0]}, "tuned": {"sr_at_r": span}},
+            "comparisons": {"tuned": {"sr_at_r": {"delta": delta, "interval": paired_span,
+                                                   "significant": paired_span[0] > 0 if paired_span else None,
+                                                   "tasks": 5}}}}
+
+
+def sweep_record(points: list[tuple[str, str, int, int]]) -> dict:
+    return {"id": "sweep-t", "main_metric": "sr_at_r", "sizes": sorted({p[2] for p in points}),
+            "seeds": sorted({p[3] for p in points}), "subsets": sorted({p[1] for p in points}), "available": {},
+            "baseline_rev": "0123456789abcdef",
+            "points": [{"name": n, "teachers": t, "size": z, "seed": d} for n, t, z, d in points]}
+
+
+def test_rows_read_the_eval_intervals_and_the_paired_comparison():
+    points = [{"name": n, "teachers": "all", "size": 4, "seed": 0} for n in ("first", "later", "old")]
+    exps = {"first": exp_data(eval_with_intervals(25.0, [12.5, 37.5], 15.0, [5.0, 25.0])),
+            "later": exp_data(eval_with_intervals(30.0, [15.0, 45.0])),  # no untuned model evaluated here
+            "old": exp_data({"k": 2, "baseline": "base", "headline": {"base": {"sr_at_r": 10.0},
+                                                                       "tuned": {"sr_at_r": 25.0}}})}
+    first, later, old = point_rows({"main_metric": "sr_at_r", "points": points}, exps)
+    assert first["interval"] == [12.5, 37.5] and first["base_interval"] == [2.0, 18.0]
+    assert first["paired"] == {"delta": 15.0, "interval": [5.0, 25.0], "significant": True, "tasks": 5}
+    assert (first["confidence"], first["resamples"]) == (0.95, 1000)
+    assert later["interval"] == [15.0, 45.0] and later["paired"] is None and later["base_name"] is None
+    assert (old["score"], old["interval"], old["paired"], old["confidence"]) == (25.0, None, None, None)
+
+
+def test_the_report_shows_intervals_and_the_paired_verdict(tmp_path):
+    record = sweep_record([("p-all-n4-s0", "all", 4, 0), ("p-all-n8-s0", "all", 8, 0),
+                           ("p-rep-n4-s0", "replay", 4, 0), ("p-rep-n4-s1", "replay", 4, 1)])
+    exps = {"p-all-n4-s0": exp_data(eval_with_intervals(25.0, [12.5, 37.5], 15.0, [5.0, 25.0])),
+            "p-all-n8-s0": exp_data(eval_with_intervals(12.0, [0.0, 24.0], 2.0, [-4.0, 8.0])),
+            "p-rep-n4-s0": exp_data(eval_with_intervals(40.0, [30.0, 50.0], 30.0, [20.0, 40.0])),
+            "p-rep-n4-s1": exp_data(eval_with_intervals(44.0, [33.0, 55.0]))}
+    rows = point_rows(record, exps)
+    cells = build_cells(rows)
+    text = render_report(record, rows, cells, 10.0)
+    assert "In brackets: the eval's 95% intervals, a bootstrap over tasks (and over trials when k > 1) with " \
+           "1000 resamples" in text
+    assert "| all | 4 | 1 | 25.0 [12.5, 37.5] | n/a | s0: 25.0 [12.5, 37.5] | - | - | +15.0 [+5.0, +25.0] | " \
+           "above zero |" in text
+    # the paired interval reaches zero: no significant difference; against size 4, one seed claims nothing
+    assert "| all | 8 (kept 4) | 1 | 12.0 [0.0, 24.0] | n/a | s0: 12.0 [0.0, 24.0] | -13.0 | not assessed (one seed) | " \
+           "+2.0 [-4.0, +8.0] | no significant difference |" in text
+    # two seeds: the per-seed intervals; only seed 0 evaluated the untuned model
+    assert "| replay | 4 | 2 | 42.0 | 2.8 | s0: 40.0 [30.0, 50.0], s1: 44.0 [33.0, 55.0] | - | - | " \
+           "+32.0 (s0: +30.0 [+20.0, +40.0]) | above zero (1 of 2 seeds paired) |" in text
+    assert "by default only the first experiment evaluates it (`--baseline every`: all do)" in text
+    assert "| p-all-n8-s0 | all | 8 | 0 | Success | 4 | 12.0 [0.0, 24.0] | +2.0 [-4.0, +8.0] | 1.250 |" in text
+    assert "| p-rep-n4-s1 | replay | 4 | 1 | Success | 4 | 44.0 [33.0, 55.0] | n/a |" in text
+    plot(cells, 10.0, "sr_at_r", tmp_path / "sweep.png", "t")  # the intervals drawn as error bars
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_seeds_with_and_without_significance_and_an_old_eval_json_report():
+    record = sweep_record([("a-s0", "all", 4, 0), ("a-s1", "all", 4, 1), ("b-s0", "all", 8, 0), ("b-s1", "all", 8, 1)])
+    exps = {"a-s0": exp_data(eval_with_intervals(25.0, [12.5, 37.5], 15.0, [5.0, 25.0])),
+            "a-s1": exp_data(eval_with_intervals(15.0, [5.0, 25.0], 5.0, [-3.0, 13.0])),
+            "b-s0": exp_data({"k": 2, "baseline": "base", "headline": {"base": {"sr_at_r": 10.0},
+                                                                        "tuned": {"sr_at_r": 10.0}}}),
+            "b-s1": exp_data({"k": 2, "baseline": "tuned", "headline": {"tuned": {"sr_at_r": 50.0}}})}
+    rows = point_rows(record, exps)
+    text = render_report(record, rows, build_cells(rows), 10.0)
+    assert "s0: 25.0 [12.5, 37.5], s1: 15.0 [5.0, 25.0] | - | - | " \
+           "+10.0 (s0: +15.0 [+5.0, +25.0], s1: +5.0 [-3.0, +13.0]) | " \
+           "no significant difference (above zero in 1 of 2 seeds) |" in text
+    # eval.json files from before intervals: the scores report, the intervals are n/a
+    assert "| all | 8 (kept 4) | 2 | 30.0 | 28.3 | s0: 10.0 [n/a], s1: 50.0 [n/a] | +10.0 | " \
+           "no significant difference (within seed spread) | +20.0 | n/a (no paired interval) |" in text
+    assert "| b-s0 | all | 8 | 0 | Success | 4 | 10.0 [n/a] | n/a |" in text
+    assert "with n/a resamples" not in text  # the newer experiments say how many
 
 
 # ------------------------------------------------------------------------------------ the plan

@@ -5,7 +5,7 @@
 ``queue``    MLflow runs, ``dvc exp run --queue`` per point, the queue run and waited on
 ``record``   the sweep record under ``.dvc/tmp/sweeps``
 ``results``  each experiment's params and metrics from ``dvc exp show --json``
-``stats``    mean and spread over seeds, and when a difference counts
+``stats``    mean and spread over seeds, the paired intervals per seed, and when a difference counts
 ``report``   ``reports/sweep.md``, logged with the plot to MLflow
 ``plots``    ``plots/sweep.png``
 """

@@ -26,8 +26,10 @@ MLflow: a ``sweep`` run per sweep, a child run per experiment (params ``sweep.si
 ``sweep.teachers``), and under it the stage runs DVC starts, tagged ``sweep.id``/``sweep.size``/
 ``sweep.seed``/``sweep.teachers`` and ``dvc.experiment``. ``report`` reads the experiments'
 metrics from ``dvc exp show --json``, writes ``reports/sweep.md`` and ``plots/sweep.png`` (the main
-eval metric, mean and spread over seeds, against sample count, one line per teacher subset) and logs
-both to the sweep run. A difference no larger than the spread over seeds is reported as not significant.
+eval metric, mean and spread over seeds, against sample count, one line per teacher subset, with each
+seed's 95% eval interval) and logs both to the sweep run. Between sizes, a difference no larger than the
+spread over seeds is no significant difference; against the untuned model, the eval's paired interval
+decides (above zero, or no significant difference).
 """
 
 from __future__ import annotations

@@ -3,6 +3,12 @@
 ``report`` collects each point's numbers (:mod:`pipelines.tools.sweep.results`), groups them into
 cells over seeds (:mod:`pipelines.tools.sweep.stats`), writes the Markdown and the plot, logs the
 numbers to the points' runs and both files to the sweep's run, and closes the runs of what has ended.
+
+Scores carry the eval's 95% intervals in brackets as ``reports/eval.md`` writes them ("12.0 [5.0, 20.0]",
+deltas signed "+3.0 [-1.0, +7.0]"): per seed, since seeds share the eval tasks and their intervals cannot
+be merged into one for the mean (the reading is argued in :mod:`pipelines.tools.sweep.stats`). Δ vs
+untuned is judged by the paired interval ("above zero" or "no significant difference"), Δ vs the
+previous size by the spread over seeds.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pipelines.core.mlflow_runs import RunStore
 from pipelines.tools.sweep.plots import plot
 from pipelines.tools.sweep.record import DONE, load_record
 from pipelines.tools.sweep.results import experiment_data, point_rows
-from pipelines.tools.sweep.stats import Cell, Comparison, build_cells, compare
+from pipelines.tools.sweep.stats import Cell, Comparison, build_cells, compare, paired
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ def report(root: Path, sweep_id: str | None = None, wall_s: float | None = None)
     plot(cells, base, metric, root / PLOT, title)
     summary = {"report": str(root / REPORT), "plot": str(root / PLOT), "rows": rows, "base": base,
                "cells": [{"teachers": c.teachers, "size": c.size, "mean": c.mean, "spread": c.spread,
-                          "values": c.values} for c in cells]}
+                          "values": c.values, "intervals": c.intervals} for c in cells]}
     _log_report(record, rows, cells, base, root)
     return summary
 
@@ -66,12 +72,40 @@ def _signed(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.1f}"
 
 
+def _span(found: list[float] | None, signed: bool = False) -> str:
+    """`` [lo, hi]`` with one decimal (signed for a delta) as the eval report writes it; `` [n/a]`` without."""
+    if not found:
+        return " [n/a]"
+    show = _signed if signed else _fmt
+    return f" [{show(found[0])}, {show(found[1])}]"
+
+
+def _first(rows: list[dict[str, Any]], key: str) -> Any:
+    return next((r[key] for r in rows if r.get(key) is not None), None)
+
+
+def _vs_untuned(cell: Cell, delta: float | None) -> str:
+    """The Δ vs untuned column: with one seed its paired delta and interval; with several the difference of
+    the mean and each paired seed's delta and interval; without a paired comparison the difference alone."""
+    pr = paired(cell)
+    if len(cell.values) == 1 and pr.deltas:
+        [(seed, found)] = pr.deltas.items()
+        return f"{_signed(found if found is not None else delta)}{_span(pr.intervals.get(seed), True)}"
+    if pr.deltas:
+        return f"{_signed(delta)} (" + ", ".join(f"s{seed}: {_signed(d)}{_span(pr.intervals.get(seed), True)}"
+                                                 for seed, d in pr.deltas.items()) + ")"
+    return _signed(delta)
+
+
 def render_report(record: dict[str, Any], rows: list[dict[str, Any]], cells: list[Cell], base: float | None,
                   wall_s: float | None = None) -> str:
     """The Markdown of ``reports/sweep.md``: the setup, a row per cell with its comparisons, a row per experiment."""
     metric = record["main_metric"]
     ok = [r for r in rows if r.get("score") is not None]
     first = ok[0] if ok else {}
+    bases = [r for r in ok if r.get("base_score") is not None]
+    level = _first(ok, "confidence") or 0.95
+    resamples = _first(ok, "resamples") or "n/a"
     params = first.get("params") or {}
     base_model = (params.get("base_model") or {}).get("source", "?")
     eval_p = params.get("eval") or {}
@@ -95,13 +129,21 @@ def render_report(record: dict[str, Any], rows: list[dict[str, Any]], cells: lis
              f"- Experiments: {len(rows)} queued, {len(ok)} with results; baseline commit "
              f"`{(record.get('baseline_rev') or '?')[:12]}`" + (f"; wall time {wall_s / 60:.1f} min" if wall_s else ""),
              f"- Untuned baseline ({first.get('base_name') or 'base'}): {_fmt(base)}"
+             + (_span(_first(ok, "base_interval")) if len(bases) == 1 else "")
              + ("" if base is not None else " (not evaluated in this sweep)")]
     lines += [f"- {note}" for note in record.get("notes", [])]
     lines += ["", "## Results", "",
-              f"Mean and spread (sample standard deviation over seeds) of `{metric}`. A difference counts as "
-              "significant only when it is larger than the spread over seeds; with one seed nothing is claimed.", "",
+              f"Mean and spread (sample standard deviation over seeds) of `{metric}`. In brackets: the eval's "
+              f"{level * 100:g}% intervals, a bootstrap over tasks (and over trials when k > 1) with {resamples} "
+              "resamples, given per seed: the seeds retrain the model but share the eval tasks, so their "
+              "intervals are not independent and are not merged into one for the mean.", "",
+              "Δ vs previous size counts as significant only when it is larger than the spread over seeds, "
+              "otherwise it is no significant difference; with one seed nothing is claimed. Δ vs untuned is "
+              "judged by the eval's paired interval of tuned − untuned (the same tasks drawn for both models): "
+              "above zero only when every seed's interval lies above zero; an interval that reaches zero is no "
+              "significant difference.", "",
               f"| teachers | samples | seeds | {metric} mean | spread | per seed | Δ vs previous size | significant | "
-              f"Δ vs untuned | significant |",
+              f"Δ vs untuned | vs untuned |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     previous: dict[str, Cell] = {}
     for cell in cells:
@@ -110,16 +152,25 @@ def render_report(record: dict[str, Any], rows: list[dict[str, Any]], cells: lis
         vs_base = compare(cell, None, base)
         kept = sorted(set(cell.kept))
         samples = f"{cell.size}" + (f" (kept {', '.join(map(str, kept))})" if kept and kept != [cell.size] else "")
-        per_seed = ", ".join(f"s{s}: {_fmt(v)}" for s, v in zip(cell.seeds, cell.values))
-        lines.append(f"| {cell.teachers} | {samples} | {len(cell.values)} | {_fmt(cell.mean)} | {_fmt(cell.spread)} | "
+        spans = cell.intervals or [None] * len(cell.values)
+        per_seed = ", ".join(f"s{s}: {_fmt(v)}{_span(i)}" for s, v, i in zip(cell.seeds, cell.values, spans))
+        mean = _fmt(cell.mean) + (_span(spans[0]) if len(cell.values) == 1 else "")
+        lines.append(f"| {cell.teachers} | {samples} | {len(cell.values)} | {mean} | {_fmt(cell.spread)} | "
                      f"{per_seed} | {_signed(step.delta) if prev else '-'} | {step.label if prev else '-'} | "
-                     f"{_signed(vs_base.delta)} | {vs_base.label} |")
+                     f"{_vs_untuned(cell, vs_base.delta)} | {paired(cell).label} |")
         previous[cell.teachers] = cell
+    if any(paired(c).seeds > len(paired(c).deltas) for c in cells):
+        lines += ["", "A paired interval needs the untuned model evaluated in the same experiment: by default "
+                  "only the first experiment evaluates it (`--baseline every`: all do)."]
     lines += ["", "## Experiments", "", "| experiment | teachers | size | seed | status | kept | "
-              f"{metric} | sft final loss | train tokens |", "|---|---|---|---|---|---|---|---|---|"]
+              f"{metric} | Δ vs untuned (paired) | sft final loss | train tokens |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        score = _fmt(r.get("score")) + (_span(r.get("interval")) if r.get("score") is not None else "")
+        pair = r.get("paired")
+        vs = f"{_signed(pair.get('delta'))}{_span(pair.get('interval'), True)}" if pair else "n/a"
         lines.append(f"| {r['name']} | {r['teachers']} | {r['size']} | {r['seed']} | {r['status']} | "
-                     f"{r.get('kept', 'n/a') if r.get('kept') is not None else 'n/a'} | {_fmt(r.get('score'))} | "
+                     f"{r.get('kept', 'n/a') if r.get('kept') is not None else 'n/a'} | {score} | {vs} | "
                      f"{_fmt(r.get('final_loss'), 3)} | {r.get('train_tokens') or 'n/a'} |")
     lines += ["", "`dvc exp show` lists these experiments by name; each is a child of the MLflow run "
               f"`{record['id']}` (tags `sweep.id`, `sweep.size`, `sweep.seed`, `sweep.teachers`).", ""]
@@ -149,7 +200,9 @@ def _log_report(record: dict[str, Any], rows: list[dict[str, Any]], cells: list[
                 continue
             if r["status"] in DONE and store.is_running(r["run_id"]):
                 store.terminate(r["run_id"], r["status"] == "Success")
-            store.log_metrics(r["run_id"], {f"eval.{metric}": r.get("score"), "curate.kept": r.get("kept"),
+            lo, hi = r.get("interval") or (None, None)
+            store.log_metrics(r["run_id"], {f"eval.{metric}": r.get("score"), f"eval.{metric}.lo": lo,
+                                            f"eval.{metric}.hi": hi, "curate.kept": r.get("kept"),
                                             "sft.final_loss": r.get("final_loss"),
                                             f"eval.base.{metric}": r.get("base_score")})
         run_id = record["run_id"]

@@ -1,5 +1,10 @@
 """The sweep's results: each experiment's params and metrics, as ``dvc exp show --json`` lists them; its
-``metrics/eval.json`` read as :class:`~pipelines.core.schema.EvalMetrics`."""
+``metrics/eval.json`` read as :class:`~pipelines.core.schema.EvalMetrics`.
+
+Besides the scores, a row carries what the eval says about their uncertainty: the 95% interval of the tuned
+model's main metric (``interval``) and the paired comparison of the tuned model against the untuned baseline
+(``paired``: ``delta``, ``interval``, ``significant``, ``tasks``), which only an experiment that evaluated the
+baseline has. An eval.json written before intervals existed still reads; those fields are then None."""
 
 from __future__ import annotations
 
@@ -50,17 +55,43 @@ def eval_metrics(name: str, data: dict[str, Any]) -> EvalMetrics | None:
         raise UserError(f"experiment {name}: {EVAL_JSON} field {where}: {msg}") from None
 
 
+def _interval(found: Any) -> list[float] | None:
+    """``[lo, hi]`` as floats, or None for anything else (no interval, or a malformed one)."""
+    if isinstance(found, (list, tuple)) and len(found) == 2 and all(isinstance(v, (int, float)) for v in found):
+        return [float(found[0]), float(found[1])]
+    return None
+
+
+def _paired(ev: EvalMetrics, tuned: str | None, base: str | None, metric: str) -> dict[str, Any] | None:
+    """``comparisons[tuned][metric]`` of the eval when it compared ``tuned`` with the untuned ``base``; None
+    otherwise (no baseline in this experiment, or an eval.json from before paired intervals)."""
+    if not tuned or not base:
+        return None
+    found = (ev.comparisons.get(tuned) or {}).get(metric)
+    if not isinstance(found, dict):
+        return None
+    return {"delta": found.get("delta"), "interval": _interval(found.get("interval")),
+            "significant": found.get("significant"), "tasks": found.get("tasks")}
+
+
 def _eval_columns(ev: EvalMetrics | None, tuned: list[str], metric: str) -> dict[str, Any]:
     """A row's eval numbers: ``metric`` of the first tuned model and of the untuned baseline (when it is not a
-    tuned one), and the protocol's sizes; all None without an eval result."""
+    tuned one) with their 95% intervals, the paired comparison of the two, and the protocol's sizes; all None
+    without an eval result."""
     first = tuned[0] if tuned else None
     if ev is None:
-        return dict(score=None, tuned=first, base_name=None, base_score=None, tasks=None, trials=None, k=None,
-                    rounds=None, suites=[])
+        return dict(score=None, interval=None, tuned=first, base_name=None, base_score=None, base_interval=None,
+                    paired=None, confidence=None, resamples=None, tasks=None, trials=None, k=None, rounds=None,
+                    suites=[])
     base = ev.baseline if ev.baseline and ev.baseline not in tuned else None
-    return dict(score=ev.headline.get(first, {}).get(metric) if first else None, tuned=first, base_name=base,
-                base_score=ev.headline.get(base, {}).get(metric) if base else None, tasks=ev.tasks,
-                trials=ev.trials, k=ev.k, rounds=ev.R, suites=sorted(ev.suites))
+    extra = ev.model_extra or {}
+    return dict(score=ev.headline.get(first, {}).get(metric) if first else None,
+                interval=_interval((ev.intervals.get(first) or {}).get(metric)) if first else None,
+                tuned=first, base_name=base, base_score=ev.headline.get(base, {}).get(metric) if base else None,
+                base_interval=_interval((ev.intervals.get(base) or {}).get(metric)) if base else None,
+                paired=_paired(ev, first, base, metric), confidence=extra.get("confidence"),
+                resamples=extra.get("bootstrap_resamples"), tasks=ev.tasks, trials=ev.trials, k=ev.k, rounds=ev.R,
+                suites=sorted(ev.suites))
 
 
 def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
