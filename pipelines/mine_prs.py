@@ -2,10 +2,11 @@
 
 ``python -m pipelines.mine_prs`` reads ``params.yaml: mine_prs`` and writes ``data/prs/prs.jsonl``
 (one :class:`pipelines.prs.records.PullRequest` per line) and ``data/prs/report.json`` (counts per source
-and repository, skipped changes with reasons), and logs an MLflow run. Sources: ``github``
-(``owner/name`` over the REST API, token from ``$GITHUB_TOKEN``), ``git`` (a local clone, HEAD or
-the history of a pinned commit ``rev``; the default mines this repository up to a fixed commit) and
-``dump`` (JSON lines of API objects, a path or ``s3://``).
+and repository, skipped changes with reasons, and for a git source its records per pattern: merge commit,
+titled merge, squash, single commit, each also on a branch merged in), and logs an MLflow run.
+Sources: ``github`` (``owner/name`` over the REST API, token from ``$GITHUB_TOKEN``), ``git`` (a local
+clone, HEAD or the history of a pinned commit ``rev``; the default mines this repository up to a fixed
+commit) and ``dump`` (JSON lines of API objects, a path or ``s3://``).
 
 ``python -m pipelines.mine_prs --repo PATH_OR_OWNER/NAME --out FILE [--since DATE] [--until DATE]
 [--limit N]`` mines one repository without params.yaml or MLflow: an existing directory with git,
@@ -80,9 +81,10 @@ def _mine_source(index: int, source: PRSource, root: Path, client: GitHubClient 
     """Append the source's records not ``seen`` before to ``records``; return the source's report entry."""
     skipped: Counter = Counter()
     units: Counter = Counter()
+    patterns: Counter = Counter()
     try:
-        for pr in progress(_records(source, root, client, skipped), desc=f"mine_prs {source.kind} {source.label}",
-                           unit="PR"):
+        for pr in progress(_records(source, root, client, skipped, patterns),
+                           desc=f"mine_prs {source.kind} {source.label}", unit="PR"):
             if pr.key in seen:
                 skipped["duplicate of an earlier record"] += 1
                 continue
@@ -91,8 +93,11 @@ def _mine_source(index: int, source: PRSource, root: Path, client: GitHubClient 
             units[pr.change_unit] += 1
     except RevisionError as exc:
         raise UserError(f"params.yaml: mine_prs.sources[{index}].rev: {exc}") from None
-    return {"kind": source.kind, "repo": source.repo if source.kind != "dump" else None, "uri": source.uri,
-            "rev": source.rev, "prs": sum(units.values()), "change_units": _sorted(units), "skipped": _sorted(skipped)}
+    entry = {"kind": source.kind, "repo": source.repo if source.kind != "dump" else None, "uri": source.uri,
+             "rev": source.rev, "prs": sum(units.values()), "change_units": _sorted(units), "skipped": _sorted(skipped)}
+    if source.kind == "git":  # how the records were found (before de-duplication against earlier sources)
+        entry["patterns"] = _sorted(patterns)
+    return entry
 
 
 def _report(records: list[PullRequest], entries: list[dict]) -> dict:
@@ -109,12 +114,14 @@ def _sorted(counts: Counter) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _records(source: PRSource, root: Path, client: GitHubClient | None, skipped: Counter) -> Iterator[PullRequest]:
+def _records(source: PRSource, root: Path, client: GitHubClient | None, skipped: Counter,
+             patterns: Counter) -> Iterator[PullRequest]:
+    """The source's records; ``skipped`` counts what it left out, ``patterns`` (git only) how it found each record."""
     limit = source.limit or None
     if source.kind == "git":
         path = Path(source.repo).expanduser()
         return mine_git(path if path.is_absolute() else root / path, source.since, source.until, limit,
-                        rev=source.rev, repo_name=source.repo, skipped=skipped)
+                        rev=source.rev, repo_name=source.repo, skipped=skipped, patterns=patterns)
     if source.kind == "github":
         assert client is not None
         return mine_github(client, source.repo, source.since, source.until, limit, skipped)

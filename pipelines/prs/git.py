@@ -1,8 +1,20 @@
-"""Change units of a local clone: a first-parent history read with git itself, offline.
+"""Change units of a local clone: every pull request its default branch holds, read with git itself, offline.
 
-``Merge pull request #N from ...`` merges, ``Subject (#N)`` squash commits or, when the history has
-neither, single commits; each becomes a :class:`~pipelines.prs.records.PullRequest` whose patch
-applies at its base commit.
+A PR reaches a history in one of these shapes, and each is mined with its own base and head:
+
+* a merge commit ``Merge pull request #N from ...`` (base = first parent, head = second parent);
+* a merge commit titled ``Title (#N)`` (GitHub's "merge commit message: pull request title"; same base and head);
+* a squash commit ``Title (#N)`` with one parent (base = parent, head = the commit);
+* any of these on a branch merged into the default branch, recursively: by a merge without a PR number
+  (``Merge branch '1.2.x'``, ``Merge remote-tracking branch ...``) or by a PR of its own (``Merge stable
+  into main (#123)``, a stacked PR); the PR's base and head come from its own merge on that branch, not
+  from the merge that brought the branch in. A PR's own commits are part of its record, not units of
+  their own (unless one names a PR itself, as a PR merged into that PR's branch does).
+
+Rebase-merged PRs (a series of single-parent commits whose subjects name no PR) cannot be told from direct
+pushes in git alone: linking them needs the GitHub API or a dump (:mod:`pipelines.prs.github`,
+:mod:`pipelines.prs.dump`). A history with no PR at all yields its first-parent single commits instead.
+Each record's patch applies at its base commit.
 """
 
 from __future__ import annotations
@@ -92,6 +104,13 @@ def _log(repo: Path, *revs: str, first_parent: bool = False) -> list[_Commit]:
     return commits
 
 
+# How a unit reached the history: the keys of ``mine_git(patterns=...)`` (with " on a merged branch" appended
+# for PRs found on a branch merged into the default branch rather than on its first-parent line).
+PR_MERGE, TITLED_MERGE = "merge pull request", "merge titled (#N)"
+SQUASH, SINGLE_COMMIT = "squash (#N)", "single commit"
+ON_BRANCH = " on a merged branch"
+
+
 @dataclass
 class _Unit:
     commit: _Commit
@@ -100,19 +119,93 @@ class _Unit:
     title: str
     body: str
     branch: str = ""
+    pattern: str = SINGLE_COMMIT
+    on_branch: bool = False  # found on a merged branch, not on the default branch's first-parent line
 
 
 def _classify(commit: _Commit) -> _Unit | None:
-    """A merge or squash commit that names a PR, else None."""
+    """A merge or squash commit that names a PR, else None.
+
+    A merge whose subject ends in ``(#N)`` is a PR merge titled with the PR's title, not a squash: its
+    base and head are its two parents like those of ``Merge pull request #N``.
+    """
     subject, rest = _split_message(commit.message)
     match = MERGE_SUBJECT.match(subject)
     if match and len(commit.parents) >= 2:
         title, body = _split_message(rest)
-        return _Unit(commit, "merge", int(match.group(1)), title, body, branch=match.group(2))
+        return _Unit(commit, "merge", int(match.group(1)), title, body, branch=match.group(2), pattern=PR_MERGE)
     match = SQUASH_SUBJECT.match(subject)
+    if match and len(commit.parents) >= 2:
+        return _Unit(commit, "merge", int(match.group(2)), match.group(1) or subject, rest, pattern=TITLED_MERGE)
     if match and len(commit.parents) == 1:
-        return _Unit(commit, "squash", int(match.group(2)), match.group(1) or subject, rest)
+        return _Unit(commit, "squash", int(match.group(2)), match.group(1) or subject, rest, pattern=SQUASH)
     return None
+
+
+@dataclass
+class _Step:
+    """A commit of the walk: on the default branch's first-parent line or on a branch merged into it."""
+
+    commit: _Commit
+    unit: _Unit | None
+    on_branch: bool
+    in_pr: bool  # brought in by a PR merge: a commit of that PR unless it is a PR unit itself
+
+
+def _walk(commits: dict[str, _Commit], start: str) -> list[_Step]:
+    """The first-parent line of ``start`` and, recursively, of what each merge on such a line brought in.
+
+    Newest first, in the order the changes reached ``start``: its first-parent line, and right after a
+    merge the first-parent line of what that merge brought in (the commits reachable from its second
+    parent but not from its first), and so on for the merges on that line. So PRs merged into a branch
+    that reached the default branch by a branch merge (``Merge branch '1.2.x'``) or by a PR of its own
+    (``Merge stable into main (#123)``) are found on that branch, with their own base and head. Every
+    commit is visited once, so a PR merged into a maintenance branch and forward-merged several times is
+    met once, where it was merged. The order is a function of the graph alone (no dates).
+    """
+    seen: set[str] = set()  # commits handled so far: always closed under "parent of"
+    done: list[_Step] = []  # oldest first
+    todo: list[tuple] = [("branch", start, False, False)]
+    while todo:
+        task = todo.pop()
+        if task[0] == "branch":  # a first-parent line, oldest commit on top of the stack
+            _, tip, on_branch, in_pr = task
+            line = []
+            sha: str | None = tip
+            while sha is not None and sha in commits and sha not in seen:
+                line.append(commits[sha])
+                sha = commits[sha].parents[0] if commits[sha].parents else None
+            todo += [("enter", commit, on_branch, in_pr) for commit in line]
+        elif task[0] == "enter":  # first what the commit merged in, then the commit
+            _, commit, on_branch, in_pr = task
+            unit = _classify(commit)
+            if unit is not None:
+                unit.on_branch = on_branch
+            todo.append(("done", _Step(commit, unit, on_branch, in_pr)))
+            for parent in reversed(commit.parents[1:]):
+                todo.append(("branch", parent, True, in_pr or unit is not None))
+        else:
+            step = task[1]
+            seen.add(step.commit.sha)
+            done.append(step)
+    return done[::-1]
+
+
+def _first_merges(steps: list[_Step]) -> set[str]:
+    """Per PR number, the commit of its earliest merge (committer date; on a tie the later one in ``steps``).
+
+    GitHub merges a PR once, into its base branch; other commits carrying the number are copies made
+    later (a fix merged into ``1.2.x`` and cherry-picked onto the default branch, a backport, a
+    follow-up citing the PR), so the earliest is the PR as it was merged, with its true base and head.
+    """
+    first: dict[int, _Commit] = {}
+    for step in reversed(steps):  # oldest first, so on equal dates the first met stays
+        unit = step.unit
+        if unit is not None and unit.number is not None:
+            known = first.get(unit.number)
+            if known is None or step.commit.committed < known.committed:
+                first[unit.number] = step.commit
+    return {commit.sha for commit in first.values()}
 
 
 def diff_files(repo: Path, base: str, head: str) -> list[FileChange]:
@@ -183,38 +276,49 @@ def _github_slug(repo: Path) -> str | None:
 
 
 def mine_git(repo_path: str | Path, since: date | None = None, until: date | None = None, limit: int | None = None,
-             *, rev: str | None = None, repo_name: str | None = None, skipped: Counter | None = None
-             ) -> Iterator[PullRequest]:
-    """Change units of a local clone's first-parent history, newest first.
+             *, rev: str | None = None, repo_name: str | None = None, skipped: Counter | None = None,
+             patterns: Counter | None = None) -> Iterator[PullRequest]:
+    """Every PR the default branch's history holds, newest first in the order they reached it.
 
-    PR merges (``Merge pull request #N from ...``: base = first parent, head = second parent) and
-    squash commits (``Subject (#N)``: base = parent). The patch is what the unit brought into the
-    base branch (first parent -> commit), so it applies at ``base_sha``. A history with neither
-    yields single non-merge commits instead (``change_unit: commit``, ``number: None``).
+    PR merges (``Merge pull request #N from ...`` or a merge titled ``Title (#N)``: base = first parent,
+    head = second parent) and squash commits (``Title (#N)``: base = parent), on the first-parent line
+    and on the branches merged into it (see :func:`_walk`; such a PR is placed right after the merge
+    that brought it in, so the order is a function of the commit graph alone). The patch is what the
+    unit brought into its base branch (first parent -> commit), so it applies at ``base_sha``. A PR
+    number met more than once is recorded once, at its earliest merge (see :func:`_first_merges`); the
+    others count as skipped. A history with no PR yields the single non-merge commits of its
+    first-parent line instead (``change_unit: commit``, ``number: None``).
     ``rev``: None mines HEAD, with GitHub URLs from ``remote.origin.url``; a commit pins the records
     to that commit's history alone (RevisionError when the clone lacks it or is shallow; no URLs,
     since remotes differ between clones). ``since``/``until`` filter on the merge (commit) date;
     ``limit`` caps the units yielded; ``repo_name`` labels the records (default: ``repo_path`` as given).
+    ``skipped`` counts the commits left out by reason; ``patterns`` counts the yielded records by the
+    shape they were found in (``merge pull request``, ``merge titled (#N)``, ``squash (#N)``, ``single
+    commit``; `` on a merged branch`` appended for PRs found on a branch merged into the first-parent line).
     """
     path = Path(repo_path).expanduser()
     if not path.is_dir():
         raise UserError(f"{path}: no such directory")
     git(path, "rev-parse", "--git-dir")
-    commits = _log(path, _start(path, rev), first_parent=True)
-    units = [_classify(c) for c in commits]
-    pr_mode = any(units)
+    start = _start(path, rev)
+    steps = _walk({c.sha: c for c in _log(path, start)}, start)
+    pr_mode = any(step.unit for step in steps)
     if not pr_mode:
         log.warning("%s: no 'Merge pull request #N' or '(#N)' commits; mining single commits instead", path)
+        steps = [step for step in steps if not step.on_branch]
+    first = _first_merges(steps)
     label = repo_name or str(repo_path)
     slug = _github_slug(path) if rev is None else None
-    seen: set[int] = set()
     kept = 0
-    for commit, unit in zip(commits, units):
-        unit = unit or _single_commit(commit, pr_mode, skipped)
+    for step in steps:
+        commit = step.commit
+        if step.unit is None and step.in_pr:
+            continue  # one of a PR's own commits, part of that PR's record
+        unit = step.unit or _single_commit(commit, pr_mode, skipped)
         if unit is None:
             continue
-        if unit.number is not None and unit.number in seen:
-            count_skip(skipped, "pull request number seen in a newer commit")
+        if unit.number is not None and commit.sha not in first:
+            count_skip(skipped, "pull request number seen in an earlier merge")
             continue
         if not in_window(commit.committed, since, until):
             count_skip(skipped, "merged outside the date window")
@@ -225,8 +329,8 @@ def mine_git(repo_path: str | Path, since: date | None = None, until: date | Non
             log.warning("%s: %s skipped (%s)", path, commit.sha[:12], exc)
             count_skip(skipped, "git diff failed (shallow clone?)")
             continue
-        if unit.number is not None:
-            seen.add(unit.number)
+        if patterns is not None:
+            patterns[unit.pattern + (ON_BRANCH if unit.on_branch else "")] += 1
         yield pr
         kept += 1
         if limit and kept >= limit:
@@ -234,13 +338,12 @@ def mine_git(repo_path: str | Path, since: date | None = None, until: date | Non
 
 
 def _start(path: Path, rev: str | None) -> str:
-    """The commit to walk back from: HEAD, or the pinned ``rev`` (whose whole history must be in the clone)."""
+    """The sha to walk back from: HEAD's, or the pinned ``rev``'s (whose whole history must be in the clone)."""
     if rev is None:
         try:
-            git(path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+            return _text(git(path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")).strip()
         except GitError:
             raise GitError(f"{path}: HEAD names no commit (an empty repository?)") from None
-        return "HEAD"
     try:
         sha = _text(git(path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")).strip()
     except GitError:
