@@ -56,16 +56,18 @@ bwrap:
 		echo "bubblewrap is missing: install it with 'sudo apt-get install bubblewrap' (the agent runs every command in it)"; \
 	fi
 
-# The team-setup and UI tests start a private PostgreSQL cluster and headless Chromium (Debian packages);
-# without them those tests are skipped with the install command.
+# The team-setup and UI tests start a private PostgreSQL cluster and headless Chromium; AgencyBench's
+# execution-checked requirements build C++ and Java in the sandbox (g++, a JDK). All Debian packages.
 .PHONY: test-tools
 test-tools:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
+	command -v javac >/dev/null 2>&1 || missing="$$missing default-jdk-headless"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing$$missing (for the team-setup and UI tests)"; \
+		echo "installing$$missing (for the team-setup, UI and AgencyBench execution tests)"; \
 		(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null)) || \
 		echo "could not install$$missing: the team-setup and UI tests will be skipped" >&2; \
