@@ -3,17 +3,23 @@
 ``python -m pipelines.pr_queries [--prs data/prs/prs.jsonl] [--out data/queries/pr.jsonl]``
 
 1. Filters (``params.yaml: pr_queries``; :mod:`pipelines.prs.filters`), each drop counted by reason:
-   PRs that only touch docs/markdown, binary-only changes, a patch over the token budget, more than
-   one file when ``single_file`` is set, merged before the temporal cutoff, reverts, bot authors, a
-   per-repo cap.
+   the later share of a repository's PRs by creation date (``earlier_share``), binary-only changes,
+   docs-only PRs (``drop_docs_only``), PRs touching Markdown (``drop_markdown``), reverts, bot
+   authors, more than one file (``single_file``), merged before the temporal ``cutoff``, a patch over
+   ``max_patch_tokens`` (counted with the ``tokenizer``, by default the student's base model's), PRs
+   not drawn in the seeded per-repository sample (``per_repo_sample``), a per-repo cap.
 2. The teacher (``llm.roles.teacher``; :mod:`pipelines.prs.queries`) writes the request a developer
    would type, from the title, body and file list only (never the patch's lines), plus the category,
    modified and related files, by calling a ``submit_query`` function whose arguments are validated.
    Invalid answers are retried; then the PR is skipped with the reason in the report, or, with
    ``fallback: template``, a plain request is composed from the title and body (marked
    ``writer: template`` in provenance).
-3. The gold patch becomes the ``reference_patch`` verifier (never shown to the agent) and the
-   workspace is the repository at the PR's base commit.
+3. LIMI's additions, when switched on: "You only need to modify <files>." (``modify_hint``) and, for
+   a seeded share of the queries, a sentence allowing or forbidding installs (``install``).
+4. The gold patch becomes the ``reference_patch`` verifier (never shown to the agent) and the
+   workspace is the repository at the PR's base commit. Provenance names ``repo`` and ``pr``.
+
+``preset: limi`` sets the paper's values for every key the group leaves unset.
 
 Writes ``data/queries/pr.jsonl`` and ``data/queries/pr_report.json``; logs an MLflow run.
 """
@@ -30,7 +36,7 @@ from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.core.params import Params, load_params
 from pipelines.core.paths import repo_root
 from pipelines.llm.roles import model_for_role
-from pipelines.prs.filters import apply_filters
+from pipelines.prs.filters import apply_filters, patch_token_counter
 from pipelines.prs.queries import write_queries
 from pipelines.prs.records import read_prs
 
@@ -41,7 +47,8 @@ def pr_queries(params: Params, root: Path, prs_path: Path, out: Path, report_pat
     """Filter, ask the teacher, write queries and the report; returns the report."""
     p = params.pr_queries
     prs = read_prs(prs_path)
-    kept, dropped = apply_filters(prs, p)
+    count_tokens, counted_with = patch_token_counter(p, root)
+    kept, dropped = apply_filters(prs, p, count_tokens)
     teacher = None
     if kept:
         try:
@@ -52,8 +59,9 @@ def pr_queries(params: Params, root: Path, prs_path: Path, out: Path, report_pat
             log.warning("teacher unavailable; composing template queries")
     queries, skipped, writers = write_queries(kept, teacher, p, root)
     # counts only, keys sorted: the report is a function of the PRs, the params and the teacher's answers
-    report = {"mined": len(prs), "filtered": dict(sorted(dropped.items())), "kept_after_filters": len(kept),
-              "queries": len(queries), "skipped_by_teacher": skipped, "writers": dict(sorted(writers.items()))}
+    report = {"mined": len(prs), "patch_tokens": counted_with, "filtered": dict(sorted(dropped.items())),
+              "kept_after_filters": len(kept), "queries": len(queries), "skipped_by_teacher": skipped,
+              "writers": dict(sorted(writers.items())), "additions": _additions(queries, p)}
     atomic_write_text(out, "".join(q.model_dump_json() + "\n" for q in queries))
     atomic_write_json(report_path, report)
     if tracker is not None:
@@ -61,6 +69,18 @@ def pr_queries(params: Params, root: Path, prs_path: Path, out: Path, report_pat
                              "teacher_failures": len(skipped)})
         tracker.log_artifact(report_path)
     return report
+
+
+def _additions(queries: list, params) -> dict[str, int]:
+    """How many queries got each of LIMI's additions (only those switched on)."""
+    counts: dict[str, int] = {}
+    if params.modify_hint:
+        counts["modify_hint"] = sum(1 for q in queries if q.provenance.get("modify_hint"))
+    if params.install.enabled:
+        for choice in ("allow", "forbid"):
+            counts[f"install_{choice}"] = sum(1 for q in queries if q.provenance.get("install_sentence") == choice)
+        counts["install_none"] = sum(1 for q in queries if q.provenance.get("install_sentence") is None)
+    return counts
 
 
 def main() -> int:
@@ -77,8 +97,9 @@ def main() -> int:
 
     with stage_run("pr_queries", params.group("pr_queries")) as run:
         report = pr_queries(params, root, resolve(args.prs), resolve(args.out), resolve(args.report), tracker=run)
-    log.info("%d PRs mined, %d past the filters (%s), %d queries written (%s)", report["mined"],
-             report["kept_after_filters"], report["filtered"] or "none filtered", report["queries"], report["writers"])
+    log.info("%d PRs mined, %d past the filters (%s; patch tokens by %s), %d queries written (%s)", report["mined"],
+             report["kept_after_filters"], report["filtered"] or "none filtered", report["patch_tokens"],
+             report["queries"], report["writers"])
     return 0
 
 

@@ -118,6 +118,7 @@ def test_token_never_reaches_records_logs_or_mlflow(github, tmp_path):
     script.write_text("")  # a teacher with nothing to say: every PR falls back to the template
     params["llm"]["models"]["t"] = {"backend": "scripted", "script": str(script)}
     params["llm"]["roles"]["teacher"] = "t"
+    params["pr_queries"]["tokenizer"] = None  # this project has no models/base: count characters / 4
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     env = {"GITHUB_TOKEN": TOKEN, "OPENAI_API_KEY": TOKEN + "-openai"}
     logs = ""

@@ -1,4 +1,5 @@
-"""pr_queries as a stage: queries and report from mined PRs; a replay episode verifies against the gold patch."""
+"""pr_queries as a stage: queries and report from mined PRs; a replay episode verifies against the gold patch;
+LIMI's preset on hand-built records."""
 
 import json
 
@@ -6,13 +7,14 @@ from pipelines.core.params import parse_params
 from pipelines.pr_queries import pr_queries
 from pipelines.prs.git import mine_git
 from pipelines.prs.records import write_prs
-from tests.prs.pr_fixtures import repo_with_prs, submit_call
+from tests.prs.pr_fixtures import make_pr, repo_with_prs, submit_call, word_tokenizer
 
 
 def test_stage_writes_queries_and_replay_verifies(tmp_path):
     repo = repo_with_prs(tmp_path)
     prs = list(mine_git(repo, repo_name=str(repo)))
     write_prs(tmp_path / "prs.jsonl", prs)
+    word_tokenizer(tmp_path / "models" / "base")  # where the default tokenizer is looked for
     script = tmp_path / "teacher.jsonl"
     answer = submit_call(query="The add function in calc.py subtracts; please make it add its two arguments.",
                          category="codebase_debugging", modified_files=["calc.py"])
@@ -22,12 +24,14 @@ def test_stage_writes_queries_and_replay_verifies(tmp_path):
                                    "roles": {r: "t" for r in ("teacher", "critic", "user_simulator", "judge", "student")}},
                            "collect": {"teachers": [{"model": "replay", "sources": ["pr"]}]}})
     report = pr_queries(params, tmp_path, tmp_path / "prs.jsonl", tmp_path / "pr.jsonl", tmp_path / "report.json")
-    assert report == {"mined": 2, "filtered": {"docs or markdown only": 1}, "kept_after_filters": 1, "queries": 1,
-                      "skipped_by_teacher": {}, "writers": {"t": 1}}
+    assert report == {"mined": 2, "patch_tokens": "tokenizer models/base", "filtered": {"docs or markdown only": 1},
+                      "kept_after_filters": 1, "queries": 1, "skipped_by_teacher": {}, "writers": {"t": 1},
+                      "additions": {}}
     (line,) = (tmp_path / "pr.jsonl").read_text().splitlines()
     query = json.loads(line)
     assert query["workspace"]["git"] == str(repo) and query["verifier"]["kind"] == "reference_patch"
     assert "+    return a + b  # the sum" in query["verifier"]["patch"] and "return a + b" not in query["query"]
+    assert query["provenance"]["repo"] == str(repo) and query["provenance"]["pr"] == f"{repo}#1"
 
     from pipelines.collection.episode import Collector
     from pipelines.collection.plan import Job
@@ -39,4 +43,35 @@ def test_stage_writes_queries_and_replay_verifies(tmp_path):
     record = Collector(params, tmp_path).run(Job(q, "replay", "k1"))
     meta = record["meta"]
     assert meta["passed"] and meta["final"]["score"] == 1.0 and "+    return a + b  # the sum" in meta["final_diff"]
+    assert meta["pr"] == f"{repo}#1" and meta["repo"] == str(repo)  # the trajectory names its PR and repository
     assert all("return a + b" not in (m.get("content") or "") for m in record["messages"][:2])
+
+
+def test_limi_preset_counts_every_drop_and_adds_its_sentences(tmp_path):
+    day = lambda n: f"2024-01-{n:02d}T12:00:00Z"  # noqa: E731
+    long_patch = "@@ -1 +1 @@\n-a\n" + "+a b c d e f g h i j\n" * 150  # ~1,700 words and marks, ~3,000 characters
+    prs = [make_pr("o/a", 1, ("src/a.py",), day(1)), make_pr("o/a", 2, ("src/x.py", "NOTES.md"), day(2)),
+           make_pr("o/a", 3, ("src/x.py", "src/y.py"), day(3)),
+           *(make_pr("o/a", n, ("src/z.py",), day(n + 3)) for n in (4, 5, 6)),
+           make_pr("o/b", 1, ("big.py",), day(1), patch=long_patch), make_pr("o/b", 2, ("b.py",), day(2)),
+           *(make_pr("o/c", n, (f"c{n}.py",), day(n)) for n in (1, 2, 3, 4))]
+    write_prs(tmp_path / "prs.jsonl", prs)
+    word_tokenizer(tmp_path / "models" / "base")
+    roles = {r: "t" for r in ("teacher", "critic", "user_simulator", "judge", "student")}
+    params = parse_params({"llm": {"models": {"t": {"backend": "scripted", "script": str(tmp_path / "none.jsonl")},
+                                              "embedded": {"backend": "local"}}, "roles": roles},
+                           "pr_queries": {"preset": "limi", "per_repo_cap": 0}})  # no teacher: template queries
+    report = pr_queries(params, tmp_path, tmp_path / "prs.jsonl", tmp_path / "pr.jsonl", tmp_path / "report.json")
+    assert report["filtered"] == {"in the later share of its repository": 6, "touches a markdown file": 1,
+                                  "more than one file": 1, "patch over the token budget": 1,
+                                  "not drawn in the per-repository sample": 1}
+    assert report["mined"] == 12 and report["kept_after_filters"] == report["queries"] == 2
+    assert report["patch_tokens"] == "tokenizer models/base" and report["writers"] == {"template": 2}
+    assert report["additions"]["modify_hint"] == 2
+    assert sum(v for k, v in report["additions"].items() if k.startswith("install_")) == 2
+    assert json.loads((tmp_path / "report.json").read_text()) == report
+    queries = [json.loads(line) for line in (tmp_path / "pr.jsonl").read_text().splitlines()]
+    assert [q["provenance"]["repo"] for q in queries] == ["o/a", "o/c"] and queries[0]["provenance"]["pr"] == "o/a#1"
+    assert "You only need to modify src/a.py." in queries[0]["query"]
+    again = pr_queries(params, tmp_path, tmp_path / "prs.jsonl", tmp_path / "pr2.jsonl", tmp_path / "report2.json")
+    assert again == report and (tmp_path / "pr2.jsonl").read_text() == (tmp_path / "pr.jsonl").read_text()

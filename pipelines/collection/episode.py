@@ -106,9 +106,11 @@ class Collector:
         query = job.query
         teacher_backend = "replay" if job.teacher == "replay" else self.params.llm.models[job.teacher].backend
         pr = query.provenance.get("pr")  # a PR task's key: curate drops it when an eval task has the same PR
+        repo = query.provenance.get("repo") if pr else None  # and its repository, to group a PR task's records
         meta = TrajectoryMeta.model_validate({
             "episode_key": job.key, "task_id": query.id, "source": query.source, "domain": query.domain,
-            "category": query.category, "query": query.query, **({"pr": pr} if pr else {}), "teacher": job.teacher,
+            "category": query.category, "query": query.query, **({"pr": pr} if pr else {}),
+            **({"repo": repo} if repo else {}), "teacher": job.teacher,
             "teacher_backend": teacher_backend, **session.meta(self.c, sampling=sampling, user=self.user_kind),
             "verifier": query.verifier.kind, "prompt_version": PROMPT_VERSION,
         })

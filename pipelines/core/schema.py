@@ -177,10 +177,11 @@ class TrajectoryMeta(Open):
     """What an episode record says about itself: task, teacher and settings, verdicts, counts, diff, versions.
 
     Only functions of the inputs: no timings, dates or host facts (those go to the run's MLflow record).
-    ``pr`` is a PR task's pull request key (``repo#number``, its ``Query.provenance["pr"]``); ``passed`` is
-    the final verdict (or the person's, ``human_verdict``); ``feedback`` is the simulated user's policy
-    (``requirements`` or ``none``; see :mod:`pipelines.agent.feedback`); ``rounds_used`` counts the first
-    attempt as round 1; ``termination`` is one of ``pipelines.agent.loop.TERMINATIONS``.
+    ``pr`` is a PR task's pull request key (``repo#number``, its ``Query.provenance["pr"]``) and ``repo`` its
+    repository (``Query.provenance["repo"]``); ``passed`` is the final verdict (or the person's,
+    ``human_verdict``); ``feedback`` is the simulated user's policy (``requirements`` or ``none``; see
+    :mod:`pipelines.agent.feedback`); ``rounds_used`` counts the first attempt as round 1;
+    ``termination`` is one of ``pipelines.agent.loop.TERMINATIONS``.
     """
 
     episode_key: str | None = None
@@ -190,6 +191,7 @@ class TrajectoryMeta(Open):
     category: str = ""
     query: str = ""
     pr: str | None = None
+    repo: str | None = None
     teacher: str = ""
     teacher_backend: str | None = None
     sampling: dict[str, Any] | None = None

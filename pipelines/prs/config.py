@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -51,14 +51,78 @@ class MinePRsParams(Strict):
                                   "$XDG_CACHE_HOME/limi-pipelines/github; a relative path is under the project root")
 
 
-class PRQueriesParams(Strict):
-    """LIMI's PR-to-query path: filters, then the teacher writes the request."""
+# The values LIMI's released code and paper used (``pr_queries.preset: limi``); keys set beside the preset win.
+LIMI_PRESET: dict[str, Any] = {
+    "max_patch_tokens": 1200, "single_file": True, "drop_docs_only": True, "drop_markdown": True,
+    "earlier_share": 0.5, "per_repo_sample": 1, "sample_seed": 42, "modify_hint": True,
+    "install": {"enabled": True, "probability": 0.4, "seed": 42},
+}
+PRESETS: dict[str, dict[str, Any]] = {"limi": LIMI_PRESET}
 
-    max_patch_tokens: int = Field(3000, ge=50, description="drop PRs whose patch is longer (about 4 characters a token)")
-    single_file: bool = False
+
+class InstallSentence(Strict):
+    """LIMI's sentence on installing environments, appended to a drawn share of the queries.
+
+    Each PR draws from its own generator (seeded by ``seed`` and the PR's key), so whether a query gets
+    the sentence, and which one, does not depend on the other PRs or their order.
+    """
+
+    enabled: bool = Field(False, description="append the sentence to a drawn share of the queries")
+    probability: float = Field(0.4, ge=0.0, le=1.0, description="chance that a query gets a sentence at all")
+    allow_share: float = Field(0.5, ge=0.0, le=1.0,
+                               description="of the queries that get one, the share that get `allow` "
+                               "(the rest get `forbid`)")
+    seed: int = Field(42, description="seed of the draws")
+    allow: str = Field("You may install any packages or tools you need to get this working.", min_length=1,
+                       description="the sentence that allows installing")
+    forbid: str = Field("Do not install any new packages or tools; work with what the environment already has.",
+                        min_length=1, description="the sentence that forbids installing")
+
+
+class PRQueriesParams(Strict):
+    """LIMI's PR-to-query path: filters, then the teacher writes the request, then LIMI's additions to it.
+
+    ``preset: limi`` fills every key of :data:`LIMI_PRESET` that the group does not set itself.
+    """
+
+    preset: Literal["limi"] | None = Field(
+        None, description="limi: the paper's filters and query additions for every key this group leaves unset")
+    tokenizer: str | None = Field(
+        "models/base", description="tokenizer directory (relative to the project root) that counts patch tokens; "
+        "default the student's base model; null = about 4 characters a token")
+    max_patch_tokens: int = Field(3000, ge=50, description="drop PRs whose unified diff is longer, in tokens")
+    drop_docs_only: bool = Field(True, description="drop PRs whose every file is documentation "
+                                 "(Markdown, reStructuredText, text, AsciiDoc, or under docs/)")
+    drop_markdown: bool = Field(False, description="drop PRs that touch any Markdown file (LIMI)")
+    single_file: bool = Field(False, description="keep only PRs that change exactly one file")
     cutoff: date | None = Field(None, description="drop PRs merged before this day (the teacher's training cutoff)")
-    per_repo_cap: int = Field(50, ge=0, description="at most this many PRs per repository (0 = no cap)")
+    earlier_share: float = Field(1.0, gt=0.0, le=1.0, description="keep this earliest share of each repository's "
+                                 "mined PRs by creation date (LIMI: 0.5; 1.0 = all)")
+    per_repo_sample: int = Field(0, ge=0, description="draw at most this many PRs per repository at random from "
+                                 "those that pass the filters (LIMI: 1; 0 = no draw)")
+    sample_seed: int = Field(42, description="seed of the per-repository draw")
+    per_repo_cap: int = Field(50, ge=0, description="at most this many PRs per repository, the first in order "
+                              "(0 = no cap)")
+    modify_hint: bool = Field(False, description='append "You only need to modify <files>." with the PR\'s files')
+    install: InstallSentence = Field(default_factory=InstallSentence,
+                                     description="LIMI's sentence allowing or forbidding installing environments")
     attempts: int = Field(2, ge=1, le=10, description="teacher tries per PR before it is skipped")
     max_tokens: int = Field(256, ge=32, description="longest teacher answer (the request and file lists)")
     fallback: Literal["skip", "template"] = Field(
         "template", description="when the teacher fails: skip the PR, or compose a plain request from title and body")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """Fill the preset's values under the keys the group leaves unset (``install`` merged key by key)."""
+        preset = PRESETS.get(data.get("preset")) if isinstance(data, dict) and isinstance(data.get("preset"), str) \
+            else None
+        if preset is None:
+            return data  # no preset, or an unknown one (the field's own check names the allowed values)
+        merged = {**preset, **data}
+        if isinstance(data.get("install"), dict):
+            merged["install"] = {**preset.get("install", {}), **data["install"]}
+        if merged == data:  # a preset beside a full group changes nothing: surely not what was meant
+            raise ValueError(f"preset: {data['preset']} has no effect: the group writes every key it sets "
+                             f"({', '.join(sorted(preset))}); leave out those the preset should set")
+        return merged

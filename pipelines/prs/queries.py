@@ -1,12 +1,14 @@
 """From a pull request to a developer-style query: the teacher's prompt, its validated answer, the Query record.
 
 The teacher sees the title, body and file list, never the patch's lines; it answers by calling
-``submit_query``. The gold patch becomes the ``reference_patch`` verifier and the workspace is the
-repository at the PR's base commit.
+``submit_query``. LIMI's additions follow when switched on (:func:`additions`): the hint naming the
+files to modify and the sentence allowing or forbidding installs. The gold patch becomes the
+``reference_patch`` verifier and the workspace is the repository at the PR's base commit.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from pathlib import Path
@@ -107,21 +109,69 @@ def template_query(pr: PullRequest) -> dict[str, Any]:
             else "application_development", "modified_files": files, "related_files": []}
 
 
-def to_query(pr: PullRequest, answer: dict[str, Any], writer: str, root: Path) -> Query:
-    """The Query record: workspace at the base commit, gold patch as the verifier's reference."""
+def modify_hint(pr: PullRequest) -> str:
+    """LIMI's "You only need to modify <files>." with the files of the gold patch (binary files left out)."""
+    files = [f.path for f in pr.files if not f.binary] or [f.path for f in pr.files]
+    listed = files[0] if len(files) == 1 else f"{', '.join(files[:-1])} and {files[-1]}"
+    return f"You only need to modify {listed}."
+
+
+def install_choice(pr: PullRequest, params: PRQueriesParams) -> str | None:
+    """``allow``, ``forbid`` or None: which install sentence this PR's query gets.
+
+    Drawn from a generator seeded by ``install.seed`` and the PR's key, so the same PR always gets the
+    same answer, whatever other PRs are in the run and in whatever order.
+    """
+    install = params.install
+    if not install.enabled:
+        return None
+    rng = random.Random(f"{install.seed}:{pr.key}")
+    if rng.random() >= install.probability:
+        return None
+    return "allow" if rng.random() < install.allow_share else "forbid"
+
+
+def additions(pr: PullRequest, params: PRQueriesParams) -> tuple[list[str], dict[str, Any]]:
+    """The sentences LIMI appends to a PR's request, and what provenance records about them."""
+    sentences: list[str] = []
+    record: dict[str, Any] = {}
+    if params.modify_hint:
+        sentences.append(modify_hint(pr))
+        record["modify_hint"] = True
+    choice = install_choice(pr, params)
+    if choice is not None:
+        sentences.append(params.install.allow if choice == "allow" else params.install.forbid)
+    if params.install.enabled:
+        record["install_sentence"] = choice
+    return sentences, record
+
+
+def to_query(pr: PullRequest, answer: dict[str, Any], writer: str, root: Path,
+             params: PRQueriesParams | None = None) -> Query:
+    """The Query record: workspace at the base commit, gold patch as the verifier's reference.
+
+    With ``params``, LIMI's additions (:func:`additions`) are appended to the request and noted in
+    provenance. Provenance always names the repository (``repo``) and the PR (``pr``, ``repo#number``),
+    which collect copies into every trajectory's meta.
+    """
     local = (root / pr.repo).exists() if not pr.repo.startswith(("http", "git@")) else False
     git = pr.repo if local or "://" in pr.repo else f"https://github.com/{pr.repo}.git"
     slug = re.sub(r"[^A-Za-z0-9]+", "-", Path(pr.repo).name if local else pr.repo).strip("-") or "repo"
     unit = str(pr.number) if pr.number is not None else pr.head_sha[:12]
+    sentences, added = additions(pr, params) if params is not None else ([], {})
+    text = answer["query"]
+    if sentences:
+        text = text.rstrip()
+        text = " ".join([text if text.endswith((".", "!", "?")) else text + ".", *sentences])
     return Query(
-        id=f"pr-{slug}-{unit}", source="pr", domain="software", category=answer["category"], query=answer["query"],
+        id=f"pr-{slug}-{unit}", source="pr", domain="software", category=answer["category"], query=text,
         workspace=WorkspaceSpec(git=git, commit=pr.base_sha),
         verifier=VerifierSpec(kind="reference_patch", patch=unified_diff(pr.files), pass_threshold=0.8),
         provenance={"pr": pr.key, "url": pr.url, "repo": pr.repo, "number": pr.number, "head_sha": pr.head_sha,
                     "writer": writer, "prompt_version": PROMPT_VERSION,
-                    "modified_files": answer.get("modified_files", []), "related_files": answer.get("related_files", [])},
+                    "modified_files": answer.get("modified_files", []), "related_files": answer.get("related_files", []),
+                    **added},
     )
-
 
 
 def write_queries(prs: list[PullRequest], teacher, params: PRQueriesParams, root: Path
@@ -143,6 +193,6 @@ def write_queries(prs: list[PullRequest], teacher, params: PRQueriesParams, root
                 skipped[pr.key] = problem
                 continue
             answer, writer = template_query(pr), "template"
-        queries.append(to_query(pr, answer, writer, root))
+        queries.append(to_query(pr, answer, writer, root, params))
         writers[writer] += 1
     return queries, skipped, writers

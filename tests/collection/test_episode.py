@@ -22,7 +22,7 @@ def test_a_pr_task_records_its_pull_request_key(tmp_path):
     collector = Collector(params, tmp_path)
     query = pr_query(tmp_path)
     meta = TrajectoryRecord.model_validate(collector.run(Job(query, "replay", "k1"))).meta
-    assert meta.pr == "octo/repo#7" and meta.source == "pr" and meta.passed
+    assert meta.pr == "octo/repo#7" and meta.repo == "octo/repo" and meta.source == "pr" and meta.passed
     other = query.model_copy(update={"id": "human-7", "source": "human", "provenance": {"solution_dir": "solution"}})
     record = collector.run(Job(other, "replay", "k2"))
-    assert "pr" not in record["meta"]  # only PR tasks say it: the other records stay as they were
+    assert "pr" not in record["meta"] and "repo" not in record["meta"]  # only PR tasks say it: the others stay

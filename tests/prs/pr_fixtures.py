@@ -174,3 +174,33 @@ def submit_call(**args):
     """An assistant message that calls ``submit_query`` with ``args``."""
     call = {"type": "function", "function": {"name": "submit_query", "arguments": args}}
     return {"content": "", "tool_calls": [call]}
+
+
+# ---------------------------------------------------------------- hand-built records and a tokenizer
+def make_pr(repo: str = "o/r", number: int = 1, files: tuple[str, ...] = ("src/a.py",), created: str | None = None,
+            title: str = "Fix the thing", patch: str = "@@ -1 +1 @@\n-a\n+b\n", binary: tuple[str, ...] = ()):
+    """A PullRequest built by hand: each of ``files`` changed by ``patch``, each of ``binary`` a binary change."""
+    from pipelines.prs.records import FileChange, PullRequest
+
+    changes = [FileChange(path=f, status="modified", additions=1, deletions=1, patch=patch) for f in files]
+    changes += [FileChange(path=f, status="modified", binary=True) for f in binary]
+    return PullRequest(repo=repo, number=number, title=title, body="", created_at=created,
+                       merged_at=created, base_sha="a" * 40, head_sha=f"{number:040x}", files=changes,
+                       additions=len(files), deletions=len(files), changed_files=len(changes), source="dump",
+                       change_unit="pr")
+
+
+def word_tokenizer(directory: Path) -> Path:
+    """A tokenizer directory whose tokens are words and single punctuation marks (every one unknown).
+
+    Its count differs a lot from four characters a token, so a test can tell which one was used.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(directory / "tokenizer.json"))
+    (directory / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]"}))
+    return directory
