@@ -63,7 +63,8 @@ def run_stages(root: Path, names: list[str], single_item: bool = False, timeout_
         try:
             outcome = run_dvc(["repro", info.target], root=root, env=env, timeout_s=timeout_s, log=log)
         except StageFailed as exc:
-            print(f"error: stage {info.name} failed: {exc}", file=sys.stderr)
+            # the stage's output was relayed as it came; the message's own copy of its last lines is left out
+            print(f"error: stage {info.name} failed: {str(exc).split(chr(10) + '--- last lines')[0]}", file=sys.stderr)
             return exc.exit_status if exc.exit_status else 1
         except TimeoutError as exc:
             print(f"error: stage {info.name}: {exc}", file=sys.stderr)

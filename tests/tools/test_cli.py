@@ -277,3 +277,18 @@ def test_run_names_an_unknown_stage(tmp_path):
     result = limi("run", "no_such_stage", root=REPO)
     assert result.returncode == 2
     assert "unknown stage(s) 'no_such_stage'; dvc.yaml defines: base_model" in result.stderr
+
+
+def test_run_passes_the_stage_exit_status_through(tmp_path):
+    from tests.conftest import make_project
+
+    root = make_project(tmp_path / "project")
+    shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    params = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(params.replace("\n  dtype: float32", "\n  dtype: int8", 1))
+    assert "dtype: int8" in (root / "params.yaml").read_text()
+    subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "-q"], cwd=root, check=True)
+    result = limi("run", "--single-item", "base_model", root=root)
+    assert result.returncode == 2, result.stdout + result.stderr  # the stage's own status for bad params
+    assert "base_model.dtype" in result.stdout + result.stderr
+    assert "error: stage base_model failed: failed to run: python -m pipelines.base_model" in result.stderr
