@@ -27,6 +27,8 @@ def test_wheel_in_a_fresh_venv_runs_a_stage_and_loads_the_builtin_suite_from_a_c
     wheel = next(dist.glob("limi_pipelines-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipelines/templates/chatml_tools.jinja" in names
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "limi = pipelines.tools.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()  # the console script
     # hidden task data (reference solutions, expected outputs) is data of a checkout, never in the package
     assert not any("/solution/" in n or n.endswith("/task.json") for n in names), names
 

@@ -1,6 +1,6 @@
 """``make ui``: the MLflow UI and a Prefect server on 127.0.0.1, stopped together by Ctrl-C.
 
-``python -m pipelines.tools.ui [--mlflow-port 5000] [--prefect-port 4200]``
+``python -m pipelines.tools.ui [--mlflow-port 5000] [--prefect-port 4200]`` (or ``limi ui``)
 """
 
 from __future__ import annotations
@@ -72,12 +72,13 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Start both servers and wait; ``argv`` as on the command line (default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.tools.ui", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--prefect-port", type=int, default=4200)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     # A shell that starts us in the background leaves SIGINT ignored; Ctrl-C and SIGTERM must stop both servers.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
