@@ -94,6 +94,16 @@ def tools(host, tmp_path) -> Toolbox:
     return Toolbox(workspace, host.collector.sandbox(workspace))
 
 
+@pytest.fixture
+def filler_tools(host, tmp_path) -> Toolbox:
+    """Tools whose commands may run 60 s: writing a few hundred MB must reach the quota, not the short
+    TIMEOUT_S, even on a loaded machine (else the quota is never what stops it and the check proves nothing)."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    params = parse_params({"collect": {"command_timeout_s": 60.0, "memory_mb": 256}})
+    return Toolbox(workspace, Collector(params, host.root).sandbox(workspace))
+
+
 def bash(tools: Toolbox, command: str):
     return tools.call("bash", {"command": command})
 
@@ -376,7 +386,8 @@ def test_memory_balloon(tools):
 
 
 @contain
-def test_disk_filler_beyond_the_quota(tools):
+def test_disk_filler_beyond_the_quota(filler_tools):
+    tools = filler_tools
     quota = tools.sandbox.limits.disk_quota_mb
     result = bash(tools, f"for i in $(seq 1 {quota // 64 + 2}); do head -c 64M /dev/zero > fill$i.bin || break; done;"
                          f" head -c {quota + 8}M /dev/zero > one.bin; echo done")
@@ -386,12 +397,13 @@ def test_disk_filler_beyond_the_quota(tools):
 
 
 @contain
-def test_tmp_and_shm_fillers(tools):
+def test_tmp_and_shm_fillers(filler_tools):
+    tools = filler_tools
     quota = tools.sandbox.limits.disk_quota_mb
     result = bash(tools, f"head -c {quota * 2}M /dev/zero > /tmp/fill; head -c {quota * 2}M /dev/zero > /dev/shm/fill; "
                          "du -m /tmp/fill /dev/shm/fill")
     sizes = [int(m.group(1)) for m in re.finditer(r"^(\d+)\s+\S*fill$", result.output, re.M)]
-    assert len(sizes) == 2 and all(s <= quota for s in sizes)
+    assert len(sizes) == 2 and all(s <= quota for s in sizes), result.output[-500:]
 
 
 @contain
