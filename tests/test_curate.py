@@ -19,7 +19,7 @@ def tokenizer(tiny_model_dir):
 def run(tmp_path, records, tokenizer, tracker=None, **curate_params):
     src = tmp_path / "episodes.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
-    base = {"decontam": {"builtin": False, "humaneval": True, "agencybench_dirs": []}, "target_size": 50}
+    base = {"decontam": {"builtin": False, "easy": False, "humaneval": True, "agencybench_dirs": []}, "target_size": 50}
     base.update(curate_params)
     params = parse_params({"curate": base})
     report = curate(params, tmp_path, [src], tmp_path / "sft", tmp_path / "metrics.json", tokenizer=tokenizer,

@@ -82,6 +82,12 @@ def test_tuned_beating_base_writes_outputs_and_becomes_champion(project):
     assert "| FTFC | 0.0 [0.0, 0.0] | 100.0 [100.0, 100.0] | +100.0 [+100.0, +100.0] |" in report
     assert f"| SR@{R} | 0.0 [0.0, 0.0] | 100.0 [100.0, 100.0] | +100.0 [+100.0, +100.0] |" in report
     assert metrics["comparisons"]["tuned"]["agencybench_average"]["significant"] is True
+    # both agents open with a well-formed call and end with finish: the tool-use measures do not tell them apart
+    first_calls = [metrics["headline"][name]["first_call_validity"] for name in ("base", "tuned")]
+    assert first_calls == [100, 100]
+    assert metrics["deltas"]["tuned"]["finish_rate"] == 0 and metrics["models"]["base"]["overall"]["finish_rate"] == 100
+    assert "| first-call validity | 100.0 [100.0, 100.0] | 100.0 [100.0, 100.0] |" in report
+    assert "| finish rate | 100.0 [100.0, 100.0] | 100.0 [100.0, 100.0] |" in report
     assert "| codebase_debugging | 1 |" in report and "k = 1" in report and f"R = {R}" in report
     assert "temperature 0" in report and "alias `champion`" in report
     for png in ("metrics.png", "categories.png"):

@@ -54,6 +54,11 @@ class EpisodeResult:
     seconds: float = 0.0
     error: str | None = None
     human_verdict: str | None = None
+    #: the episode's first assistant turn parsed as tool calls that all name an offered tool with arguments
+    #: fitting its schema (None: the episode ended before the model's first turn)
+    first_turn_valid: bool | None = None
+    #: ``finish`` calls the tools accepted (each one handed the turn back)
+    finish_calls: int = 0
 
     @property
     def passed(self) -> bool:
@@ -71,7 +76,7 @@ def run_episode(query: str, model: ChatModel, toolbox, verifier: Verifier, user:
     ``history`` continues an earlier conversation (for multi-subtask evaluation): ``query`` is
     appended to it as the next user message instead of starting a new one.
     """
-    from pipelines.agent.tools import TOOL_SCHEMAS
+    from pipelines.agent.tools import TOOL_SCHEMAS, well_formed_call
 
     messages: list[dict[str, Any]] = list(history) if history else [{"role": "system", "content": system_prompt}]
     messages.append({"role": "user", "content": query})
@@ -81,6 +86,9 @@ def run_episode(query: str, model: ChatModel, toolbox, verifier: Verifier, user:
         reply = episode.ask(model, tools, sampling or {})
         if reply is None:
             continue
+        if episode.result.first_turn_valid is None:
+            episode.result.first_turn_valid = (reply.format_error is None and bool(reply.tool_calls)
+                                               and all(well_formed_call(call, tools) for call in reply.tool_calls))
         if reply.format_error:
             episode.reject(reply)
         elif episode.act(reply, toolbox):
@@ -157,6 +165,7 @@ class _Episode:
                 self.stop("infra_error", f"tool {call['function']['name']} failed: {exc}")
                 return False
             res.invalid_tool_calls += int(out.is_error)
+            res.finish_calls += int(out.finished)
             res.messages.append({"role": "tool", "tool_call_id": call["id"], "content": out.output})
             finished = finished or out.finished
         return finished

@@ -278,6 +278,22 @@ class _WorkspaceFile:
             raise ToolError(f"cannot {action} {self.shown}: {exc.strerror or exc}.") from None
 
 
+def well_formed_call(call: dict[str, Any], tools: list[dict[str, Any]]) -> bool:
+    """True when a parsed tool ``call`` (``{"function": {"name", "arguments"}}``) names one of ``tools`` and its
+    arguments fit that tool's schema, as :meth:`Toolbox.call` checks them before running anything. What the
+    call then does (a path refused, a command that fails) is not part of it."""
+    function = call.get("function") or {}
+    schemas = {tool["function"]["name"]: tool["function"]["parameters"] for tool in tools}
+    name = function.get("name")
+    if name not in schemas:
+        return False
+    try:
+        _checked_arguments(name, schemas[name], function.get("arguments"))
+    except ToolError:
+        return False
+    return True
+
+
 def _checked_arguments(name: str, parameters: dict, arguments: Any) -> dict[str, Any]:
     """``arguments`` checked against the tool's JSON schema; raises ToolError saying how to call it instead."""
     usage = _usage(name, parameters)

@@ -284,6 +284,8 @@ class MetricsBlock(Open):
     pass_hat_k: Score = None
     tasks_with_k_trials: int | None = None
     tool_call_validity: Score = None
+    first_call_validity: Score = None
+    finish_rate: Score = None
     mean_steps: Score = None
     mean_tokens: Score = None
     infra_error_rate: Score = None

@@ -16,6 +16,7 @@ class DecontamParams(Strict):
     ngram: int = Field(13, ge=5, le=50)
     min_matches: int = Field(1, ge=1, description="shared n-grams that make a sample contaminated")
     builtin: bool = True
+    easy: bool = Field(True, description="the easy eval tier (data/tasks/easy)")
     humaneval: bool = True
     agencybench_dirs: list[str] = Field(default_factory=list, description="directories of AgencyBench task files")
 

@@ -4,10 +4,10 @@ A sample is contaminated when it shares at least ``curate.decontam.min_matches``
 ``curate.decontam.ngram`` words (case and punctuation folded) with an eval task, or comes from the
 same pull request as one (an eval task named ``pr:<repo>#<number>``; a sample's PR is its
 ``meta.pr``). :func:`eval_texts` gathers the eval tasks the pipeline knows of (the
-built-in suite, HumanEval, AgencyBench task files); :class:`EvalIndex` answers per sample.
+built-in suite, the easy tier, HumanEval, AgencyBench task files); :class:`EvalIndex` answers per sample.
 
 Hidden material is what a task's verifier knows and its agent never sees: reference solution files
-(builtin ``solution/**``), check commands (the hidden tests), rubric criteria and reference answers, the
+(builtin and easy ``solution/**``), check commands (the hidden tests), rubric criteria and reference answers, the
 added lines of a gold patch, and HumanEval's canonical solution and test. A sample whose messages (every
 message's content and every string in its tool-call arguments) or final diff share one word n-gram of
 ``curate.decontam.ngram`` words (13 by default, as in GPT-3's and LIMI's decontamination; same folding
@@ -47,7 +47,9 @@ def eval_texts(params: DecontamParams, root: Path) -> list[tuple[str, str]]:
     """(source:id, text) of every eval task we know of; sources that are not available are skipped."""
     out: list[tuple[str, str]] = []
     if params.builtin:
-        out += _builtin_tasks()
+        out += _folder_suite_tasks("builtin")
+    if params.easy:
+        out += _folder_suite_tasks("easy")
     if params.humaneval:
         out += _humaneval_tasks()
     for rel in params.agencybench_dirs:
@@ -55,15 +57,16 @@ def eval_texts(params: DecontamParams, root: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _builtin_tasks() -> list[tuple[str, str]]:
+def _folder_suite_tasks(suite: str) -> list[tuple[str, str]]:
+    """(``<suite>:<id>``, every subtask's query) of a suite shipped as task folders (builtin, easy)."""
     try:
         from pipelines.evaluation.tasks import load_suite
 
-        tasks = load_suite("builtin")
+        tasks = load_suite(suite)
     except ImportError:
-        log.info("built-in eval suite not available; skipped for decontamination")
+        log.info("%s eval suite not available; skipped for decontamination", suite)
         return []
-    return [(f"builtin:{task.id}", "\n".join(s.query for s in task.subtasks)) for task in tasks]
+    return [(f"{suite}:{task.id}", "\n".join(s.query for s in task.subtasks)) for task in tasks]
 
 
 def _humaneval_tasks() -> list[tuple[str, str]]:
@@ -130,7 +133,9 @@ def hidden_material(params: DecontamParams, root: Path) -> list[tuple[str, str, 
     ``curate.decontam`` switches); suites that are not available are skipped as there."""
     out: list[tuple[str, str, str]] = []
     if params.builtin:
-        out += _builtin_hidden()
+        out += _folder_suite_hidden("builtin")
+    if params.easy:
+        out += _folder_suite_hidden("easy")
     if params.humaneval:
         out += _humaneval_hidden()
     for rel in params.agencybench_dirs:
@@ -152,20 +157,23 @@ def verifier_hidden(name: str, verifier: VerifierSpec, subtask: int) -> list[tup
     return out
 
 
-def _builtin_hidden() -> list[tuple[str, str, str]]:
+def _folder_suite_hidden(suite: str) -> list[tuple[str, str, str]]:
+    """The checks and ``solution/**`` files of a suite shipped as task folders (builtin, easy)."""
     try:
         from pipelines.evaluation.suites.builtin import builtin_dir
+        from pipelines.evaluation.suites.easy import easy_dir
         from pipelines.evaluation.tasks import load_suite
 
-        tasks = load_suite("builtin")
+        tasks = load_suite(suite)
     except ImportError:
         return []
+    directory = {"builtin": builtin_dir, "easy": easy_dir}[suite]()
     out: list[tuple[str, str, str]] = []
     for task in tasks:
-        name = f"builtin:{task.id}"
+        name = f"{suite}:{task.id}"
         for number, sub in enumerate(task.subtasks, 1):
             out += verifier_hidden(name, sub.verifier, number)
-        folder = builtin_dir() / task.id
+        folder = directory / task.id
         for path in sorted((folder / "solution").rglob("*")):
             if path.is_file() and path.name != ".keep" and "__pycache__" not in path.parts:
                 try:

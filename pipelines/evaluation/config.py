@@ -13,7 +13,7 @@ from pipelines.llm.config import SamplingParams
 class EvalSuiteParams(Strict):
     """One eval suite and how much of it to run."""
 
-    name: Literal["builtin", "humaneval", "agencybench"]
+    name: Literal["builtin", "easy", "humaneval", "agencybench"]
     limit: int = Field(0, ge=0, description="the first N tasks of the suite (0 = all)")
     directory: str | None = Field(None, description="agencybench only: the folder of AgencyBench v1 task files "
                                   "(relative to the project root, or absolute)")

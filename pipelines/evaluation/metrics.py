@@ -27,6 +27,21 @@ queries and requirements count as failed, not as missing (skipping them would re
 RC@R over completed queries only (AgencyBench defines it over successes; a failure has no unused rounds).
 pass@k, pass^k and a task's success use whole-task completion: every query completed.
 
+Measures of how well the agent works the tools, which move before success does (a model that cannot yet
+solve a task may already call tools correctly, or learn to end with ``finish``):
+
+- **tool-call validity**: the share of all tool calls that were valid (known tool, fitting arguments,
+  allowed path), pooled over the scored trials' calls.
+- **first-call validity**: the share of scored trials whose first assistant turn was a well-formed tool
+  call: it parsed as tool calls (not a format error, not plain text), and each call names a tool the agent
+  was offered, with arguments that fit that tool's schema. Whether the call then succeeds (a path refused,
+  a command that fails) does not matter. Trials that ended before the model's first turn have no value.
+- **finish rate**: the share of scored trials that called ``finish`` at least once (a call the tools
+  accepted, which hands the turn back for verification), whatever the verdict.
+
+First-call validity and the finish rate are shares of trials, pooled over the scored trials (with k = 1 the
+same as averaging per task first).
+
 Shared conventions:
 
 - Trials with ``infra_error`` (the harness, sandbox, endpoint or judge broke) are left out of every
@@ -54,7 +69,9 @@ class EpisodeOutcome:
     rounds any reached query ran (1 = the first response, before any feedback). ``requirements_total``:
     the requirements of all its queries, reached or not; ``requirements_met_first_round``: those met by
     the first response to their query. ``query_rounds``: the rounds each completed query used, in order
-    (queries are completed in order, so its length is the number completed).
+    (queries are completed in order, so its length is the number completed). ``first_call_valid``: the
+    trial's first assistant turn was a well-formed tool call (None: no first turn, or not recorded);
+    ``finish_calls``: the ``finish`` calls the tools accepted.
     """
 
     task_id: str
@@ -75,6 +92,8 @@ class EpisodeOutcome:
     requirements_total: int = 1
     requirements_met_first_round: int = 0
     query_rounds: tuple[int, ...] = ()
+    first_call_valid: bool | None = None
+    finish_calls: int = 0
 
     def __post_init__(self) -> None:
         where = f"outcome {self.model}/{self.task_id}/trial {self.trial}"
@@ -104,6 +123,11 @@ class EpisodeOutcome:
         if not 0 <= self.invalid_tool_calls <= self.tool_calls:
             raise ValueError(f"{where}: invalid_tool_calls ({self.invalid_tool_calls}) must lie in "
                              f"0..tool_calls ({self.tool_calls})")
+        if not 0 <= self.finish_calls <= self.tool_calls:
+            raise ValueError(f"{where}: finish_calls ({self.finish_calls}) must lie in 0..tool_calls "
+                             f"({self.tool_calls}): a finish call is a tool call")
+        if self.first_call_valid and self.tool_calls < 1:
+            raise ValueError(f"{where}: a valid first call is a tool call, but tool_calls is 0")
 
     @property
     def task_key(self) -> tuple[str, str]:
@@ -253,6 +277,21 @@ def tool_call_validity(outcomes: Iterable[EpisodeOutcome]) -> float | None:
     return 100 * (calls - sum(o.invalid_tool_calls for o in kept)) / calls
 
 
+def first_call_validity(outcomes: Iterable[EpisodeOutcome]) -> float | None:
+    """The share of scored trials whose first assistant turn was a well-formed tool call (it parsed, and each
+    call names an offered tool with arguments fitting its schema), over the scored trials that had a first
+    turn (0-100); None when none had."""
+    values = [o.first_call_valid for o in scored(outcomes) if o.first_call_valid is not None]
+    return 100 * sum(values) / len(values) if values else None
+
+
+def finish_rate(outcomes: Iterable[EpisodeOutcome]) -> float | None:
+    """The share of scored trials that called ``finish`` at least once (a call the tools accepted), whatever
+    the verdict (0-100); None when no trial was scored."""
+    kept = scored(outcomes)
+    return 100 * sum(o.finish_calls > 0 for o in kept) / len(kept) if kept else None
+
+
 def mean_steps(outcomes: Iterable[EpisodeOutcome]) -> float | None:
     """The mean number of model turns per scored episode."""
     return _episode_mean(outcomes, lambda o: o.steps)
@@ -312,6 +351,8 @@ def metrics_block(outcomes: Sequence[EpisodeOutcome], k: int) -> dict[str, Any]:
         "pass_hat_k": pass_hat_k(outcomes, k),
         "tasks_with_k_trials": tasks_with_k_trials(outcomes, k),
         "tool_call_validity": tool_call_validity(outcomes),
+        "first_call_validity": first_call_validity(outcomes),
+        "finish_rate": finish_rate(outcomes),
         "mean_steps": mean_steps(outcomes),
         "mean_tokens": mean_tokens(outcomes),
         "infra_error_rate": infra_error_rate(outcomes),

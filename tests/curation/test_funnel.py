@@ -47,7 +47,7 @@ def run(tmp_path, records, tokenizer, **curate_params):
     """The funnel over ``records`` (written to a file first): the report, its samples by task id, the kept records."""
     src = tmp_path / "episodes.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
-    base = {"decontam": {"builtin": False, "humaneval": True, "agencybench_dirs": []}, "target_size": 50}
+    base = {"decontam": {"builtin": False, "easy": False, "humaneval": True, "agencybench_dirs": []}, "target_size": 50}
     base.update(curate_params)
     params = parse_params({"curate": base}).curate
     samples = load_samples([src], tmp_path)

@@ -52,7 +52,7 @@ def dropped(tmp_path, records, index: HiddenIndex) -> dict[str, tuple[str | None
 
 
 def test_solution_words_and_check_text_in_a_trajectory_are_hidden_material(builtin_root, tmp_path):
-    pieces = hidden_material(DecontamParams(builtin=True, humaneval=False), builtin_root)
+    pieces = hidden_material(DecontamParams(builtin=True, easy=False, humaneval=False), builtin_root)
     assert {(name, kind) for name, kind, _ in pieces} == {
         ("builtin:ledger-carry", "subtask 1 check 1"), ("builtin:ledger-carry", "solution file solution/1/ledger.py")}
     index = HiddenIndex(pieces, ngram=13)
@@ -75,7 +75,8 @@ def test_solution_words_and_check_text_in_a_trajectory_are_hidden_material(built
 
 
 def test_tool_output_and_final_diff_count_too(builtin_root, tmp_path):
-    index = HiddenIndex(hidden_material(DecontamParams(builtin=True, humaneval=False), builtin_root), ngram=13)
+    params = DecontamParams(builtin=True, easy=False, humaneval=False)  # the hand-built project has no easy tier
+    index = HiddenIndex(hidden_material(params, builtin_root), ngram=13)
     shown = record("cat-output", text(21), text(22))
     shown["messages"][3]["content"] = "$ cat /elsewhere/ledger.py\n" + SOLUTION
     diff = "+++ b/ledger.py\n" + "".join(f"+{line}\n" for line in SOLUTION.split("\n"))

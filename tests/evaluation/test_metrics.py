@@ -3,18 +3,20 @@
 import pytest
 
 from pipelines.evaluation.metrics import (
-    EpisodeOutcome, agencybench_average, ftfc, ftfc_pooled, remaining_chances_pooled, success_rate_pooled, infra_error_rate, mean_seconds, mean_steps, mean_tokens, pass_at_k,
+    EpisodeOutcome, agencybench_average, finish_rate, first_call_validity, ftfc, ftfc_pooled, metrics_block,
+    remaining_chances_pooled, success_rate_pooled, infra_error_rate, mean_seconds, mean_steps, mean_tokens, pass_at_k,
     pass_at_k_estimate, pass_hat_k, pass_hat_k_estimate, remaining_chances, success_rate, summarize,
     tasks_with_k_trials, tool_call_validity)
 
 
 def outcome(task_id, trial=0, *, model="base", category="algorithm", total=2, met=0, completed=False, rounds=3,
-            max_rounds=3, infra=False, calls=0, invalid=0, steps=0, tokens=0, seconds=0.0):
+            max_rounds=3, infra=False, calls=0, invalid=0, steps=0, tokens=0, seconds=0.0, first_call=None,
+            finishes=0):
     """A trial whose queries each hold one requirement and are all completed in ``rounds`` rounds, or none is."""
     done = (rounds,) * total if completed and rounds >= 1 else ()
     return EpisodeOutcome(task_id, model, trial, category, total, met, completed, rounds, max_rounds, infra, calls,
                           invalid, steps, tokens, seconds, requirements_total=total, requirements_met_first_round=met,
-                          query_rounds=done)
+                          query_rounds=done, first_call_valid=first_call, finish_calls=finishes)
 
 
 def trial(task_id, requirements, met, query_rounds, *, queries=3, trial=0, max_rounds=3, infra=False):
@@ -58,6 +60,41 @@ def test_costs_and_infra_error_rate():
     assert mean_tokens(MIXED) == pytest.approx((1000 + 3000 + 500) / 3)  # 1500
     assert mean_seconds(MIXED) == pytest.approx((10 + 20 + 30) / 3)      # 20
     assert infra_error_rate(MIXED) == pytest.approx(25.0)              # 1 of 4 episodes
+
+
+# Tool use before success. Task e: trial 0 opened with a valid call and finished; trial 1 opened with a call
+# that did not fit its tool and never finished; trial 2 broke in the harness (left out). Task f: trial 0 opened
+# with a format error, then called finish twice; trial 1 ended before the model's first turn (no value).
+TOOL_USE = [
+    outcome("e", 0, calls=3, first_call=True, finishes=1),
+    outcome("e", 1, calls=2, invalid=2, first_call=False),
+    outcome("e", 2, infra=True, rounds=0, calls=1, first_call=True, finishes=1),
+    outcome("f", 0, calls=4, invalid=1, first_call=False, finishes=2),
+    outcome("f", 1),
+]
+
+
+def test_first_call_validity_and_finish_rate_by_hand():
+    # first-call validity over the scored trials with a first turn: e0 yes, e1 no, f0 no -> 1/3
+    assert first_call_validity(TOOL_USE) == pytest.approx(100 / 3)
+    # finish rate over the 4 scored trials (f1 counts, it never finished): e0 and f0 -> 2/4 (f0's two calls count once)
+    assert finish_rate(TOOL_USE) == 50.0
+    # tool-call validity pools the calls of scored trials instead: (3 + 2 + 4) calls, 3 invalid -> 6/9
+    assert tool_call_validity(TOOL_USE) == pytest.approx(200 / 3)
+    block = metrics_block(TOOL_USE, k=1)
+    assert block["first_call_validity"] == pytest.approx(100 / 3) and block["finish_rate"] == 50.0
+    assert block["tool_call_validity"] == pytest.approx(200 / 3)
+    # none of them has a value without a scored trial; finish rate is 0 where no trial finished
+    broken = [outcome("a", infra=True, rounds=0, calls=1, first_call=True, finishes=1)]
+    assert first_call_validity(broken) is None and finish_rate(broken) is None and finish_rate([]) is None
+    assert first_call_validity([outcome("a")]) is None and finish_rate([outcome("a")]) == 0.0
+
+
+def test_tool_use_fields_are_consistent():
+    with pytest.raises(ValueError, match="finish_calls"):
+        outcome("a", calls=1, finishes=2)
+    with pytest.raises(ValueError, match="valid first call"):
+        outcome("a", calls=0, first_call=True)
 
 
 def test_a_failed_task_alone():

@@ -14,6 +14,7 @@ from pipelines.core.params import parse_params
 from pipelines.core.schema import VerifierSpec
 from pipelines.evaluation.suites.builtin import builtin_solution_dir, load_builtin
 from pipelines.evaluation.suites.common import EvalTask, Subtask
+from pipelines.evaluation.suites.easy import easy_solution_dir, load_easy
 from pipelines.evaluation.suites.humaneval import load_humaneval
 from pipelines.evaluation.trial import evaluate
 from pipelines.llm.scripted import ScriptedModel
@@ -102,6 +103,26 @@ def test_protocol_maps_subtasks_to_outcomes():
     meta = slow.record["meta"]
     assert meta["sampling"]["temperature"] == 0.0 and meta["max_rounds"] == R and meta["passed"]
     assert meta["sandbox"]["kind"] == SANDBOX and "importer.py" in meta["final_diff"]
+
+
+def test_first_call_validity_and_finish_calls_come_from_the_session():
+    """On an easy task: a valid first call that solves it; a first turn that does not parse, then the solution;
+    a first call with a wrong argument; plain text only. The trial records its first turn and its finish calls."""
+    task = next(t for t in load_easy() if t.id == "status-typo")
+    fixed = (easy_solution_dir(task.id, 1) / "status.py").read_text()
+    write = {"content": "", "tool_calls": [call("write_file", path="status.py", content=fixed)]}
+    agents = {
+        "valid": lambda t, k: ScriptedModel([write, FINISH], name="valid"),
+        "garbled": lambda t, k: ScriptedModel(['<tool_call>{"name": "bash", "arguments": {"command": </tool_call>',
+                                                write, FINISH], name="garbled"),
+        "misfit": lambda t, k: ScriptedModel([{"content": "", "tool_calls": [call("read_file", file="status.py")]},
+                                              *[FINISH] * R], name="misfit"),
+        "chatty": lambda t, k: ScriptedModel(["I would fix the typo."] * R, name="chatty"),
+    }
+    trials = {t.outcome.model: t.outcome for t in evaluate([task], agents, params().eval, parallel=2)}
+    assert {m: (o.first_call_valid, o.finish_calls, o.completed) for m, o in trials.items()} == {
+        "valid": (True, 1, True), "garbled": (False, 1, True), "misfit": (False, R, False), "chatty": (False, 0, False)}
+    assert trials["misfit"].invalid_tool_calls == 1 and trials["garbled"].tool_calls == 2
 
 
 def test_rubric_subtasks_show_the_judge_the_agents_answer():

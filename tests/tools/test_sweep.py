@@ -253,7 +253,7 @@ def test_curate_teachers_param_keeps_only_the_named_teachers(tmp_path, tiny_mode
     src = tmp_path / "episodes.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    base = {"decontam": {"builtin": False, "humaneval": False}, "target_size": 50}
+    base = {"decontam": {"builtin": False, "easy": False, "humaneval": False}, "target_size": 50}
     report = curate(parse_params({"curate": {**base, "teachers": ["embedded"]}}), tmp_path, [src], tmp_path / "o",
                     None, tokenizer=tok)
     assert report["kept_by_teacher"] == {"embedded": 2}

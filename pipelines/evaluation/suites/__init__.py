@@ -1,1 +1,2 @@
-"""Eval suites, one module per source: ``builtin``, ``humaneval``, ``agencybench``; ``common`` holds the task types."""
+"""Eval suites, one module per source: ``builtin``, ``easy``, ``humaneval``, ``agencybench``; ``common`` holds the
+task types."""

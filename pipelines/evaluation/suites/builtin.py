@@ -33,14 +33,19 @@ def load_builtin(directory: Path | str | None = None) -> list[EvalTask]:
     Raises UserError naming the file and field that is wrong, or the folder missing its task.json or
     workspace/.
     """
-    directory = Path(directory) if directory is not None else builtin_dir()
+    return load_task_folders(Path(directory) if directory is not None else builtin_dir(), "builtin")
+
+
+def load_task_folders(directory: Path, suite: str) -> list[EvalTask]:
+    """Every ``<task id>/`` folder under ``directory`` in the layout above, as tasks of ``suite``, in
+    folder-name order (the loader the ``builtin`` and ``easy`` suites share)."""
     if not directory.is_dir():
-        raise UserError(f"{directory}: builtin eval task directory not found (run from the project's checkout, "
+        raise UserError(f"{directory}: {suite} eval task directory not found (run from the project's checkout, "
                         "or set LIMI_ROOT to it)")
-    return [_load_builtin_task(folder) for folder in sorted(p for p in directory.iterdir() if p.is_dir())]
+    return [_load_folder_task(folder, suite) for folder in sorted(p for p in directory.iterdir() if p.is_dir())]
 
 
-def _load_builtin_task(folder: Path) -> EvalTask:
+def _load_folder_task(folder: Path, suite: str) -> EvalTask:
     path = folder / "task.json"
     data = read_json_object(path)
     if data.get("id") != folder.name:
@@ -63,7 +68,7 @@ def _load_builtin_task(folder: Path) -> EvalTask:
         subtasks.append(Subtask(item["query"], verifier))
     provenance = {**data.get("provenance", {}), "file": relative_to_root(path)}
     try:
-        return EvalTask(id=data["id"], suite="builtin", domain=data.get("domain", ""),
+        return EvalTask(id=data["id"], suite=suite, domain=data.get("domain", ""),
                         category=data.get("category", ""), subtasks=subtasks,
                         workspace=WorkspaceSpec(dir=relative_to_root(folder / "workspace")), provenance=provenance)
     except ValueError as exc:
@@ -72,9 +77,14 @@ def _load_builtin_task(folder: Path) -> EvalTask:
 
 def builtin_solution_dir(task_id: str, subtask: int, directory: Path | str | None = None) -> Path:
     """``solution/<subtask>/`` (1-based) of builtin task ``task_id``; UserError when it does not exist."""
-    path = (Path(directory) if directory is not None else builtin_dir()) / task_id / "solution" / str(subtask)
+    return folder_solution_dir(Path(directory) if directory is not None else builtin_dir(), task_id, subtask, "builtin")
+
+
+def folder_solution_dir(directory: Path, task_id: str, subtask: int, suite: str) -> Path:
+    """``<directory>/<task_id>/solution/<subtask>/``; UserError naming ``suite`` when it does not exist."""
+    path = directory / task_id / "solution" / str(subtask)
     if not path.is_dir():
-        raise UserError(f"{path}: builtin task {task_id!r} has no reference solution for subtask {subtask}")
+        raise UserError(f"{path}: {suite} task {task_id!r} has no reference solution for subtask {subtask}")
     return path
 
 

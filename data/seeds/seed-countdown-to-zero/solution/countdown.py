@@ -1,0 +1,3 @@
+for n in range(10, -1, -1):
+    print(n)
+print("Liftoff!")

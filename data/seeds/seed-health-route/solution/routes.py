@@ -1,0 +1,5 @@
+ROUTES = {
+    "/": "index",
+    "/login": "login",
+    "/health": "health_check",
+}

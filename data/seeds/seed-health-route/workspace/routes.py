@@ -1,0 +1,4 @@
+ROUTES = {
+    "/": "index",
+    "/login": "login",
+}

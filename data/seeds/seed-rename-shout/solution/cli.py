@@ -1,0 +1,3 @@
+from textfmt import exclaim_upper
+
+print(exclaim_upper("deploy finished"))

@@ -1,0 +1,3 @@
+def exclaim_upper(text):
+    """text in capitals, with an exclamation mark."""
+    return text.upper() + "!"

@@ -1,0 +1,3 @@
+from textfmt import shout
+
+print(shout("deploy finished"))

@@ -1,0 +1,3 @@
+def shout(text):
+    """text in capitals, with an exclamation mark."""
+    return text.upper() + "!"
