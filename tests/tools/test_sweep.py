@@ -294,6 +294,7 @@ def sweep_project(tmp_path, tiny_model_dir) -> Path:
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s: stages[s] for s in TAIL}}, sort_keys=False))
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     shutil.copytree(tiny_model_dir, root / "models" / "base")
+    shutil.copytree(REPO / "data" / "tasks", root / "data" / "tasks")  # the held-out tasks curate and eval read
     records = [record(f"r{i}", text(i), text(100 + i, 80), teacher="replay", category=c)
                for i, c in enumerate(["algorithm", "data_analysis", "algorithm", "data_analysis", "algorithm"])]
     records += [record(f"e{i}", text(10 + i), text(200 + i, 80), teacher="embedded", passed=False) for i in range(2)]
