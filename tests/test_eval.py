@@ -149,7 +149,8 @@ def test_each_trial_is_a_trace_and_the_plot_data_is_dvc_plots(project):
     client = MlflowClient()
     experiment = client.get_run(run_id).info.experiment_id
     traces = client.search_traces(locations=[experiment], run_id=run_id)
-    records = {(r["meta"]["model"], r["meta"]["task_id"]): r for r in read_trajectories(out.episodes_dir / "episodes.jsonl")}
+    records = {(r["meta"]["model"], r["meta"]["task_id"]): r
+               for r in read_trajectories(out.episodes_dir / "episodes.jsonl")}
     assert sorted((t.info.tags["limi.model"], t.info.tags["limi.task_id"]) for t in traces) == sorted(records)
     for trace in traces:
         record = records[(trace.info.tags["limi.model"], trace.info.tags["limi.task_id"])]

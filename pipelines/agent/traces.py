@@ -109,7 +109,8 @@ class _Passthrough:
 class _TapedModel(_Passthrough):
     def chat(self, messages, tools=None, **sampling):
         # the loop only appends to ``messages``, so its first n entries are what this call was shown
-        event = self._tape._open("model", messages=messages, sent=len(messages))
+        event = self._tape._open("model", messages=messages, sent=len(messages),
+                                 model=str(getattr(self._inner, "name", "")))
         try:
             reply = self._inner.chat(messages, tools, **sampling)
         except BaseException as exc:
@@ -327,7 +328,7 @@ class EpisodeTracer:
                 reply = data.get("reply")
                 sent = [message_view(m) for m in data["messages"][: data["sent"]]]
                 usage = getattr(reply, "usage", None)
-                attributes = {"latency_s": round((event.end_ns - event.start_ns) / 1e9, 4),
+                attributes = {"model": data["model"], "latency_s": round((event.end_ns - event.start_ns) / 1e9, 4),
                               "messages_sent": data["sent"]}
                 if usage is not None:
                     attributes.update({
