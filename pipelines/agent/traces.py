@@ -274,7 +274,6 @@ class EpisodeTracer:
             inputs=self._clean({"query": cut(query, OUTPUT_CHARS)}))
         trace_id = root.trace_id
         try:
-            parents = {0: root.span_id}
             by_step: dict[int, list[TapeEvent]] = {}
             for event in tape.events:
                 by_step.setdefault(event.step, []).append(event)
