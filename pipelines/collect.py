@@ -47,7 +47,10 @@ def collect(params: Params, root: Path, out_dir: Path, *, parallel: int | None =
     todo = [j for j in jobs if j.key not in writer.done]
     log.info("%d episodes planned, %d already done, %d to run", len(jobs), len(jobs) - len(todo), len(todo))
     check_sandbox(params.collect, "collect")
-    collector = Collector(params, root, user_kind=user_kind, human_io=human_io)
+    from pipelines.agent.traces import EpisodeTracer
+
+    tracer = EpisodeTracer.for_stage(tracker, "collect")  # each episode an MLflow trace, when a run records
+    collector = Collector(params, root, user_kind=user_kind, human_io=human_io, tracer=tracer)
     collector.load_teachers(todo)
     workers = 1 if collector.user_kind == "human" else pool_size(params.collect, len(todo), parallel)
     attempts = run_pool(todo, collector.attempt, workers=workers, desc="episodes", unit="ep",

@@ -14,8 +14,9 @@ trial becomes a :class:`~pipelines.evaluation.metrics.EpisodeOutcome`.
 Writes ``data/eval/episodes.jsonl`` (one trajectory record per trial, collect's schema, in task order),
 ``metrics/eval.json`` (``summarize`` per model and category, per-suite blocks, headline numbers with 95%
 intervals and deltas against the baseline with paired intervals, the champion decision), ``reports/eval.md``
-and ``plots/eval/{metrics,categories}.png``, and logs an MLflow run (with the run's timings, which no output
-file holds). When a tuned model is better than the baseline on ``eval.main_metric`` (the paired 95% interval of
+``plots/eval/{metrics,categories}.png`` and the same numbers as DVC plot data (``plots/eval/{metrics,categories}.csv``),
+and logs an MLflow run (with the run's timings, which no output file holds) with one trace per trial
+(:mod:`pipelines.agent.traces`). When a tuned model is better than the baseline on ``eval.main_metric`` (the paired 95% interval of
 the difference lies above zero), its SFT directory is registered as a version of the MLflow model ``limi-sft``
 with the alias ``champion`` (``pipelines.core.tracking.register_champion``).
 """
@@ -77,8 +78,11 @@ def run_eval(params: Params, root: Path, *, models: Mapping[str, ModelSource], t
         from pipelines.llm.roles import model_for_role
 
         judge = model_for_role(params.llm, "judge")
+    from pipelines.agent.traces import EpisodeTracer
+
+    tracer = EpisodeTracer.for_stage(tracker, "eval")  # each trial an MLflow trace, when a run records the stage
     started = time.monotonic()
-    trials = evaluate(tasks, models, params.eval, judge=judge, parallel=parallel, model_info=info)
+    trials = evaluate(tasks, models, params.eval, judge=judge, parallel=parallel, model_info=info, tracer=tracer)
     wall_s = time.monotonic() - started
     outputs.episodes_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(outputs.episodes_dir / EPISODES_FILE,

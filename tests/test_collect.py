@@ -157,3 +157,44 @@ def test_two_runs_in_two_projects_write_the_same_bytes(tmp_path):
     assert str(roots[0]) not in text and str(tmp_path) not in text
     ids = [c["id"] for r in read_trajectories(first) for m in r["messages"] for c in (m.get("tool_calls") or [])]
     assert ids and all(i.startswith("call_") for i in ids)
+
+
+def test_each_episode_is_an_mlflow_trace_and_the_records_do_not_change(tmp_path):
+    """Traces go to the project's MLflow store next to the collect run; the records are the same bytes as a
+    run with tracing switched off; no secret value from the environment reaches a trace."""
+    from mlflow import MlflowClient
+
+    from tests.agent.test_traces import MARKERS
+
+    traced, plain = project(tmp_path / "traced", 2), project(tmp_path / "plain", 2)
+    result = run_collect(traced, env={**MARKERS, "DVC_EXP_NAME": "trace-exp"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert run_collect(plain, env={"LIMI_TRACES": "0"}).returncode == 0
+    episodes = traced / "data/trajectories/episodes.jsonl"
+    assert episodes.read_bytes() == (plain / "data/trajectories/episodes.jsonl").read_bytes()
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{traced / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("limi-pipeline").experiment_id
+    (run,) = client.search_runs([experiment], "tags.stage = 'collect'")
+    traces = client.search_traces(locations=[experiment], run_id=run.info.run_id)
+    records = {r["meta"]["task_id"]: r for r in read_trajectories(episodes)}
+    assert sorted(t.info.tags["limi.task_id"] for t in traces) == sorted(records) == ["q0", "q1"]
+    for trace in traces:
+        tags = trace.info.tags
+        assert tags["limi.stage"] == "collect" and tags["limi.teacher"] == "replay"
+        assert tags["limi.run_id"] == run.info.run_id and tags["dvc.experiment"] == "trace-exp"
+        record = records[tags["limi.task_id"]]
+        assert tags["limi.episode_key"] == record["meta"]["episode_key"]
+        kinds = [s.span_type for s in trace.data.spans]
+        assert kinds.count("CHAT_MODEL") == sum(m["role"] == "assistant" for m in record["messages"])
+        assert kinds.count("TOOL") == sum(m["role"] == "tool" for m in record["messages"])
+        assert kinds.count("EVALUATOR") == record["meta"]["rounds_used"]
+        verdicts = {a.name: a.value for a in trace.info.assessments}
+        assert verdicts["passed"] is True
+        assert {c["name"] for c in record["meta"]["final"]["checks"]} <= set(verdicts)
+        text = trace.to_json()
+        assert not [v for v in MARKERS.values() if v in text]
+    # tracing off: the run is there, its traces are not
+    client = MlflowClient(tracking_uri=f"sqlite:///{plain / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("limi-pipeline").experiment_id
+    assert client.search_runs([experiment]) and not client.search_traces(locations=[experiment])

@@ -139,3 +139,60 @@ def test_eval_params():
         parse_params({"eval": {"suites": [{"name": "agencybench"}]}})
     with pytest.raises(UserError, match="eval.models.0.model names 'gpt'"):
         parse_params({"eval": {"models": [{"name": "x", "model": "gpt"}]}})
+
+
+# --- traces and plot data -------------------------------------------------------------------------------
+
+def test_each_trial_is_a_trace_and_the_plot_data_is_dvc_plots(project):
+    import csv
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    _, run_id = run_stage(project, {"base": bad, "tuned": good})
+    out = EvalOutputs.under(project)
+    client = MlflowClient()
+    experiment = client.get_run(run_id).info.experiment_id
+    traces = client.search_traces(locations=[experiment], run_id=run_id)
+    records = {(r["meta"]["model"], r["meta"]["task_id"]): r
+               for r in read_trajectories(out.episodes_dir / "episodes.jsonl")}
+    assert sorted((t.info.tags["limi.model"], t.info.tags["limi.task_id"]) for t in traces) == sorted(records)
+    for trace in traces:
+        record = records[(trace.info.tags["limi.model"], trace.info.tags["limi.task_id"])]
+        assert trace.info.tags["limi.stage"] == "eval" and trace.info.tags["limi.run_id"] == run_id
+        root = next(s for s in trace.data.spans if s.parent_id is None)
+        subtasks = [s for s in trace.data.spans if s.parent_id == root.span_id]
+        assert len(subtasks) == len(record["meta"]["subtasks"]) and all(s.name.startswith("subtask ") for s in subtasks)
+        kinds = [s.span_type for s in trace.data.spans]
+        assert kinds.count("CHAT_MODEL") == sum(m["role"] == "assistant" for m in record["messages"])
+        assert kinds.count("TOOL") == sum(m["role"] == "tool" for m in record["messages"])
+        verdicts = {a.name: a.value for a in trace.info.assessments}
+        assert verdicts["passed"] is record["meta"]["passed"]
+        for number, subtask in enumerate(record["meta"]["subtasks"], 1):
+            for check in subtask["final"]["checks"]:
+                assert verdicts[f"{number}. {check['name'].splitlines()[0]}"[:100]] is check["passed"]
+
+    rows = list(csv.DictReader((out.plots / "metrics.csv").open()))
+    tuned = {r["metric"]: r for r in rows if r["model"] == "tuned"}
+    assert float(tuned["sr_at_r"]["value"]) == 100 and tuned["sr_at_r"]["label"] == f"tuned: SR@{R}"
+    assert float(tuned["ftfc"]["lo"]) == float(tuned["ftfc"]["hi"]) == 100
+    categories = list(csv.DictReader((out.plots / "categories.csv").open()))
+    assert {(r["model"], r["category"]) for r in categories} >= {("tuned", "codebase_debugging")}
+    before = {p.name: p.read_bytes() for p in out.plots.glob("*.csv")}
+    run_stage(project, {"base": bad, "tuned": good})  # a function of the inputs: the same bytes again
+    assert {p.name: p.read_bytes() for p in out.plots.glob("*.csv")} == before
+
+    # DVC reads them as the eval stage's plots
+    shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run(dvc + ["init", "--no-scm", "-q"], cwd=project, check=True)
+    shown = subprocess.run(dvc + ["plots", "show", "--json"], cwd=project, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)["data"]
+    (metrics_plot,) = data["plots/eval/metrics.csv"]
+    values = metrics_plot["content"]["data"]["values"]
+    scores = {(v["label"], float(v["value"])) for v in values if v["value"]}  # empty: no value (RC@R, say)
+    assert scores >= {(f"tuned: SR@{R}", 100.0), (f"base: SR@{R}", 0.0)}
+    assert metrics_plot["content"]["encoding"]["y"]["field"] == "label"
+    assert data["plots/eval/categories.csv"] and data["plots/eval/metrics.png"]

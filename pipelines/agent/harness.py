@@ -28,6 +28,7 @@ from pipelines.agent.config import HarnessParams
 from pipelines.agent.loop import EpisodeResult, Limits, run_episode
 from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import Toolbox
+from pipelines.agent.traces import EpisodeTape
 from pipelines.agent.users import User
 from pipelines.agent.verifiers import RubricVerifier, Verifier, VerifierResult, make_verifier
 from pipelines.agent.workspace import DIFF_COMMAND, prepare_workspace
@@ -136,11 +137,14 @@ class Harness:
                             hide_paths=self.hide_paths)
 
     def run(self, query: Query, agent: AgentSource, user: User, *, root: Path, steps: Sequence[Step] = (),
-            sampling: dict[str, Any] | None = None, judge: ChatModel | None = None, key: str = "") -> Session:
+            sampling: dict[str, Any] | None = None, judge: ChatModel | None = None, key: str = "",
+            tape: EpisodeTape | None = None) -> Session:
         """Lay out ``query``'s workspace (``workspace.dir`` taken from ``root``), work ``steps`` (default: the
         query itself) in one conversation, stopping after a step that fails or breaks; remove the workspace.
 
         ``key`` (the episode's key) names the workspace, so the paths the agent sees are the same in every rerun.
+        ``tape`` (see :mod:`pipelines.agent.traces`) notes every model call, tool call, verification and round
+        of feedback for the episode's trace; its wrappers pass each call through unchanged.
         Raises UserError when the workspace cannot be laid out; the agent's and the tools' troubles end
         the episode with a termination reason instead.
         """
@@ -150,21 +154,29 @@ class Harness:
             prepare_workspace(query, workspace, root)
             sandbox = self.sandbox(workspace)
             model = agent if hasattr(agent, "chat") else agent(workspace)
+            toolbox = Toolbox(workspace, sandbox)
+            if tape is not None:
+                model, toolbox, user = tape.model(model), tape.toolbox(toolbox), tape.user(user)
             if self.judge_sees_transcript:
                 model = _WatchedModel(model)
-            episodes = self._work(list(steps) or [query], model, Toolbox(workspace, sandbox), sandbox, user,
-                                  sampling or {}, judge)
+            episodes = self._work(list(steps) or [query], model, toolbox, sandbox, user, sampling or {}, judge,
+                                  tape)
             diff = sandbox.run(DIFF_COMMAND, timeout_s=60).output
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
+            if tape is not None:
+                tape.finish()
         return Session(episodes, diff, time.monotonic() - started)
 
     def _work(self, steps: list[Step], model: ChatModel, toolbox: Toolbox, sandbox, user: User,
-              sampling: dict[str, Any], judge: ChatModel | None) -> list[EpisodeResult]:
+              sampling: dict[str, Any], judge: ChatModel | None, tape: EpisodeTape | None) -> list[EpisodeResult]:
         episodes: list[EpisodeResult] = []
         history: list[dict[str, Any]] | None = None
-        for step in steps:
+        for number, step in enumerate(steps, 1):
             verifier = self._verifier(step, sandbox, judge, model)
+            if tape is not None:
+                tape.begin_step(number)
+                verifier = tape.verifier(verifier)
             result = run_episode(step.query, model, toolbox, verifier, user, self.limits, sampling=sampling,
                                  workspace=toolbox.workspace, history=history)
             episodes.append(result)

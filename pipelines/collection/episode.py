@@ -15,6 +15,7 @@ from typing import Any
 from pipelines.agent.harness import AgentSource, Harness, Session
 from pipelines.agent.replay import ReplayTeacher, public_runs
 from pipelines.agent.tools import TOOL_SCHEMAS
+from pipelines.agent.traces import EpisodeTracer
 from pipelines.agent.users import HumanUser, SimulatedUser, User
 from pipelines.agent.workspace import snapshot_files
 from pipelines.collection.plan import PROMPT_VERSION, Job
@@ -44,8 +45,10 @@ class Collector:
     reports to MLflow, never in a record.
     """
 
-    def __init__(self, params: Params, root: Path, *, user_kind: str | None = None, human_io=None):
+    def __init__(self, params: Params, root: Path, *, user_kind: str | None = None, human_io=None,
+                 tracer: EpisodeTracer | None = None):
         self.params = params
+        self.tracer = tracer  # writes each episode's MLflow trace (pipelines.agent.traces); None: no traces
         self.c = params.collect
         self.root = root
         self.user_kind = user_kind or self.c.user
@@ -93,8 +96,19 @@ class Collector:
         query = job.query
         judge = model_for_role(self.params.llm, "judge") if query.verifier.kind == "rubric" else None
         sampling = self.c.sampling.model_dump() if job.teacher != "replay" else None
-        session = self.harness.run(query, self.teacher(job), self.user(), root=self.root, sampling=sampling,
-                                   judge=judge, key=job.key)
+        tape = self.tracer.tape() if self.tracer is not None else None
+        trace = {"name": "episode", "query": query.query,
+                 "tags": {"limi.task_id": query.id, "limi.teacher": job.teacher, "limi.episode_key": job.key,
+                          "limi.source": query.source, "limi.category": query.category}}
+        try:
+            session = self.harness.run(query, self.teacher(job), self.user(), root=self.root, sampling=sampling,
+                                       judge=judge, key=job.key, tape=tape)
+        except Exception as exc:
+            if tape is not None:
+                self.tracer.record(tape, None, error=f"{type(exc).__name__}: {exc}", **trace)
+            raise
+        if tape is not None:
+            self.tracer.record(tape, session, **trace)
         with self._lock:
             self.timings[job.key] = {"task_id": query.id, "teacher": job.teacher,
                                      "episode_s": round(sum(e.seconds for e in session.episodes), 3),

@@ -155,6 +155,7 @@ class StageRun:
     def __init__(self, stage: str):
         self.stage = stage
         self.run_id: str | None = None
+        self.experiment_id: str | None = None  # the run's experiment: episode traces go there too
         self.active = False
         self._secrets = secret_values()
 
@@ -252,6 +253,7 @@ def stage_run(stage: str, params: dict[str, Any], *, tags: dict[str, Any] | None
         run = mlflow.start_run(experiment_id=experiment_id, run_name=stage, parent_run_id=parent,
                                tags={"stage": stage})
         handle.run_id = run.info.run_id
+        handle.experiment_id = experiment_id
         handle.active = True
     except Exception as exc:
         log.warning("MLflow tracking at %s is unavailable (%s); the stage runs without a record",

@@ -156,7 +156,9 @@ def _champion_sentence(champion: dict[str, Any], names_labels: dict[str, str]) -
 
 
 def write_plots(directory: Path, result: dict[str, Any], settings: EvalParams) -> None:
-    """``metrics.png`` (grouped bars of the 0-100 scores per model) and ``categories.png`` (SR@R per category)."""
+    """``metrics.png`` (grouped bars of the 0-100 scores per model) and ``categories.png`` (SR@R per category),
+    and the same numbers as DVC plot data (:func:`write_plot_data`)."""
+    write_plot_data(directory, result, settings)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,6 +175,53 @@ def write_plots(directory: Path, result: dict[str, Any], settings: EvalParams) -
     _bars(plt, directory / "categories.png", categories,
           {n: [result["models"][n]["categories"].get(c, {}).get("sr_at_r") for c in categories] for n in names},
           title=f"{sr} per category", ylabel=f"{sr} (0-100)")
+
+
+METRICS_CSV = "metrics.csv"
+CATEGORIES_CSV = "categories.csv"
+CATEGORY_METRICS = ("sr_at_r", "ftfc", "agencybench_average")
+
+
+def write_plot_data(directory: Path, result: dict[str, Any], settings: EvalParams) -> None:
+    """The numbers behind the PNGs as CSV, for ``dvc plots show`` / ``dvc plots diff`` across experiments.
+
+    ``metrics.csv``: one row per (model, 0-100 score) with its 95% interval (``lo``, ``hi``; empty when there
+    is none); ``categories.csv``: one row per (model, category) with its task count and SR@R, FTFC and
+    average. ``label`` (model and metric, or model and category) is the bar's name in dvc.yaml's
+    ``bar_horizontal`` template. Written from ``result`` only, so a function of the inputs like it.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    names_labels = labels(settings.rounds, settings.k)
+    spans = result.get("intervals", {})
+    rows = [["model", "metric", "label", "value", "lo", "hi"]]
+    for name in result["headline"]:
+        for metric in RATES:
+            span = spans.get(name, {}).get(metric) or [None, None]
+            rows.append([name, metric, f"{name}: {names_labels[metric]}", _cell(result["headline"][name][metric]),
+                         _cell(span[0]), _cell(span[1])])
+    _write_csv(directory / METRICS_CSV, rows)
+    rows = [["model", "category", "label", "tasks", *CATEGORY_METRICS]]
+    for name in result["headline"]:
+        for category in _categories(result):
+            block = result["models"].get(name, {}).get("categories", {}).get(category)
+            if block is None:
+                continue
+            rows.append([name, category, f"{name}: {category}", str(block.get("tasks", "")),
+                         *(_cell(block.get(m)) for m in CATEGORY_METRICS)])
+    _write_csv(directory / CATEGORIES_CSV, rows)
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{float(value):.4f}"
+
+
+def _write_csv(path: Path, rows: list[list[str]]) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _bars(plt, path: Path, groups: list[str], series: dict[str, list[float | None]], *, title: str,

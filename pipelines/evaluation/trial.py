@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Union
 from pipelines.agent.harness import Harness, Session, pool_size, run_pool, verdict, versions
 from pipelines.agent.loop import SYSTEM_PROMPT, EpisodeResult
 from pipelines.agent.tools import TOOL_SCHEMAS
+from pipelines.agent.traces import EpisodeTracer
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import requirement_count
 from pipelines.core.errors import UserError
@@ -55,18 +56,29 @@ def trial_sampling(settings: EvalParams, trial: int) -> dict[str, Any]:
 
 def run_trial(task: EvalTask, model_name: str, model: ChatModel, trial: int, settings: EvalParams,
               harness: Harness, *, judge: ChatModel | None = None,
-              model_info: dict[str, Any] | None = None) -> Trial:
+              model_info: dict[str, Any] | None = None, tracer: EpisodeTracer | None = None) -> Trial:
     """Work ``task``'s subtasks in order in one workspace and one conversation; return outcome and record.
 
     Each subtask is one episode (limits per subtask, R rounds, simulated-user feedback) continuing the
     previous subtask's messages; the trial stops at the first subtask that fails after its rounds or ends
-    in an infrastructure error.
+    in an infrastructure error. With ``tracer`` the trial also becomes an MLflow trace (a span per subtask).
     """
     sampling = trial_sampling(settings, trial)
     key = params_hash({"task": task.id, "suite": task.suite, "model": model_name, "trial": trial})
     user = SimulatedUser(policy=settings.feedback)
-    session = harness.run(task.as_query(0), model, user, root=workspace_root(task), steps=task.subtasks,
-                          sampling=sampling, judge=judge, key=key)
+    tape = tracer.tape() if tracer is not None else None
+    trace = {"name": "trial", "query": task.subtasks[0].query, "steps": [s.query for s in task.subtasks],
+             "tags": {"limi.task_id": task.id, "limi.model": model_name, "limi.trial": trial,
+                      "limi.suite": task.suite, "limi.category": task.category}}
+    try:
+        session = harness.run(task.as_query(0), model, user, root=workspace_root(task), steps=task.subtasks,
+                              sampling=sampling, judge=judge, key=key, tape=tape)
+    except Exception as exc:
+        if tape is not None:
+            tracer.record(tape, None, error=f"{type(exc).__name__}: {exc}", **trace)
+        raise
+    if tape is not None:
+        tracer.record(tape, session, **trace)
     outcome = trial_outcome(task, model_name, trial, settings, session)
     record = trial_record(task, outcome, session, settings, sampling, model_info or {"model": model_name})
     return Trial(task, outcome, record, session.seconds)
@@ -185,12 +197,14 @@ def _subtask_record(number: int, episode: EpisodeResult, requirements: int) -> S
 # ------------------------------------------------------------------ all trials
 def evaluate(tasks: list[EvalTask], models: Mapping[str, ModelSource], settings: EvalParams, *,
              judge: ChatModel | None = None, parallel: int | None = None,
-             model_info: Mapping[str, dict[str, Any]] | None = None) -> list[Trial]:
+             model_info: Mapping[str, dict[str, Any]] | None = None,
+             tracer: EpisodeTracer | None = None) -> list[Trial]:
     """Every model on every task, ``settings.k`` trials each, in parallel threads; trials in a stable order
     (task, trial, model).
 
     ``models`` maps a name to a chat model shared by all its trials (the local backend serialises
     generation itself) or to a factory ``(task, trial) -> model`` (fakes that keep per-conversation state).
+    ``tracer`` writes each trial's MLflow trace (:mod:`pipelines.agent.traces`).
     A rubric subtask needs ``judge``. A UserError (a task's workspace cannot be laid out, say) stops the
     evaluation; any other failure of a trial's harness counts as that trial's infrastructure error.
     """
@@ -210,7 +224,8 @@ def evaluate(tasks: list[EvalTask], models: Mapping[str, ModelSource], settings:
         model = source if hasattr(source, "chat") else source(task, trial)
         info = (model_info or {}).get(name) or {"model": name}
         try:
-            return run_trial(task, name, model, trial, settings, harness, judge=judge, model_info=info)
+            return run_trial(task, name, model, trial, settings, harness, judge=judge, model_info=info,
+                             tracer=tracer)
         except UserError:
             raise
         except Exception as exc:  # the harness broke, not the model: an infra error, kept out of the scores
