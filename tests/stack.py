@@ -55,14 +55,16 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90) -> Non
     raise AssertionError(f"{url} not healthy after {timeout_s}s")
 
 
-def stop(proc: subprocess.Popen, *, ctrl_c: bool = True) -> int | None:
+def stop(proc: subprocess.Popen, *, ctrl_c: bool = True, term_grace: float = 15) -> int | None:
     """Ctrl-C to the process's own session, then SIGTERM, then SIGKILL; the signal that ended it.
 
     ``ctrl_c=False`` starts at SIGTERM: Prefect 3.9's worker answers a first SIGINT by forwarding it to
     itself and keeps running (seen here with an idle worker for over 40 s), so supervisors stop it with
-    SIGTERM, which it handles as a graceful shutdown.
+    SIGTERM, which it handles as a graceful shutdown. ``term_grace`` is how long SIGTERM may take: a
+    worker's graceful shutdown (it turns the SIGTERM into an interrupt of its own loop, then drains its
+    event client and marks itself offline over the API) took over 15 s on a loaded 2-core machine.
     """
-    steps = ((signal.SIGINT, 30), (signal.SIGTERM, 15), (signal.SIGKILL, 5))
+    steps = ((signal.SIGINT, 30), (signal.SIGTERM, term_grace), (signal.SIGKILL, 5))
     for sig, grace in steps if ctrl_c else steps[1:]:
         if proc.poll() is not None:
             return None
