@@ -17,8 +17,11 @@ intervals and deltas against the baseline with paired intervals, the champion de
 ``plots/eval/{metrics,categories}.png`` and the same numbers as DVC plot data (``plots/eval/{metrics,categories}.csv``),
 and logs an MLflow run (with the run's timings, which no output file holds) with one trace per trial
 (:mod:`pipelines.agent.traces`). When a tuned model is better than the baseline on ``eval.main_metric`` (the paired 95% interval of
-the difference lies above zero), its SFT directory is registered as a version of the MLflow model ``limi-sft``
-with the alias ``champion`` (``pipelines.core.tracking.register_champion``).
+the difference lies above zero), its SFT output is logged to the run as a loadable pyfunc model with its eval
+metrics, registered as a version of the MLflow model ``limi-sft`` and given the alias ``champion``
+(:func:`pipelines.core.registry.register_champion`). That happens after every output is written, and the
+outputs say only what is to be registered (``champion.register_as``), never the version MLflow gave: they
+stay functions of the inputs.
 """
 
 from __future__ import annotations
@@ -88,19 +91,20 @@ def run_eval(params: Params, root: Path, *, models: Mapping[str, ModelSource], t
     atomic_write_text(outputs.episodes_dir / EPISODES_FILE,
                       "".join(json.dumps(t.record, ensure_ascii=False) + "\n" for t in trials))
     result = eval_metrics(trials, tasks, params.eval, list(models))
-    _register(result, params, root, tracker)
+    _plan_registration(result, params)
     EvalMetrics.model_validate(result)  # the contract flows and sweeps read
     atomic_write_json(outputs.metrics, result)
     write_report(outputs.report, result, params.eval, tasks, info)
     write_plots(outputs.plots, result, params.eval)
     if tracker is not None:
         _log_run(tracker, result, outputs, trials, wall_s, root)
+        _register(result, params, root, tracker)  # last: a side effect in MLflow only, after every output
     return result
 
 
-def _register(result: dict[str, Any], params: Params, root: Path, tracker) -> None:
-    """Register the champion's SFT output in MLflow, when there is one and ``eval.register_champion`` allows."""
-    from pipelines.core.tracking import register_champion
+def _plan_registration(result: dict[str, Any], params: Params) -> None:
+    """Say in the champion block what is to be registered (``register_as``) or why not: from the inputs only."""
+    from pipelines.core.registry import CHAMPION_ALIAS, CHAMPION_MODEL
 
     champion, settings = result["champion"], params.eval
     winner = champion["winner"]
@@ -112,11 +116,27 @@ def _register(result: dict[str, Any], params: Params, root: Path, tracker) -> No
     elif not settings.register_champion:
         champion["not_registered"] = "eval.register_champion is false"
     else:
-        adapter = next(e.adapter for e in settings.models if e.name == winner)
-        champion["registered"] = register_champion(
-            tracker, resolve(root, adapter or ""),
-            tags={"main_metric": settings.main_metric, "value": result["headline"][winner][settings.main_metric],
-                  "baseline": champion["baseline"], "baseline_value": champion["baseline_value"], "model": winner})
+        champion["register_as"] = {"name": CHAMPION_MODEL, "alias": CHAMPION_ALIAS}
+
+
+def _register(result: dict[str, Any], params: Params, root: Path, tracker) -> dict[str, str] | None:
+    """Log the champion's SFT output as an MLflow model with its eval metrics, register it and move the alias."""
+    champion, settings = result["champion"], params.eval
+    if not champion.get("register_as"):
+        return None
+    from pipelines.core.registry import register_champion
+
+    winner = champion["winner"]
+    entry = next(e for e in settings.models if e.name == winner)
+    spec = params.llm.models[entry.model]
+    base = resolve(root, spec.path) if spec.backend == "local" else None
+    metrics = {**result["headline"][winner], **{f"delta.{m}": v for m, v in result["deltas"].get(winner, {}).items()}}
+    return register_champion(
+        tracker, resolve(root, entry.adapter or ""), base_dir=base, metrics=metrics, root=root,
+        max_new_tokens=settings.sampling.max_tokens, name=champion["register_as"]["name"],
+        alias=champion["register_as"]["alias"],
+        tags={"main_metric": settings.main_metric, "value": result["headline"][winner][settings.main_metric],
+              "baseline": champion["baseline"], "baseline_value": champion["baseline_value"], "model": winner})
 
 
 def _log_run(tracker, result: dict[str, Any], outputs: EvalOutputs, trials: list[Trial], wall_s: float,

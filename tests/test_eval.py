@@ -1,5 +1,5 @@
 """The eval stage on real tasks with the scripted agents of tests/evaluation/test_trial.py: its outputs, and
-champion registration in a throwaway MLflow store."""
+champion registration in a throwaway MLflow store (loading the registered model back: tests/core/test_registry.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from pipelines.core.errors import UserError
 from pipelines.core.params import load_params, parse_params
 from pipelines.core.schema import read_trajectories
-from pipelines.core.tracking import register_champion
+from pipelines.core.registry import register_champion
+from pipelines.core.tracking import dvc_md5
 from pipelines.eval import EvalOutputs, run_eval
 from pipelines.evaluation.models import check_inputs
 from pipelines.evaluation.suites.humaneval import load_humaneval
@@ -65,7 +66,9 @@ def test_tuned_beating_base_writes_outputs_and_becomes_champion(project):
     assert metrics["headline"]["base"]["infra_error_rate"] == 0
     assert metrics["models"]["tuned"]["categories"]["codebase_debugging"]["tasks"] == 1
     assert metrics["suites"]["humaneval"]["tuned"]["sr_at_r"] == 100
-    assert metrics["champion"]["winner"] == "tuned" and metrics["champion"]["registered"]["version"] == "1"
+    # what is to be registered, never the version MLflow gave it: outputs are functions of the inputs
+    assert metrics["champion"]["winner"] == "tuned"
+    assert metrics["champion"]["register_as"] == {"name": "limi-sft", "alias": "champion"}
 
     records = read_trajectories(out.episodes_dir / "episodes.jsonl")
     assert len(records) == 4 and {r["meta"]["model"] for r in records} == {"base", "tuned"}
@@ -97,18 +100,27 @@ def test_tuned_beating_base_writes_outputs_and_becomes_champion(project):
 
     client = MlflowClient()
     version = client.get_model_version_by_alias("limi-sft", "champion")
-    assert version.run_id == run_id and version.source.endswith("/sft_model")
-    logged = {f.path for f in client.list_artifacts(run_id, "sft_model")}
-    assert logged == {"sft_model/adapter_config.json"}
+    assert version.run_id == run_id and version.source.startswith("models:/m-")  # a logged model, not loose files
+    model = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert model.source_run_id == run_id and model.name == "sft_model"
+    files = {f.path for f in client.list_logged_model_artifacts(model.model_id, "artifacts")}
+    assert files == {"artifacts/base", "artifacts/sft"}  # the base folder and the adapter, copied into the model
+    scores = {m.key: m.value for m in model.metrics}  # the winner's eval metrics, against the model
+    assert scores["sr_at_r"] == 100 and scores["ftfc"] == 100
+    assert scores["delta.agencybench_average"] == pytest.approx(100) and "base.sr_at_r" not in scores
+    assert version.tags["sft_md5"] == dvc_md5(project / "models" / "sft") and version.tags["sft_kind"] == "lora"
+    assert version.tags["base_md5"] == dvc_md5(project / "models" / "base") and version.tags["model"] == "tuned"
+    assert version.tags["main_metric"] == "agencybench_average"
     run = client.get_run(run_id)
     assert run.data.metrics["tuned.sr_at_r"] == 100 and run.data.metrics["base.ftfc"] == 0
+    assert run.data.tags["registry.version"] == str(version.version)
     assert {f.path for f in client.list_artifacts(run_id, "plots")} == {"plots/metrics.png", "plots/categories.png"}
 
 
 def test_tuned_losing_registers_nothing(project):
     humaneval = [load_humaneval(limit=1)[0]]
     result, _ = run_stage(project, {"base": good, "tuned": bad}, tasks=humaneval)
-    assert result["champion"]["winner"] is None and result["champion"]["registered"] is None
+    assert result["champion"]["winner"] is None and result["champion"]["register_as"] is None
     assert registered_versions() == []
     report = EvalOutputs.under(project).report.read_text()
     assert "No significant difference" in report and "Nothing was registered" in report
@@ -179,9 +191,11 @@ def test_each_trial_is_a_trace_and_the_plot_data_is_dvc_plots(project):
     assert float(tuned["ftfc"]["lo"]) == float(tuned["ftfc"]["hi"]) == 100
     categories = list(csv.DictReader((out.plots / "categories.csv").open()))
     assert {(r["model"], r["category"]) for r in categories} >= {("tuned", "codebase_debugging")}
-    before = {p.name: p.read_bytes() for p in out.plots.glob("*.csv")}
+    before = {p.name: p.read_bytes() for p in [*out.plots.glob("*.csv"), out.metrics, out.report]}
     run_stage(project, {"base": bad, "tuned": good})  # a function of the inputs: the same bytes again
-    assert {p.name: p.read_bytes() for p in out.plots.glob("*.csv")} == before
+    assert {p.name: p.read_bytes() for p in [*out.plots.glob("*.csv"), out.metrics, out.report]} == before
+    # though the registry moved on: a second version, which the alias now names
+    assert str(client.get_model_version_by_alias("limi-sft", "champion").version) == "2"
 
     # DVC reads them as the eval stage's plots
     shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")

@@ -297,7 +297,9 @@ class ModelMetrics(Open):
 
 
 class Champion(Open):
-    """Whether a tuned model beat the baseline on ``metric``, and its registration (None when not registered)."""
+    """Whether a tuned model beat the baseline on ``metric``, and under which MLflow model name and alias it is to
+    be registered (``register_as``; None when not, ``not_registered`` says why). The version MLflow gives is a
+    fact of the tracking store, not of the inputs: it is on the eval run (tag ``registry.version``), never here."""
 
     metric: str
     baseline: str
@@ -306,7 +308,7 @@ class Champion(Open):
     differences: dict[str, dict[str, Any]] = Field(default_factory=dict)
     winner: str | None = None
     beats_baseline: bool = False
-    registered: dict[str, str] | None = None
+    register_as: dict[str, str] | None = None
     not_registered: str | None = None
 
 

@@ -147,10 +147,12 @@ def _champion_sentence(champion: dict[str, Any], names_labels: dict[str, str]) -
     winner = champion["winner"]
     text = (f"`{winner}` beats `{base}` on {metric}: {fmt(champion['candidates'][winner])} against {ref} "
             f"({difference(winner)}, above zero).")
-    reg = champion["registered"]
+    reg = champion.get("register_as")
     if reg:
-        return text + (f" Registered as MLflow model `{reg['name']}` version {reg['version']} "
-                       f"with alias `{reg['alias']}`.")
+        uri = f"models:/{reg['name']}@{reg['alias']}"
+        return text + (f" Its SFT output is registered as MLflow model `{reg['name']}` with alias `{reg['alias']}` "
+                       f"when the run is tracked (`mlflow.pyfunc.load_model(\"{uri}\")`; the version is the eval "
+                       "run's tag `registry.version`).")
     why = champion.get("not_registered") or "the MLflow registry was not available"
     return text + f" Not registered: {why}."
 

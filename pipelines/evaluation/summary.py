@@ -61,7 +61,7 @@ def comparisons(outcomes: list[EpisodeOutcome], names: list[str], settings: Eval
 def eval_metrics(trials: list[Trial], tasks: list[EvalTask], settings: EvalParams, names: list[str]) -> dict[str, Any]:
     """The content of ``metrics/eval.json`` (an :class:`~pipelines.core.schema.EvalMetrics`); ``names[0]`` is
     the baseline, the champion candidates are the models whose ``eval.models`` entry has an ``adapter``.
-    The champion is decided, not yet registered (``registered`` is None)."""
+    The champion is decided; what to register (``register_as``) is set by the eval stage."""
     outcomes = [t.outcome for t in trials]
     summary = summarize(outcomes, settings.k)
     baseline = names[0]
@@ -122,7 +122,7 @@ def decide_champion(numbers: dict[str, dict[str, Any]], baseline: str, candidate
     return {"metric": metric, "baseline": baseline, "baseline_value": reference, "candidates": scores,
             "differences": {n: {"delta": tests[n].get("delta"), "interval": tests[n].get("interval")}
                             for n in candidates},
-            "winner": best, "beats_baseline": best is not None, "registered": None}
+            "winner": best, "beats_baseline": best is not None, "register_as": None}
 
 
 def eval_timings(trials: list[Trial], wall_s: float) -> dict[str, Any]:
