@@ -1,13 +1,14 @@
 """Stage ``curate``: from collected trajectories to the few samples worth training on.
 
-``python -m pipelines.curate [--in data/trajectories] [--out data/sft] [--metrics metrics/curate.json]``
+``python -m pipelines.curate [--in data/trajectories ...] [--out data/sft] [--metrics metrics/curate.json]``
 
 The funnel (:mod:`pipelines.curation.funnel`), in order; each step's drops are listed with reasons
 in ``data/sft/report.json``:
 
 1. schema      records that do not validate as trajectories
-2. verified    episodes that did not pass verification (``curate.admit_unverified`` admits them) or
-               whose teacher is not in ``curate.teachers`` (when set) or is in ``curate.drop_teachers``
+2. verified    episodes that did not pass verification (``curate.admit_unverified`` admits them; a
+               trajectory from ``limi import`` without a verdict counts as not passed) or whose teacher
+               is not in ``curate.teachers`` (when set) or is in ``curate.drop_teachers``
 3. exact_dup   same normalised (query, final diff) key: one kept per group
 4. near_dup    MinHash/LSH clusters over query + final diff (not the transcript: file dumps dominate
                transcripts and cause false matches); kept: the better-verified, then the shorter
@@ -97,18 +98,28 @@ def write_outputs(samples: list[Sample], report: dict[str, Any], out_dir: Path,
     return kept
 
 
+def input_files(given: list[str], root: Path) -> list[Path]:
+    """The trajectory files of ``--in`` values, in order: a directory's ``*.jsonl`` sorted, a file as it is;
+    relative paths are from the project root (collect's output and a ``limi import`` file, say)."""
+    files: list[Path] = []
+    for name in given:
+        src = Path(name) if Path(name).is_absolute() else root / name
+        files += sorted(src.glob("*.jsonl")) if src.is_dir() else [src]
+    return files
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.curate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--in", dest="inputs", default="data/trajectories",
-                        help="trajectory directory (every *.jsonl in it) or one .jsonl file")
+    parser.add_argument("--in", dest="inputs", action="append", default=None,
+                        help="trajectory directory (every *.jsonl in it) or one .jsonl file; repeat it to read "
+                             "several, in order (default: data/trajectories)")
     parser.add_argument("--out", default="data/sft", help="output directory (default: data/sft)")
     parser.add_argument("--metrics", default="metrics/curate.json", help="funnel metrics file")
     args = parser.parse_args()
     root = repo_root()
     params = load_params()
-    src = Path(args.inputs) if Path(args.inputs).is_absolute() else root / args.inputs
-    inputs = sorted(src.glob("*.jsonl")) if src.is_dir() else [src]
+    inputs = input_files(args.inputs or ["data/trajectories"], root)
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
     from pipelines.core.tracking import stage_run
 

@@ -167,8 +167,18 @@ def step_verified(samples: list[Sample], params: CurateParams) -> None:
         elif s.teacher in params.drop_teachers:
             s.drop("verified", f"teacher {s.teacher} is in curate.drop_teachers")
         elif not params.admit_unverified and not s.meta.passed:
-            s.drop("verified", f"not verified (termination {s.meta.termination}, "
-                               f"score {_stated(s.meta.final, 'score')})")
+            s.drop("verified", _not_verified(s.meta))
+
+
+def _not_verified(meta: TrajectoryMeta) -> str:
+    """Why a sample counts as not verified; a ``limi import`` record says whether its source gave no verdict."""
+    imported = (meta.model_extra or {}).get("imported")
+    if isinstance(imported, dict):
+        if imported.get("verification") == "failed":
+            return f"imported from {imported.get('format')}, failed ({imported.get('verified_by')})"
+        status = f"; its exit status {imported['exit_status']} is not a verdict" if imported.get("exit_status") else ""
+        return f"imported from {imported.get('format')} without a verdict{status} (curate.admit_unverified admits it)"
+    return f"not verified (termination {meta.termination}, score {_stated(meta.final, 'score')})"
 
 
 def _quality(s: Sample) -> tuple:

@@ -193,6 +193,14 @@ def render_header(loc: Located) -> list[str]:
     else:
         backend = meta.get("teacher_backend")
         out.append(f"teacher   {meta.get('teacher') or '?'}" + (f" ({backend})" if backend else ""))
+    imported = meta.get("imported")
+    if isinstance(imported, dict):  # a `limi import` record: where it came from and what its source said
+        at = f":{imported['line']}" if imported.get("line") else f" [{imported.get('index', 0)}]"
+        facts = [f"exit status {imported['exit_status']}" if imported.get("exit_status") else "",
+                 f"verification {imported.get('verification', '?')}"
+                 + (f" ({imported['verified_by']})" if imported.get("verified_by") else "")]
+        out.append(f"imported  {imported.get('format', '?')} from {imported.get('file', '?')}{at}   "
+                   + ", ".join(f for f in facts if f))
     sampling = meta.get("sampling")
     if sampling:
         out.append("sampling  " + ", ".join(f"{k} {v}" for k, v in sampling.items()))
@@ -225,7 +233,8 @@ def render_header(loc: Located) -> list[str]:
 
 
 def user_labels(messages: list[dict[str, Any]], meta: dict[str, Any]) -> dict[int, str]:
-    """What each user message after the request is: ``feedback, round N``, ``subtask N`` or a format notice.
+    """What each user message after the request is: ``feedback, round N``, ``subtask N``, a format notice, or
+    in an imported trajectory (``meta.imported``) just a ``turn``.
 
     An eval trial works its subtasks in one conversation: subtask k took ``rounds_used`` rounds, so
     ``rounds_used - 1`` feedback messages come before the next subtask's request. Elsewhere every user
@@ -246,6 +255,8 @@ def user_labels(messages: list[dict[str, Any]], meta: dict[str, Any]) -> dict[in
             labels[i] = "request"
         elif content.startswith(FORMAT_NOTICE):
             labels[i] = "format notice"
+        elif meta.get("imported"):  # another framework's turn: no rounds of this project's user to count
+            labels[i] = "turn"
         elif plan:
             labels[i] = plan.pop(0)
         else:

@@ -17,6 +17,8 @@
   ``{"conversations": [{"from", "value"}], "system", "tools"}`` plus its entry in ``dataset_info.json``
   beside it (merged into an existing one). See :func:`to_sharegpt` for how turns map.
 - ``jsonl``: the records as the trajectory schema validates them, one per line.
+- ``mini-swe-agent``: one ``ID/ID.traj.json`` per record and ``preds.json``, in the tool-call form of
+  mini-swe-agent v2 (see :func:`to_mini_swe_agent`).
 
 Files are written atomically, one by one, so an export into an existing folder (a Hub clone, a
 LLaMA-Factory ``data/`` folder) replaces only the files it writes.
@@ -39,7 +41,7 @@ from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.core.paths import display_path
 from pipelines.core.schema import TrajectoryRecord, read_jsonl
 
-FORMATS = ("hub", "sharegpt", "jsonl")
+FORMATS = ("hub", "sharegpt", "jsonl", "mini-swe-agent")
 HUB_PARQUET = "data/train-00000-of-00001.parquet"
 META_COLUMNS = ("task_id", "episode_key", "source", "domain", "category", "teacher")
 
@@ -309,6 +311,56 @@ def export_sharegpt(records: list[tuple[str, dict[str, Any]]], out: Path, name: 
                   "columns": {"messages": "conversations", "system": "system", "tools": "tools"}}
     atomic_write_json(info_file, info)
     return [data_file, info_file], lost
+
+
+# ------------------------------------------------------------------ mini-swe-agent
+def to_mini_swe_agent(record: dict[str, Any]) -> dict[str, Any]:
+    """One record as a mini-swe-agent trajectory (``trajectory_format: mini-swe-agent-1.1``, tool-call mode).
+
+    Messages keep their roles; tool calls are in the OpenAI wire form mini-swe-agent's tool-call models
+    store (``arguments`` a JSON string); results are ``role: tool`` with their ``tool_call_id``. ``info``
+    has mini-swe-agent's ``exit_status`` (``Submitted`` when the episode finished, else its termination),
+    ``submission`` (the final diff), ``model_stats`` and ``config.model.model_name`` (the teacher), and
+    under ``limi`` the meta columns the Hub export has, ``passed`` (the verifier's verdict) and the record's
+    ``tools`` (mini-swe-agent's format has no place for them): the rest of meta (check commands, the hidden
+    tests) stays with the pipeline, as for ``hub``.
+    """
+    meta = record.get("meta") or {}
+    messages = []
+    for msg in record["messages"]:
+        msg = dict(msg)
+        if msg.get("tool_calls"):
+            msg["tool_calls"] = [{**call, "function": {**call["function"], "arguments": dumps(call["function"]["arguments"])}}
+                                 for call in msg["tool_calls"]]
+        messages.append(msg)
+    termination = meta.get("termination")
+    tokens = meta.get("tokens") or {}
+    info = {"exit_status": "Submitted" if termination == "finished" else (termination or "unknown"),
+            "submission": meta.get("final_diff") or "",
+            "model_stats": {"instance_cost": tokens.get("cost_usd", 0.0), "api_calls": meta.get("steps", 0)},
+            "config": {"model": {"model_name": meta.get("teacher") or ""}},
+            "limi": {**{name: meta[name] for name in META_COLUMNS if meta.get(name)}, "passed": bool(meta.get("passed")),
+                     "tools": record.get("tools") or []}}
+    return {"info": info, "messages": messages, "trajectory_format": "mini-swe-agent-1.1"}
+
+
+def export_mini_swe_agent(records: list[dict[str, Any]], out: Path) -> list[Path]:
+    """``out/ID/ID.traj.json`` per record (ID: its episode key, else task id and position) and ``out/preds.json``
+    (SWE-bench's predictions form, ``{ID: {instance_id, model_name_or_path, model_patch}}``, with the task id as
+    the instance id)."""
+    written, preds = [], {}
+    for n, record in enumerate(records):
+        meta = record.get("meta") or {}
+        ident = str(meta.get("episode_key") or f"{meta.get('task_id') or 'record'}-{n}")
+        path = out / ident / f"{ident}.traj.json"
+        if path in written:
+            raise UserError(f"two records have the episode key {ident}; export them from a file where keys are unique")
+        atomic_write_json(path, to_mini_swe_agent(record))
+        written.append(path)
+        preds[ident] = {"instance_id": str(meta.get("task_id") or ident), "model_name_or_path": meta.get("teacher") or "",
+                        "model_patch": meta.get("final_diff") or ""}
+    atomic_write_json(out / "preds.json", preds)
+    return [*written, out / "preds.json"]
 
 
 # ------------------------------------------------------------------ jsonl

@@ -264,13 +264,14 @@ def test_help_through_the_entry_point(tmp_path):
     if script and "pipelines.tools.cli" in Path(script).read_text(errors="replace"):
         runs.append([script])  # the installed console script, when this environment has it
     for cmd in runs:
-        for args in (["--help"], ["run", "--help"], ["show", "--help"], ["export", "--help"], ["ui", "--help"]):
+        for args in (["--help"], ["run", "--help"], ["show", "--help"], ["export", "--help"], ["import", "--help"],
+                     ["ui", "--help"]):
             result = subprocess.run([*cmd, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                                     env={**os.environ, "PYTHONPATH": str(REPO)})
             assert result.returncode == 0, (args, result.stderr)
             assert result.stdout.startswith("usage: limi")
     top = subprocess.run([*runs[0], "--help"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert all(word in top.stdout for word in ("run", "show", "export", "ui"))
+    assert all(word in top.stdout for word in ("run", "show", "export", "import", "ui"))
 
 
 def test_run_names_an_unknown_stage(tmp_path):
