@@ -74,6 +74,26 @@ def tiny_model_dir(tmp_path_factory, base_model_dir) -> Path:
     return out
 
 
+ARTIFACTS_ENV = "LIMI_TEST_ARTIFACTS"
+
+
+@pytest.fixture
+def keep_artifact(request):
+    """``keep(path)``: a file a person may want to look at after the run (a screenshot, say). It stays where
+    the test wrote it; with ``LIMI_TEST_ARTIFACTS`` set (CI sets test-artifacts/ in the checkout) a copy goes
+    to ``$LIMI_TEST_ARTIFACTS/<test name>/``. Returns where the file can be found."""
+    def keep(path: Path) -> Path:
+        folder = os.environ.get(ARTIFACTS_ENV)
+        if not folder:
+            return path
+        dest = Path(folder) / request.node.name / path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest)
+        return dest
+
+    return keep
+
+
 @pytest.fixture
 def greedy_alone():
     """``model.generate`` for one prompt, greedy: the reference the batched decoders are checked against."""
