@@ -2,6 +2,10 @@
 
 ``python -m pipelines.curate [--in data/trajectories ...] [--out data/sft] [--metrics metrics/curate.json]``
 
+``--in`` (repeatable) is a JSONL file, a folder of JSONL/Parquet/Arrow files, or a Hugging Face dataset id
+(``owner/name``, ``hf:owner/name[:split]``, loaded with ``datasets`` from the hub or its cache); tables are
+read so that every record renders the same tokens as its JSONL form (:mod:`pipelines.core.datasets`).
+
 The funnel (:mod:`pipelines.curation.funnel`), in order; each step's drops are listed with reasons
 in ``data/sft/report.json``:
 
@@ -38,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core.console import main_guard
+from pipelines.core.datasets import DataSource, resolve_sources
 from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.core.params import Params, load_params
@@ -48,7 +53,7 @@ from pipelines.curation.funnel import FUNNEL, Sample, alive, funnel_report, load
 log = logging.getLogger("pipelines.curate")
 
 
-def curate(params: Params, root: Path, inputs: list[Path], out_dir: Path, metrics_file: Path | None,
+def curate(params: Params, root: Path, inputs: list[Path | DataSource], out_dir: Path, metrics_file: Path | None,
            tokenizer=None, tracker=None) -> dict[str, Any]:
     """Run the funnel over ``inputs``; write ``train.jsonl`` and ``report.json`` under ``out_dir`` and the funnel
     counts to ``metrics_file``; log to ``tracker`` (a StageRun) if given. Returns the report.
@@ -61,7 +66,8 @@ def curate(params: Params, root: Path, inputs: list[Path], out_dir: Path, metric
         raise UserError("curate: no trajectory files found; run the collect stage first (dvc repro collect)")
     samples = load_samples(inputs, root)
     if not samples:
-        raise UserError(f"curate: {', '.join(map(str, inputs))} hold no trajectories; run collect first")
+        names = ", ".join(i.name if isinstance(i, DataSource) else str(i) for i in inputs)
+        raise UserError(f"curate: {names} hold no trajectories; run collect first")
     if tokenizer is None:
         tokenizer = student_tokenizer(params, root)
     evals = EvalIndex(eval_texts(c.decontam, root), c.decontam.ngram, c.decontam.min_matches)
@@ -71,8 +77,10 @@ def curate(params: Params, root: Path, inputs: list[Path], out_dir: Path, metric
     kept = write_outputs(samples, report, out_dir, metrics_file)
     if tracker is not None:
         tracker.log_metrics({**funnel, "kept": len(kept)})
-        for path in inputs:
-            tracker.log_dataset(path, context="input")
+        for source in inputs:
+            path = source.path if isinstance(source, DataSource) else source
+            if path is not None:  # a hub dataset has no file to hash; its id is in the report
+                tracker.log_dataset(path, context="input")
         tracker.log_dataset(out_dir / "train.jsonl", context="output")
         tracker.log_artifact(out_dir / "report.json")
         tracker.record_timings({"seconds": round(time.perf_counter() - started, 3), "step_seconds": seconds},
@@ -98,22 +106,20 @@ def write_outputs(samples: list[Sample], report: dict[str, Any], out_dir: Path,
     return kept
 
 
-def input_files(given: list[str], root: Path) -> list[Path]:
-    """The trajectory files of ``--in`` values, in order: a directory's ``*.jsonl`` sorted, a file as it is;
-    relative paths are from the project root (collect's output and a ``limi import`` file, say)."""
-    files: list[Path] = []
-    for name in given:
-        src = Path(name) if Path(name).is_absolute() else root / name
-        files += sorted(src.glob("*.jsonl")) if src.is_dir() else [src]
-    return files
+def input_files(given: list[str], root: Path) -> list[DataSource]:
+    """The trajectory sources of ``--in`` values, in order: a directory's ``*.jsonl``, ``*.parquet`` and
+    ``*.arrow`` files sorted by name, a file as it is, a Hugging Face dataset id; relative paths are from the
+    project root (collect's output and a ``limi import`` file, say)."""
+    return resolve_sources(given, root)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.curate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--in", dest="inputs", action="append", default=None,
-                        help="trajectory directory (every *.jsonl in it) or one .jsonl file; repeat it to read "
-                             "several, in order (default: data/trajectories)")
+                        help="trajectory directory (every *.jsonl, *.parquet and *.arrow in it), one such file, "
+                             "or a Hugging Face dataset id (owner/name[:split]); repeat it to read several, in "
+                             "order (default: data/trajectories)")
     parser.add_argument("--out", default="data/sft", help="output directory (default: data/sft)")
     parser.add_argument("--metrics", default="metrics/curate.json", help="funnel metrics file")
     args = parser.parse_args()

@@ -3,8 +3,10 @@
 DVC mode:    ``python -m pipelines.sft`` (reads ``params.yaml: sft``, ``models/base``,
              ``data/sft/train.jsonl``; writes ``models/sft/``, ``metrics/sft.json``, ``plots/sft/``, all a
              function of those inputs; seconds, tokens/s and memory go to MLflow and ``reports/runs/sft.json``)
-Standalone:  ``python -m pipelines.sft --data FILE.jsonl --base DIR --out DIR [--max-samples N] [--epochs N]``
-             (any file in the trajectory schema, the public GAIR/LIMI dataset included; writes
+Standalone:  ``python -m pipelines.sft --data DATA --base DIR --out DIR [--max-samples N] [--epochs N]``
+             (DATA: a JSONL file, a folder of JSONL/Parquet/Arrow files, or a Hugging Face dataset id
+             ``owner/name[:split]``, loaded with ``datasets`` from the hub or its cache; records in the
+             trajectory schema, the public GAIR/LIMI dataset included, read as curate reads them; writes
              ``DIR/metrics.json`` with ``train_tokens``, ``train_seconds``, ``peak_rss_mb``)
 
 How it trains (transformers ``Trainer`` + peft):
@@ -20,6 +22,9 @@ How it trains (transformers ``Trainer`` + peft):
   every token were the largest tensors of a step (measured in ``benchmarks/sft.py``);
 - LoRA by default (``method: full`` for full fine-tuning); LIMI's optimiser settings are the
   defaults: AdamW (0.9, 0.98), weight decay 0.1, cosine decay to 1/10 of the peak, short warmup;
+  ``preset: limi`` sets the rest of its released recipe (1e-5 peak, 4 epochs over the data repeated
+  twice, global batch 64, 128k tokens, full fine-tuning) for the keys the group leaves out;
+- attention per ``attn_implementation`` (sdpa, eager, flash_attention_2, auto);
 - checkpoints every ``save_steps``; a rerun with the same data and params resumes from the last one.
 """
 
@@ -33,6 +38,7 @@ import sys
 from pathlib import Path
 
 from pipelines.core.console import main_guard
+from pipelines.core.datasets import resolve_sources
 from pipelines.core.io import atomic_write_json
 from pipelines.core.params import load_params
 from pipelines.training.config import SFTParams
@@ -55,7 +61,8 @@ def _relaunch_distributed(n: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.sft", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", help="trajectory JSONL (standalone mode; default: data/sft/train.jsonl)")
+    parser.add_argument("--data", help="trajectory JSONL file, folder of JSONL/Parquet/Arrow files, or Hugging Face "
+                        "dataset id owner/name[:split] (standalone mode; default: data/sft/train.jsonl)")
     parser.add_argument("--base", help="base model directory (default: models/base)")
     parser.add_argument("--out", help="output directory (default: models/sft)")
     parser.add_argument("--max-samples", type=int, default=0, help="train on at most N samples")
@@ -71,7 +78,8 @@ def main() -> int:
     if params.num_processes > 1:
         _relaunch_distributed(params.num_processes)
     resolve = lambda p, d: Path(p) if p and Path(p).is_absolute() else root / (p or d)  # noqa: E731
-    data, base = resolve(args.data, "data/sft/train.jsonl"), resolve(args.base, "models/base")
+    data = resolve_sources([args.data], root) if standalone else resolve(None, "data/sft/train.jsonl")
+    base = resolve(args.base, "models/base")
     out = resolve(args.out, "models/sft")
     checkpoints = out.parent / f".{out.name}.checkpoints"
     if standalone:  # a measurement: its metrics.json keeps the timings that DVC outputs may not hold

@@ -20,9 +20,10 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
+from pipelines.core.datasets import DataSource, read_records
 from pipelines.core.errors import UserError, first_error
 from pipelines.core.params import Params
-from pipelines.core.schema import Message, TrajectoryMeta, TrajectoryRecord, read_jsonl
+from pipelines.core.schema import Message, TrajectoryMeta, TrajectoryRecord
 from pipelines.curation.config import CurateParams
 from pipelines.curation.decontam import EvalIndex, HiddenIndex
 from pipelines.curation.lsh import exact_duplicate_groups, near_duplicate_clusters
@@ -53,8 +54,11 @@ class Sample:
 
     @property
     def key_text(self) -> str:
-        """What duplicates are judged on: the query and the final diff (transcripts are dominated by file dumps)."""
-        return f"{self.meta.query}\n{self.meta.final_diff}"
+        """What duplicates are judged on: the query and the final diff (transcripts are dominated by file dumps).
+        A record without ``meta.query`` (the public LIMI rows have no meta) is judged on its first user message,
+        not on an empty query that every such record would share."""
+        query = self.meta.query or next((m.content for m in self.messages if m.role == "user" and m.content), "")
+        return f"{query}\n{self.meta.final_diff}"
 
     @property
     def trained_texts(self) -> list[str]:
@@ -109,17 +113,19 @@ def _stated(model: BaseModel | None, name: str) -> Any:
     return getattr(model, name) if model is not None and name in model.model_fields_set else None
 
 
-def load_samples(paths: Iterable[Path], root: Path | None = None) -> list[Sample]:
-    """Every line of every trajectory file, in order, read as a :class:`TrajectoryRecord`.
+def load_samples(paths: Iterable[Path | DataSource], root: Path | None = None) -> list[Sample]:
+    """Every record of every source (JSONL, Parquet or Arrow file, Hugging Face dataset; see
+    :mod:`pipelines.core.datasets`), in order, read as a :class:`TrajectoryRecord`.
 
     A record that does not validate is marked dropped by the ``schema`` step, its detail naming file, line
-    and the first bad field; a line that is not JSON is a UserError naming file and line. Files are named
-    relative to ``root`` when inside it, so the report does not depend on where the project is checked out.
+    (or row) and the first bad field; a line that is not JSON is a UserError naming file and line. Files are
+    named relative to ``root`` when inside it, so the report does not depend on where the project is checked out.
     """
     samples: list[Sample] = []
     for path in paths:
-        shown = _relative(Path(path), root)
-        for lineno, data in read_jsonl(path):
+        source = path if isinstance(path, DataSource) else DataSource(path=Path(path))
+        shown = _relative(source.path, root) if source.path is not None else source.name
+        for _, lineno, data in read_records(source):
             sample = Sample(len(samples), data if isinstance(data, dict) else {}, shown, lineno)
             try:
                 trajectory = TrajectoryRecord.model_validate(data)

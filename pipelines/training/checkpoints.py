@@ -28,9 +28,10 @@ def last_checkpoint(directory: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def run_signature(data: Path, base: Path, params: SFTParams) -> str:
-    """What a checkpoint must match to be resumed: the data, the base weights' config, the params."""
-    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+def run_signature(data: Path | str, base: Path, params: SFTParams) -> str:
+    """What a checkpoint must match to be resumed: the data (a file, or a digest of the sources), the base
+    weights' config, the params."""
+    digest = hashlib.sha256(data.read_bytes()).hexdigest() if isinstance(data, Path) else data
     base_id = (base / "config.json").read_text() if (base / "config.json").exists() else str(base)
     return params_hash({"data": digest, "base": base_id, "params": params.model_dump(mode="json")})
 

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pipelines.core.datasets import DataSource, read_records
 from pipelines.core.errors import UserError
-from pipelines.core.schema import read_jsonl
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -33,25 +33,32 @@ def _for_template(message: dict[str, Any]) -> dict[str, Any]:
     return msg
 
 
-def load_training_set(path: Path, tokenizer, max_length: int, max_samples: int = 0) -> tuple[list[dict], list[str]]:
-    """Encoded samples and the messages about samples dropped for length."""
+def load_training_set(data: Path | DataSource | list[DataSource], tokenizer, max_length: int,
+                      max_samples: int = 0) -> tuple[list[dict], list[str]]:
+    """Encoded samples and the messages about samples dropped for length, from a trajectory file or the
+    sources of :func:`pipelines.core.datasets.resolve_sources` (read as curate reads them)."""
+    sources = data if isinstance(data, list) else [data]
     samples, dropped = [], []
-    for lineno, record in read_jsonl(path):
-        if not isinstance(record, dict) or "messages" not in record:
-            raise UserError(f"{path}:{lineno}: not a trajectory record (no 'messages')")
-        try:
-            encoded = encode_sample(tokenizer, record)
-        except ValueError as exc:
-            raise UserError(f"{path}:{lineno}: {exc}") from None
-        n = len(encoded["input_ids"])
-        if n > max_length:
-            dropped.append(f"{path}:{lineno}: {n} tokens > sft.max_length {max_length}; dropped, not truncated")
-            continue
-        samples.append(encoded)
+    for source in sources:
+        for name, lineno, record in read_records(source):
+            if not isinstance(record, dict) or not record.get("messages"):
+                raise UserError(f"{name}:{lineno}: not a trajectory record (no 'messages')")
+            try:
+                encoded = encode_sample(tokenizer, record)
+            except ValueError as exc:
+                raise UserError(f"{name}:{lineno}: {exc}") from None
+            n = len(encoded["input_ids"])
+            if n > max_length:
+                dropped.append(f"{name}:{lineno}: {n} tokens > sft.max_length {max_length}; dropped, not truncated")
+                continue
+            samples.append(encoded)
+            if max_samples and len(samples) >= max_samples:
+                break
         if max_samples and len(samples) >= max_samples:
             break
     for message in dropped:
         log.warning(message)
     if not samples:
-        raise UserError(f"{path}: no trainable samples ({len(dropped)} over max_length); see curate's report")
+        names = ", ".join(s.name if isinstance(s, DataSource) else str(s) for s in sources)
+        raise UserError(f"{names}: no trainable samples ({len(dropped)} over max_length); see curate's report")
     return samples, dropped

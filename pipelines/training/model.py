@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipelines.core.errors import UserError
 from pipelines.training.config import SFTParams
 from pipelines.core.paths import display_path
 
@@ -18,7 +19,7 @@ def load_model(base: Path, params: SFTParams):
     from transformers import AutoModelForCausalLM
 
     dtype = torch.bfloat16 if use_bf16(params) else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, attn_implementation=attention(params))
     model.config.use_cache = False  # packed batches are only kept apart when transformers sees no cache
     model.name_or_path = model.config.name_or_path = display_path(base)
     if params.method == "lora":
@@ -37,6 +38,24 @@ def save_model(model, tokenizer, out: Path) -> None:
             config.target_modules = sorted(config.target_modules)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def attention(params: SFTParams) -> str:
+    """The attention implementation to load the model with: ``params.attn_implementation``, ``auto`` being
+    flash_attention_2 where the flash-attn package and a CUDA GPU are there, else sdpa. flash_attention_2 without
+    them is a UserError naming the key (transformers' own message comes only once the model is loading)."""
+    import importlib.util
+
+    import torch
+
+    flash_ready = importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available()
+    if params.attn_implementation == "auto":
+        return "flash_attention_2" if flash_ready else "sdpa"
+    if params.attn_implementation == "flash_attention_2" and not flash_ready:
+        missing = "the flash-attn package" if importlib.util.find_spec("flash_attn") is None else "a CUDA GPU"
+        raise UserError(f"sft.attn_implementation: flash_attention_2 needs the flash-attn package and a CUDA GPU; "
+                        f"{missing} is missing here (use sdpa or auto)")
+    return params.attn_implementation
 
 
 def use_bf16(params: SFTParams) -> bool:

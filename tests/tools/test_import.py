@@ -496,7 +496,7 @@ def test_curate_keeps_unverified_imports_out_and_verified_ones_in(tmp_path, toke
     imported.write_text("".join(json.dumps(r) + "\n" for _, r in import_paths([write_jsonl(tmp_path / "oh.jsonl", rows)])))
     collected = write_jsonl(tmp_path / "trajectories" / "episodes.jsonl", [episode("cc33", "seed-greet")])
     inputs = input_files([str(collected.parent), str(imported)], tmp_path)  # curate --in DIR --in FILE
-    assert inputs == [collected, imported]
+    assert [source.path for source in inputs] == [collected, imported]
     base = {"decontam": {"builtin": False, "easy": False, "humaneval": False, "agencybench_dirs": []}, "target_size": 50}
     report = curate(parse_params({"curate": base}), tmp_path, inputs, tmp_path / "sft", None, tokenizer=tokenizer)
     fate = {s["task_id"]: s for s in report["samples"]}
