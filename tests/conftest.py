@@ -74,6 +74,30 @@ def tiny_model_dir(tmp_path_factory, base_model_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def env_cache(tmp_path_factory) -> Path:
+    """A cache of task environments private to this test session (``LIMI_ENV_CACHE``, which stages started as
+    subprocesses inherit too), so every run builds its own from the package index, once."""
+    cache = tmp_path_factory.mktemp("envs")
+    before = os.environ.get("LIMI_ENV_CACHE")
+    os.environ["LIMI_ENV_CACHE"] = str(cache)
+    yield cache
+    if before is None:
+        os.environ.pop("LIMI_ENV_CACHE", None)
+    else:
+        os.environ["LIMI_ENV_CACHE"] = before
+
+
+@pytest.fixture(scope="session")
+def task_env(env_cache) -> Path:
+    """The task environment with only the pinned pytest (what the example repository declares), built once."""
+    from pipelines.agent.pyenv import ensure_env
+    from pipelines.core.schema import PythonEnv
+    from pipelines.prs.config import PRTestsParams
+
+    return ensure_env(PythonEnv(packages=[PRTestsParams().pytest]))
+
+
 @pytest.fixture
 def greedy_alone():
     """``model.generate`` for one prompt, greedy: the reference the batched decoders are checked against."""
