@@ -21,12 +21,14 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 
 def make_project(root: Path) -> Path:
-    """A throwaway project root with the repo's params.yaml, dvc.yaml and task data, under git."""
+    """A throwaway project root with the repo's params.yaml, dvc.yaml, task data and example repository, under git."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("params.yaml", "dvc.yaml"):
         shutil.copy(REPO / name, root / name)
-    # the held-out task data curate decontaminates against and eval runs, as a checkout has it
+    # the held-out task data curate decontaminates against and eval runs, and the example repository the PR
+    # stages mine, as a checkout has them
     shutil.copytree(REPO / "data" / "tasks", root / "data" / "tasks", dirs_exist_ok=True)
+    shutil.copy(REPO / "data" / "example-repo.bundle", root / "data" / "example-repo.bundle")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "."], cwd=root, check=True)
     subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "init"],
