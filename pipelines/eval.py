@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pipelines.agent.harness import check_sandbox
+from pipelines.agent.verifiers import needs_judge
 from pipelines.core.console import main_guard
 from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.core.params import Params, load_params
@@ -77,7 +78,7 @@ def run_eval(params: Params, root: Path, *, models: Mapping[str, ModelSource], t
     """
     outputs = outputs or EvalOutputs.under(root)
     info = describe_models(params, root, list(models))
-    if judge is None and any(s.verifier.kind == "rubric" for t in tasks for s in t.subtasks):
+    if judge is None and any(needs_judge(s.verifier) for t in tasks for s in t.subtasks):
         from pipelines.llm.roles import model_for_role
 
         judge = model_for_role(params.llm, "judge")

@@ -5,12 +5,13 @@
 and repository, skipped changes with reasons, and for a git source its records per pattern: merge commit,
 titled merge, squash, single commit, each also on a branch merged in), and logs an MLflow run.
 Sources: ``github`` (``owner/name`` over the REST API, token from ``$GITHUB_TOKEN``), ``git`` (a local
-clone, HEAD or the history of a pinned commit ``rev``; the default mines this repository up to a fixed
-commit) and ``dump`` (JSON lines of API objects, a path or ``s3://``).
+clone or a git bundle file, HEAD or the history of a pinned commit ``rev``; the default mines the example
+repository this project ships, ``data/example-repo.bundle``) and ``dump`` (JSON lines of API objects, a
+path or ``s3://``).
 
 ``python -m pipelines.mine_prs --repo PATH_OR_OWNER/NAME --out FILE [--since DATE] [--until DATE]
-[--limit N]`` mines one repository without params.yaml or MLflow: an existing directory with git,
-anything shaped ``owner/name`` over the GitHub API.
+[--limit N]`` mines one repository without params.yaml or MLflow: an existing directory with git or a git
+bundle file, anything shaped ``owner/name`` over the GitHub API.
 
 Outputs are written only when every source succeeded, so a failure (a rejected token, say) leaves
 the previous outputs as they were.
@@ -145,13 +146,14 @@ def _day(text: str) -> date:
 
 
 def _one_repo(args: argparse.Namespace) -> MinePRsParams:
-    """The params for ``--repo``: an existing directory is a git clone, ``owner/name`` a GitHub repo."""
-    if Path(args.repo).expanduser().is_dir():
+    """The params for ``--repo``: an existing directory is a git clone and an existing file a git bundle,
+    ``owner/name`` a GitHub repo."""
+    if Path(args.repo).expanduser().exists():
         kind = "git"
     elif REPO_NAME.match(args.repo):
         kind = "github"
     else:
-        raise UserError(f"--repo {args.repo}: neither an existing directory nor a GitHub owner/name")
+        raise UserError(f"--repo {args.repo}: neither an existing directory or git bundle nor a GitHub owner/name")
     source = {"kind": kind, "repo": args.repo, "since": args.since, "until": args.until}
     if args.limit is not None:
         source["limit"] = args.limit
@@ -164,7 +166,7 @@ def _one_repo(args: argparse.Namespace) -> MinePRsParams:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.mine_prs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repo", help="mine only this: a local git clone, or owner/name on GitHub")
+    parser.add_argument("--repo", help="mine only this: a local git clone or bundle, or owner/name on GitHub")
     parser.add_argument("--out", help=f"output JSONL (default: {DEFAULT_OUT}; required with --repo)")
     parser.add_argument("--since", type=_day, help="with --repo: PRs merged on or after this day")
     parser.add_argument("--until", type=_day, help="with --repo: PRs merged on or before this day")

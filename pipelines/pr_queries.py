@@ -16,8 +16,13 @@
    ``writer: template`` in provenance).
 3. LIMI's additions, when switched on: "You only need to modify <files>." (``modify_hint``) and, for
    a seeded share of the queries, a sentence allowing or forbidding installs (``install``).
-4. The gold patch becomes the ``reference_patch`` verifier (never shown to the agent) and the
-   workspace is the repository at the PR's base commit. Provenance names ``repo`` and ``pr``.
+4. The verifier (:mod:`pipelines.prs.verification`, chosen before the request is written): for a PR that
+   changes tests and code, its tests run at the base with the test part applied and after the whole patch,
+   in a cached virtual environment of the repository's declared dependencies (``tests``); the tests that
+   fail before and pass after (FAIL_TO_PASS) and those that pass both times (PASS_TO_PASS) make a ``tests``
+   verifier with the test part hidden; otherwise the judge compares the agent's diff with the gold patch
+   (``judge.pass_threshold``). Nothing of either is shown to the agent. The workspace is the repository at
+   the PR's base commit. Provenance names ``repo``, ``pr`` and ``verifier_reason``.
 
 ``preset: limi`` sets the paper's values for every key the group leaves unset.
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 
 from pipelines.core.console import main_guard
@@ -57,17 +63,27 @@ def pr_queries(params: Params, root: Path, prs_path: Path, out: Path, report_pat
             if p.fallback != "template":
                 raise
             log.warning("teacher unavailable; composing template queries")
-    queries, skipped, writers = write_queries(kept, teacher, p, root)
+    started = time.monotonic()
+    batch = write_queries(kept, teacher, p, root)
+    queries = batch.queries
     # counts only, keys sorted: the report is a function of the PRs, the params and the teacher's answers
     report = {"mined": len(prs), "patch_tokens": counted_with, "filtered": dict(sorted(dropped.items())),
-              "kept_after_filters": len(kept), "queries": len(queries), "skipped_by_teacher": skipped,
-              "writers": dict(sorted(writers.items())), "additions": _additions(queries, p)}
+              "kept_after_filters": len(kept), "queries": len(queries), "skipped_by_teacher": batch.skipped,
+              "writers": dict(sorted(batch.writers.items())), "additions": _additions(queries, p),
+              "verified_by": {"tests": batch.verified_by["tests"], "judge": batch.verified_by["judge"]},
+              "judge_reasons": dict(sorted(batch.judge_reasons.items())),
+              "fail_to_pass_tests": sum(len(q.verifier.fail_to_pass) for q in queries),
+              "pass_to_pass_tests": sum(len(q.verifier.pass_to_pass) for q in queries)}
     atomic_write_text(out, "".join(q.model_dump_json() + "\n" for q in queries))
     atomic_write_json(report_path, report)
     if tracker is not None:
         tracker.log_metrics({"mined": len(prs), "kept_after_filters": len(kept), "queries": len(queries),
-                             "teacher_failures": len(skipped)})
+                             "teacher_failures": len(batch.skipped), "verified_by_tests": batch.verified_by["tests"],
+                             "verified_by_judge": batch.verified_by["judge"]})
         tracker.log_artifact(report_path)
+        tracker.record_timings({"seconds": round(time.monotonic() - started, 3),
+                                "env_build_s": round(batch.seconds["env_s"], 3),
+                                "pr_tests_s": round(batch.seconds["tests_s"], 3)}, root=root)
     return report
 
 
@@ -97,9 +113,10 @@ def main() -> int:
 
     with stage_run("pr_queries", params.group("pr_queries")) as run:
         report = pr_queries(params, root, resolve(args.prs), resolve(args.out), resolve(args.report), tracker=run)
-    log.info("%d PRs mined, %d past the filters (%s; patch tokens by %s), %d queries written (%s)", report["mined"],
-             report["kept_after_filters"], report["filtered"] or "none filtered", report["patch_tokens"],
-             report["queries"], report["writers"])
+    log.info("%d PRs mined, %d past the filters (%s; patch tokens by %s), %d queries written (%s); verified by "
+             "tests %d, by the judge %d", report["mined"], report["kept_after_filters"],
+             report["filtered"] or "none filtered", report["patch_tokens"], report["queries"], report["writers"],
+             report["verified_by"]["tests"], report["verified_by"]["judge"])
     return 0
 
 

@@ -21,12 +21,14 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 
 def make_project(root: Path) -> Path:
-    """A throwaway project root with the repo's params.yaml, dvc.yaml and task data, under git."""
+    """A throwaway project root with the repo's params.yaml, dvc.yaml, task data and example repository, under git."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("params.yaml", "dvc.yaml"):
         shutil.copy(REPO / name, root / name)
-    # the held-out task data curate decontaminates against and eval runs, as a checkout has it
+    # the held-out task data curate decontaminates against and eval runs, and the example repository the PR
+    # stages mine, as a checkout has them
     shutil.copytree(REPO / "data" / "tasks", root / "data" / "tasks", dirs_exist_ok=True)
+    shutil.copy(REPO / "data" / "example-repo.bundle", root / "data" / "example-repo.bundle")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "."], cwd=root, check=True)
     subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "init"],
@@ -92,6 +94,30 @@ def keep_artifact(request):
         return dest
 
     return keep
+
+
+@pytest.fixture(scope="session")
+def env_cache(tmp_path_factory) -> Path:
+    """A cache of task environments private to this test session (``LIMI_ENV_CACHE``, which stages started as
+    subprocesses inherit too), so every run builds its own from the package index, once."""
+    cache = tmp_path_factory.mktemp("envs")
+    before = os.environ.get("LIMI_ENV_CACHE")
+    os.environ["LIMI_ENV_CACHE"] = str(cache)
+    yield cache
+    if before is None:
+        os.environ.pop("LIMI_ENV_CACHE", None)
+    else:
+        os.environ["LIMI_ENV_CACHE"] = before
+
+
+@pytest.fixture(scope="session")
+def task_env(env_cache) -> Path:
+    """The task environment with only the pinned pytest (what the example repository declares), built once."""
+    from pipelines.agent.pyenv import ensure_env
+    from pipelines.core.schema import PythonEnv
+    from pipelines.prs.config import PRTestsParams
+
+    return ensure_env(PythonEnv(packages=[PRTestsParams().pytest]))
 
 
 @pytest.fixture

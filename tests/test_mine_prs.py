@@ -210,3 +210,27 @@ def test_rev_is_a_full_sha_of_a_git_source():
         PRSource(kind="git", rev="28d2393")
     with pytest.raises(ValidationError, match="only for kind: git"):
         PRSource(kind="github", repo="o/r", rev="a" * 40)
+
+
+def test_the_shipped_example_bundle_is_what_its_script_builds(tmp_path):
+    from pipelines.tools.example_repo import write_bundle
+
+    heads = lambda bundle: subprocess.run(["git", "bundle", "list-heads", str(bundle)], capture_output=True,  # noqa: E731
+                                          text=True, check=True).stdout
+    built = write_bundle(tmp_path / "example.bundle")
+    assert heads(built) == heads(REPO / "data" / "example-repo.bundle")
+    assert "refs/heads/main" in heads(built) and "refs/heads/0.1.x" in heads(built)
+
+
+def test_a_bundle_is_mined_from_the_command_line_and_a_bad_one_is_named(tmp_path):
+    out = tmp_path / "prs.jsonl"
+    result = subprocess.run([sys.executable, "-m", "pipelines.mine_prs", "--repo", "data/example-repo.bundle",
+                             "--out", str(out)], capture_output=True, text=True, timeout=60, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert [pr.number for pr in read_prs(out)] == [7, 6, 4, 5, 3, 2, 1]
+    assert {pr.repo for pr in read_prs(out)} == {"data/example-repo.bundle"}
+    fake = tmp_path / "fake.bundle"
+    fake.write_text("not a bundle\n")
+    with pytest.raises(UserError, match="fake.bundle: neither a directory nor a git bundle"):
+        mine(MinePRsParams(sources=[PRSource(kind="git", repo=str(fake))]), tmp_path / "x.jsonl", tmp_path)

@@ -26,10 +26,13 @@ def test_stage_writes_queries_and_replay_verifies(tmp_path):
     report = pr_queries(params, tmp_path, tmp_path / "prs.jsonl", tmp_path / "pr.jsonl", tmp_path / "report.json")
     assert report == {"mined": 2, "patch_tokens": "tokenizer models/base", "filtered": {"docs or markdown only": 1},
                       "kept_after_filters": 1, "queries": 1, "skipped_by_teacher": {}, "writers": {"t": 1},
-                      "additions": {}}
+                      "additions": {}, "verified_by": {"tests": 0, "judge": 1},
+                      "judge_reasons": {"no FAIL_TO_PASS test: no test file changed": 1},
+                      "fail_to_pass_tests": 0, "pass_to_pass_tests": 0}
     (line,) = (tmp_path / "pr.jsonl").read_text().splitlines()
     query = json.loads(line)
     assert query["workspace"]["git"] == str(repo) and query["verifier"]["kind"] == "reference_patch"
+    assert query["verifier"]["comparison"] == "judge"  # no test changed: the judge compares with the gold patch
     assert "+    return a + b  # the sum" in query["verifier"]["patch"] and "return a + b" not in query["query"]
     assert query["provenance"]["repo"] == str(repo) and query["provenance"]["pr"] == f"{repo}#1"
 
@@ -43,6 +46,7 @@ def test_stage_writes_queries_and_replay_verifies(tmp_path):
     record = Collector(params, tmp_path).run(Job(q, "replay", "k1"))
     meta = record["meta"]
     assert meta["passed"] and meta["final"]["score"] == 1.0 and "+    return a + b  # the sum" in meta["final_diff"]
+    assert meta["verifier_reason"] == "no FAIL_TO_PASS test: no test file changed"
     assert meta["pr"] == f"{repo}#1" and meta["repo"] == str(repo)  # the trajectory names its PR and repository
     assert all("return a + b" not in (m.get("content") or "") for m in record["messages"][:2])
 
@@ -75,3 +79,49 @@ def test_limi_preset_counts_every_drop_and_adds_its_sentences(tmp_path):
     assert "You only need to modify src/a.py." in queries[0]["query"]
     again = pr_queries(params, tmp_path, tmp_path / "prs.jsonl", tmp_path / "pr2.jsonl", tmp_path / "report2.json")
     assert again == report and (tmp_path / "pr2.jsonl").read_text() == (tmp_path / "pr.jsonl").read_text()
+
+
+def test_default_sources_give_tasks_verified_by_tests_and_by_the_judge(tmp_path, env_cache):
+    """The default run's PR path: the shipped bundle mined, 4 PRs verified by their tests and 2 by the judge,
+    and replay episodes that pass both verifiers without a word of the hidden tests in them."""
+    import shutil
+
+    from pipelines.collection.episode import Collector
+    from pipelines.collection.plan import Job
+    from pipelines.core.params import load_params
+    from pipelines.core.schema import read_queries
+    from pipelines.mine_prs import mine
+    from tests.conftest import REPO
+    from tests.sandbox_gate import require_bwrap_here
+
+    require_bwrap_here()  # the PRs' tests run in the sandbox
+    (tmp_path / "data").mkdir()
+    shutil.copy(REPO / "data" / "example-repo.bundle", tmp_path / "data" / "example-repo.bundle")
+    word_tokenizer(tmp_path / "models" / "base")
+    defaults = load_params(REPO / "params.yaml")
+    mined = mine(defaults.mine_prs, tmp_path / "prs.jsonl", tmp_path)
+    assert mined["total"] == 7 and mined["sources"][0]["patterns"] == {
+        "merge pull request": 1, "merge pull request on a merged branch": 1, "merge titled (#N)": 1, "squash (#N)": 4}
+    roles = {r: "t" for r in ("teacher", "critic", "user_simulator", "judge", "student")}
+    (tmp_path / "none.jsonl").write_text("")  # no turns: the teacher fails (template requests), the judge is never asked
+    params = parse_params({**defaults.model_dump(mode="json"), "llm": {
+        "models": {"t": {"backend": "scripted", "script": str(tmp_path / "none.jsonl")}, "embedded": {"backend": "local"}},
+        "roles": roles}})
+    report = pr_queries(params, tmp_path, tmp_path / "prs.jsonl", tmp_path / "pr.jsonl", tmp_path / "report.json")
+    assert report["filtered"] == {"docs or markdown only": 1} and report["queries"] == 6
+    assert report["verified_by"] == {"tests": 4, "judge": 2}
+    assert report["judge_reasons"] == {"no FAIL_TO_PASS test: no test file changed": 1,
+                                       "no FAIL_TO_PASS test: the PR changes only tests": 1}
+    assert (report["fail_to_pass_tests"], report["pass_to_pass_tests"]) == (5, 4)
+    queries = {q.id: q for q in read_queries(tmp_path / "pr.jsonl")}
+    collector = Collector(params, tmp_path)
+    for task in ("pr-example-repo-1", "pr-example-repo-5"):
+        query = queries[task]
+        record = collector.run(Job(query, "replay", task))
+        meta = record["meta"]
+        assert meta["passed"] and meta["final"]["score"] == 1.0, meta["final"]
+        assert meta["verifier_reason"] == query.provenance["verifier_reason"]
+        text = json.dumps(record["messages"])
+        assert not [t for t in query.verifier.fail_to_pass + query.verifier.pass_to_pass if t.split("::")[1] in text]
+    assert queries["pr-example-repo-1"].verifier.kind == "tests" and "tests/" not in json.dumps(
+        collector.run(Job(queries["pr-example-repo-1"], "replay", "again"))["meta"]["final_diff"])

@@ -26,6 +26,7 @@ from typing import Any, Callable, Protocol, Sequence, TypeVar, Union
 from pipelines import __version__
 from pipelines.agent.config import HarnessParams
 from pipelines.agent.loop import EpisodeResult, Limits, run_episode
+from pipelines.agent.pyenv import ensure_env, env_sandbox_options
 from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import Toolbox
 from pipelines.agent.traces import EpisodeTape
@@ -33,7 +34,7 @@ from pipelines.agent.users import User
 from pipelines.agent.verifiers import RubricVerifier, Verifier, VerifierResult, make_verifier
 from pipelines.agent.workspace import DIFF_COMMAND, prepare_workspace
 from pipelines.core.console import progress
-from pipelines.core.schema import CheckRecord, Query, SandboxRecord, TokenCounts, Verdict, VerifierSpec
+from pipelines.core.schema import CheckRecord, PythonEnv, Query, SandboxRecord, TokenCounts, Verdict, VerifierSpec
 from pipelines.llm.base import ChatModel, Usage
 
 log = logging.getLogger(__name__)
@@ -130,11 +131,13 @@ class Harness:
         self.judge_sees_transcript = judge_sees_transcript
         self.limits = Limits(**settings.limits.model_dump(), max_rounds=settings.rounds)
 
-    def sandbox(self, workspace: Path):
-        """The sandbox a session's commands run in: the settings' kind and limits, ``hide_paths`` hidden."""
+    def sandbox(self, workspace: Path, env: PythonEnv | None = None):
+        """The sandbox a session's commands run in: the settings' kind and limits, ``hide_paths`` hidden, and
+        ``env`` (a task's Python environment, built first if the cache lacks it) read-only, first on PATH."""
         s = self.settings
+        extra = env_sandbox_options(ensure_env(env), s.sandbox) if env is not None else {}
         return make_sandbox(s.sandbox, workspace, timeout_s=s.command_timeout_s, memory_mb=s.memory_mb,
-                            hide_paths=self.hide_paths)
+                            hide_paths=self.hide_paths, **extra)
 
     def run(self, query: Query, agent: AgentSource, user: User, *, root: Path, steps: Sequence[Step] = (),
             sampling: dict[str, Any] | None = None, judge: ChatModel | None = None, key: str = "",
@@ -145,22 +148,23 @@ class Harness:
         ``key`` (the episode's key) names the workspace, so the paths the agent sees are the same in every rerun.
         ``tape`` (see :mod:`pipelines.agent.traces`) notes every model call, tool call, verification and round
         of feedback for the episode's trace; its wrappers pass each call through unchanged.
-        Raises UserError when the workspace cannot be laid out; the agent's and the tools' troubles end
-        the episode with a termination reason instead.
+        The first Python environment a step's verifier names is in the sandbox for the whole session.
+        Raises UserError when the workspace cannot be laid out or its environment built; the agent's and the
+        tools' troubles end the episode with a termination reason instead.
         """
         started = time.monotonic()
+        work = list(steps) or [query]
         workspace = episode_workspace(query.id, key)
         try:
             prepare_workspace(query, workspace, root)
-            sandbox = self.sandbox(workspace)
+            sandbox = self.sandbox(workspace, next((s.verifier.env for s in work if s.verifier.env), None))
             model = agent if hasattr(agent, "chat") else agent(workspace)
             toolbox = Toolbox(workspace, sandbox)
             if tape is not None:
                 model, toolbox, user = tape.model(model), tape.toolbox(toolbox), tape.user(user)
             if self.judge_sees_transcript:
                 model = _WatchedModel(model)
-            episodes = self._work(list(steps) or [query], model, toolbox, sandbox, user, sampling or {}, judge,
-                                  tape)
+            episodes = self._work(work, model, toolbox, sandbox, user, sampling or {}, judge, tape)
             diff = sandbox.run(DIFF_COMMAND, timeout_s=60).output
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
@@ -226,15 +230,16 @@ def verdict(result: VerifierResult | None, checks: bool = False) -> Verdict | No
     """A verifier result as recorded: score rounded, check names and outputs cut (with ``checks``).
 
     Each check's ``method`` is how its requirement was decided: a rubric's checks say it themselves (the
-    judge, or execution for its commands); every check of a ``tests`` or ``reference_patch`` verifier is
-    decided mechanically, by running commands and comparing their output, so ``execution``.
+    judge, or execution for its commands), and so does a reference patch's judged comparison; every other
+    check of a ``tests`` or ``reference_patch`` verifier is decided mechanically, by running commands and
+    comparing their output, so ``execution``.
     """
     if result is None:
         return None
     found = Verdict(passed=result.passed, score=round(result.score, 4), infra_error=result.infra_error)
     if checks:
         found.checks = [CheckRecord(name=c.name[:200], passed=c.passed, output=c.output[-500:],
-                                    method=c.method if result.kind == "rubric" else "execution")
+                                    method=c.method if result.kind in ("rubric", "reference_patch") else "execution")
                         for c in result.checks]
     return found
 

@@ -49,6 +49,13 @@ def prepare_workspace(query: Query, dest: Path, root: Path) -> Path:
     return dest
 
 
+def lay_out_commit(repo: str, commit: str | None, dest: Path, root: Path) -> None:
+    """``repo`` (a path under ``root``, a git bundle or a URL) at ``commit`` in the empty folder ``dest``, as the
+    one-commit repository an episode's workspace is (see :func:`_checkout`)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    _checkout(repo, commit, dest, root)
+
+
 def _checkout(repo: str, commit: str | None, dest: Path, root: Path) -> None:
     """Lay out ``repo``'s tree at ``commit`` (default HEAD) in ``dest`` as a fresh repository of one commit.
 

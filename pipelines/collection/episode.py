@@ -17,6 +17,7 @@ from pipelines.agent.replay import ReplayTeacher, public_runs
 from pipelines.agent.tools import TOOL_SCHEMAS
 from pipelines.agent.traces import EpisodeTracer
 from pipelines.agent.users import HumanUser, SimulatedUser, User
+from pipelines.agent.verifiers import needs_judge
 from pipelines.agent.workspace import snapshot_files
 from pipelines.collection.plan import PROMPT_VERSION, Job
 from pipelines.core.errors import UserError
@@ -94,7 +95,7 @@ class Collector:
     def run(self, job: Job) -> dict[str, Any]:
         """Run one episode in a fresh workspace and return its record (a TrajectoryRecord as JSON)."""
         query = job.query
-        judge = model_for_role(self.params.llm, "judge") if query.verifier.kind == "rubric" else None
+        judge = model_for_role(self.params.llm, "judge") if needs_judge(query.verifier) else None
         sampling = self.c.sampling.model_dump() if job.teacher != "replay" else None
         tape = self.tracer.tape() if self.tracer is not None else None
         trace = {"name": "episode", "query": query.query,
@@ -127,6 +128,8 @@ class Collector:
             **({"repo": repo} if repo else {}), "teacher": job.teacher,
             "teacher_backend": teacher_backend, **session.meta(self.c, sampling=sampling, user=self.user_kind),
             "verifier": query.verifier.kind, "prompt_version": PROMPT_VERSION,
+            **({"verifier_reason": query.provenance["verifier_reason"]} if query.provenance.get("verifier_reason")
+               else {}),
         })
         return {"messages": session.messages, "tools": TOOL_SCHEMAS,
                 "meta": meta.model_dump(mode="json", exclude_unset=True)}
@@ -135,7 +138,8 @@ class Collector:
 def replay_teacher(query: Query, workspace: Path, root: Path) -> ReplayTeacher:
     """The replay teacher for ``query``: edits the laid-out ``workspace`` into the reference solution (the
     gold patch, or the files of ``provenance.solution_dir`` under ``root``) and runs what the request makes
-    public (never the hidden checks: see :mod:`pipelines.agent.replay`)."""
+    public (never the hidden checks: see :mod:`pipelines.agent.replay`). A PR task verified by its tests
+    keeps only the code part as its gold patch, so the replay writes the code and the hidden tests check it."""
     before = snapshot_files(workspace)
     after = dict(before)
     if query.verifier.patch:

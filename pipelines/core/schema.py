@@ -55,41 +55,95 @@ class WorkspaceSpec(Record):
         return files
 
 
+class PythonEnv(Record):
+    """A Python virtual environment a task's commands run in (:mod:`pipelines.agent.pyenv`).
+
+    ``packages`` are pip requirement specifiers (the repository's declared dependencies and pytest). The
+    environment is built from the system's ``python3`` once per (Python version, packages), cached on the
+    host and mounted read-only in the sandbox, its ``bin`` first on ``PATH``; the agent may use it too.
+    """
+
+    packages: list[str] = Field(min_length=1)
+
+    @field_validator("packages")
+    @classmethod
+    def _specifiers(cls, packages: list[str]) -> list[str]:
+        for spec in packages:
+            if not spec.strip() or spec.strip().startswith("-"):
+                raise ValueError(f"package {spec!r} is not a requirement specifier (pip options are not allowed)")
+        return packages
+
+
 class VerifierSpec(Record):
     """How an episode's result is checked.
 
-    ``tests``: each command is one check, passing on exit status 0, run in the sandbox in the final
-    workspace; the score is the share passing. ``reference_patch``: the workspace diff is compared with
-    ``patch`` (files touched, changed lines); never shown to the agent. ``rubric``: the judge model
-    scores ``criteria``, and its ``commands``, if any, are requirements checked by execution (run in the
-    sandbox before the judge is asked, passing on exit status 0). ``pass_threshold``: the score at or above which the episode counts as solved.
+    ``tests``: the PR's own tests, as SWE-bench checks a task, when ``fail_to_pass`` is set: the hidden
+    ``test_patch`` is applied onto a scratch copy of the final workspace (the files it touches reset to the
+    base first) and the listed pytest node ids run in ``env``; one check needs every ``fail_to_pass`` test
+    (failed before the PR, passed after it) to pass, one more every ``pass_to_pass`` test (passed both
+    times), if any. Then each of ``commands`` is one check, passing on exit status 0, run in the sandbox
+    in the final workspace; the score is the share of checks passing.
+    ``reference_patch``: the workspace diff is compared with ``patch``: by ``comparison: lines`` the files
+    touched and changed lines (F1 of each), by ``comparison: judge`` the judge model, which scores how well
+    the diff does what the reference does (0-10, with a reason); never shown to the agent.
+    ``rubric``: the judge model scores ``criteria``, and its ``commands``, if any, are requirements checked
+    by execution (run in the sandbox before the judge is asked, passing on exit status 0).
+    ``pass_threshold``: the score at or above which the episode counts as solved.
 
-    ``requirements``: one public sentence per check (per command; for a rubric, per criterion then per command), in the task's
-    own words and without expected values: what the simulated user says when that check fails. Empty, or
-    shorter than the checks, and the rest get a generic sentence. Commands, expected values, criteria and
-    the patch are hidden material: only the verifier on the host reads them.
+    ``requirements``: one public sentence per check (a tests verifier: the fail-to-pass check, the
+    pass-to-pass check if any, then one per command; a rubric: per criterion, then per command), in the
+    task's own words and without expected values: what the simulated user says when that check fails.
+    Empty, or shorter than the checks, and the rest get a generic sentence. Commands, expected values,
+    criteria, the patch, the test patch and the test names are hidden material: only the verifier on the
+    host reads them.
     """
 
     kind: Literal["tests", "reference_patch", "rubric"]
     commands: list[str] = Field(default_factory=list)
     timeout_s: float = Field(60.0, gt=0)
     patch: str | None = None
+    comparison: Literal["lines", "judge"] = "lines"
+    test_patch: str | None = None
+    fail_to_pass: list[str] = Field(default_factory=list)
+    pass_to_pass: list[str] = Field(default_factory=list)
+    env: PythonEnv | None = None
     criteria: list[str] = Field(default_factory=list)
     pass_threshold: float = Field(1.0, ge=0.0, le=1.0)
     requirements: list[str] = Field(default_factory=list)
+
+    def check_count(self) -> int:
+        """How many checks the verifier reports (before a reference patch's comparison checks)."""
+        if self.kind == "rubric":
+            return len(self.criteria) + len(self.commands)
+        if self.kind == "tests":
+            return bool(self.fail_to_pass) + bool(self.pass_to_pass) + len(self.commands)
+        return len(self.commands)
 
     @model_validator(mode="after")
     def _one_requirement_per_check(self) -> "VerifierSpec":
         # a rubric's commands are requirements checked by execution: its sentences cover the criteria first,
         # then the commands, in that order
-        rubric = self.kind == "rubric"
-        checks = len(self.criteria) + len(self.commands) if rubric else len(self.commands)
+        checks = self.check_count()
         if len(self.requirements) > checks:
-            per = "criterion, then one per command" if rubric else "command"
+            per = {"rubric": "criterion, then one per command",
+                   "tests": "test group (fail-to-pass, pass-to-pass), then one per command"}.get(self.kind, "command")
             raise ValueError(f"requirements has {len(self.requirements)} sentences but the verifier has {checks} "
                              f"check(s): give one sentence per {per}")
         if any(not r.strip() for r in self.requirements):
             raise ValueError("requirements must not be empty strings")
+        return self
+
+    @model_validator(mode="after")
+    def _fields_fit_kind(self) -> "VerifierSpec":
+        if (self.fail_to_pass or self.pass_to_pass or self.test_patch) and self.kind != "tests":
+            raise ValueError("test_patch, fail_to_pass and pass_to_pass are for kind: tests")
+        if self.pass_to_pass and not self.fail_to_pass:
+            raise ValueError("pass_to_pass needs fail_to_pass: the PR's tests verify a task only when one of them "
+                             "fails before the change and passes after it")
+        if self.comparison == "judge" and self.kind != "reference_patch":
+            raise ValueError("comparison: judge is for kind: reference_patch")
+        if any(not t.strip() for t in (*self.fail_to_pass, *self.pass_to_pass)):
+            raise ValueError("test ids must not be empty strings")
         return self
 
     @field_validator("commands")
@@ -178,7 +232,8 @@ class TrajectoryMeta(Open):
 
     Only functions of the inputs: no timings, dates or host facts (those go to the run's MLflow record).
     ``pr`` is a PR task's pull request key (``repo#number``, its ``Query.provenance["pr"]``) and ``repo`` its
-    repository (``Query.provenance["repo"]``); ``passed`` is the final verdict (or the person's,
+    repository (``Query.provenance["repo"]``); ``verifier`` is the task's verifier kind and ``verifier_reason``
+    why a PR task got it (``Query.provenance["verifier_reason"]``); ``passed`` is the final verdict (or the person's,
     ``human_verdict``); ``feedback`` is the simulated user's policy (``requirements`` or ``none``; see
     :mod:`pipelines.agent.feedback`); ``rounds_used`` counts the first attempt as round 1;
     ``termination`` is one of ``pipelines.agent.loop.TERMINATIONS``.
@@ -206,6 +261,7 @@ class TrajectoryMeta(Open):
     termination: str | None = None
     error: str | None = None
     verifier: str | None = None
+    verifier_reason: str | None = None
     steps: int = 0
     tool_calls: int = 0
     invalid_tool_calls: int = 0

@@ -144,16 +144,17 @@ def hidden_material(params: DecontamParams, root: Path) -> list[tuple[str, str, 
 
 
 def verifier_hidden(name: str, verifier: VerifierSpec, subtask: int) -> list[tuple[str, str, str]]:
-    """The hidden material of one subtask's verifier: its commands, its criteria, the lines its patch adds.
+    """The hidden material of one subtask's verifier: its commands, its criteria, the lines its patch and its
+    hidden test patch add.
 
     Only added lines of a patch: its context and removed lines are the base commit, which the agent sees.
     """
     out = [(name, f"subtask {subtask} check {i}", command) for i, command in enumerate(verifier.commands, 1)]
     out += [(name, f"subtask {subtask} criterion {i}", text) for i, text in enumerate(verifier.criteria, 1)]
-    if verifier.patch:
-        added = [line[1:] for line in verifier.patch.splitlines() if line.startswith("+") and
-                 not line.startswith("+++ ")]
-        out.append((name, f"subtask {subtask} gold patch", "\n".join(added)))
+    for label, patch in (("gold patch", verifier.patch), ("hidden tests", verifier.test_patch)):
+        if patch:
+            added = [line[1:] for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++ ")]
+            out.append((name, f"subtask {subtask} {label}", "\n".join(added)))
     return out
 
 

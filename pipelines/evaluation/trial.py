@@ -19,7 +19,7 @@ from pipelines.agent.loop import SYSTEM_PROMPT, EpisodeResult
 from pipelines.agent.tools import TOOL_SCHEMAS
 from pipelines.agent.traces import EpisodeTracer
 from pipelines.agent.users import SimulatedUser
-from pipelines.agent.verifiers import requirement_count
+from pipelines.agent.verifiers import needs_judge, requirement_count
 from pipelines.core.errors import UserError
 from pipelines.core.params import params_hash
 from pipelines.evaluation.config import EvalParams
@@ -205,13 +205,13 @@ def evaluate(tasks: list[EvalTask], models: Mapping[str, ModelSource], settings:
     ``models`` maps a name to a chat model shared by all its trials (the local backend serialises
     generation itself) or to a factory ``(task, trial) -> model`` (fakes that keep per-conversation state).
     ``tracer`` writes each trial's MLflow trace (:mod:`pipelines.agent.traces`).
-    A rubric subtask needs ``judge``. A UserError (a task's workspace cannot be laid out, say) stops the
+    A rubric subtask (or a judged patch comparison) needs ``judge``. A UserError (a task's workspace cannot be laid out, say) stops the
     evaluation; any other failure of a trial's harness counts as that trial's infrastructure error.
     """
     if not models:
         raise UserError("no models to evaluate (eval.models is empty)")
-    if judge is None and any(s.verifier.kind == "rubric" for t in tasks for s in t.subtasks):
-        raise UserError("rubric-checked subtasks need a judge model (params: llm.roles.judge)")
+    if judge is None and any(needs_judge(s.verifier) for t in tasks for s in t.subtasks):
+        raise UserError("subtasks checked by the judge need a judge model (params: llm.roles.judge)")
     harness = Harness(settings, hide_paths=answer_sources(tasks), judge_sees_transcript=True)
     jobs = [(task, name, trial) for task in tasks for trial in range(settings.k) for name in models]
     workers = pool_size(settings, len(jobs), parallel)

@@ -14,7 +14,8 @@ class PRSource(Strict):
     """One place to mine: a GitHub repository, a local clone or a dump of API objects."""
 
     kind: Literal["github", "git", "dump"]
-    repo: str = Field(".", description="owner/name for github; a path (relative to the project root) for git")
+    repo: str = Field(".", description="owner/name for github; for git a path (relative to the project root) to a "
+                      "clone or to a git bundle file")
     uri: str | None = Field(None, description="dump only: a JSONL(.gz) path or s3://bucket/key")
     limit: int = Field(100, ge=0, description="at most this many PRs from this source (0 = no cap)")
     since: date | None = Field(None, description="keep PRs merged on or after this day (UTC)")
@@ -79,6 +80,30 @@ class InstallSentence(Strict):
                         min_length=1, description="the sentence that forbids installing")
 
 
+class PRTestsParams(Strict):
+    """The PR's own tests as its verifier (:mod:`pipelines.prs.verification`): how they are found and run."""
+
+    enabled: bool = Field(True, description="run the tests of PRs that change test files to find FAIL_TO_PASS "
+                          "tests; false: every PR task is verified by the judged comparison with its gold patch")
+    pytest: str = Field("pytest==9.2.0", min_length=1, description="the pytest the task environment installs when "
+                        "the repository does not name pytest among its declared dependencies")
+    sandbox: Literal["bwrap", "none"] = Field("bwrap", description="where the repository's tests run when they "
+                                              "are looked at (none: unisolated, on this machine)")
+    timeout_s: float = Field(120.0, gt=0, description="longest run of a PR's tests, here and when verifying")
+    memory_mb: int = Field(1024, ge=64, description="writable memory per process while the tests are looked at "
+                           "(episodes are verified under collect.memory_mb)")
+    on_env_error: Literal["fail", "judge"] = Field(
+        "fail", description="when a task environment cannot be built (pip cannot install the declared "
+        "dependencies): fail the stage with pip's reason, or verify that PR by the judged comparison")
+
+
+class PRJudgeParams(Strict):
+    """The judged comparison with the gold patch, for PR tasks without a FAIL_TO_PASS test."""
+
+    pass_threshold: float = Field(0.7, ge=0.0, le=1.0, description="the judge's score (0-10, as a share) at or "
+                                  "above which the change counts as doing what the gold patch does")
+
+
 class PRQueriesParams(Strict):
     """LIMI's PR-to-query path: filters, then the teacher writes the request, then LIMI's additions to it.
 
@@ -110,6 +135,11 @@ class PRQueriesParams(Strict):
     max_tokens: int = Field(256, ge=32, description="longest teacher answer (the request and file lists)")
     fallback: Literal["skip", "template"] = Field(
         "template", description="when the teacher fails: skip the PR, or compose a plain request from title and body")
+    tests: PRTestsParams = Field(default_factory=PRTestsParams,
+                                 description="the PR's own tests as the verifier (FAIL_TO_PASS, PASS_TO_PASS)")
+    judge: PRJudgeParams = Field(default_factory=PRJudgeParams,
+                                 description="the judged comparison with the gold patch when no test fails before "
+                                 "and passes after")
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,9 @@ A PR reaches a history in one of these shapes, and each is mined with its own ba
   from the merge that brought the branch in. A PR's own commits are part of its record, not units of
   their own (unless one names a PR itself, as a PR merged into that PR's branch does).
 
+The repository is a clone's directory or a git bundle file (``git bundle create x.bundle --all``), which is
+cloned into a temporary folder first: how a small example history ships inside this project.
+
 Rebase-merged PRs (a series of single-parent commits whose subjects name no PR) cannot be told from direct
 pushes in git alone: linking them needs the GitHub API or a dump (:mod:`pipelines.prs.github`,
 :mod:`pipelines.prs.dump`). A history with no PR at all yields its first-parent single commits instead.
@@ -23,6 +26,7 @@ import logging
 import os
 import re
 import subprocess
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -295,8 +299,21 @@ def mine_git(repo_path: str | Path, since: date | None = None, until: date | Non
     ``skipped`` counts the commits left out by reason; ``patterns`` counts the yielded records by the
     shape they were found in (``merge pull request``, ``merge titled (#N)``, ``squash (#N)``, ``single
     commit``; `` on a merged branch`` appended for PRs found on a branch merged into the first-parent line).
+    ``repo_path`` may be a git bundle file: it is cloned into a temporary folder, mined there and removed.
     """
     path = Path(repo_path).expanduser()
+    if path.is_file():
+        with tempfile.TemporaryDirectory(prefix="limi-bundle-") as tmp:
+            clone = Path(tmp) / "repo.git"
+            proc = subprocess.run(["git", "clone", "-q", "--bare", str(path.resolve()), str(clone)], capture_output=True,
+                                  env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+            if proc.returncode:
+                first = _text(proc.stderr).strip().splitlines()
+                raise UserError(f"{path}: neither a directory nor a git bundle "
+                                f"({first[-1] if first else f'git clone exit {proc.returncode}'})")
+            yield from mine_git(clone, since, until, limit, rev=rev, repo_name=repo_name or str(repo_path),
+                                skipped=skipped, patterns=patterns)
+        return
     if not path.is_dir():
         raise UserError(f"{path}: no such directory")
     git(path, "rev-parse", "--git-dir")

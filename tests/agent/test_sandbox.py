@@ -231,6 +231,34 @@ def test_only_the_allowlist_is_mounted(box):
 
 
 @needs_bwrap
+def test_a_read_only_bind_adds_one_named_folder(workspace):
+    tool = Path(tempfile.mkdtemp(prefix="limi-tool-", dir="/var/tmp"))
+    beside = tool.parent / (tool.name + "-beside")
+    beside.mkdir()
+    try:
+        (tool / "bin").mkdir()
+        (tool / "bin" / "hello").write_text("#!/bin/sh\necho hello from the tool\n")
+        (tool / "bin" / "hello").chmod(0o755)
+        box = BwrapSandbox(workspace, ro_binds={"/opt/tool": tool}, env={"PATH": f"/opt/tool/bin:{SEARCH_PATH}"})
+        result = box.run("hello; ls -A /opt; touch /opt/tool/new; ls -d " + str(tool) + " " + str(beside))
+        assert result.output.startswith("hello from the tool\ntool\n"), result.output  # only the named folder
+        assert "Read-only file system" in result.output and not (tool / "new").exists()
+        assert result.output.count("No such file or directory") == 2  # not at its host path, nor its neighbours
+        assert box.run("hello", scratch=True).output == "hello from the tool\n"  # scratch runs see it too
+        for target, why in (("/usr/local/x", "overlaps /usr"), (str(workspace / "x"), "overlaps"),
+                            ("/", "absolute path below /"), ("opt/x", "absolute path below /"), ("/tmp/x", "overlaps /tmp")):
+            with pytest.raises(ValueError, match=why):
+                BwrapSandbox(workspace, ro_binds={target: tool})
+        with pytest.raises(ValueError, match="not a folder"):
+            BwrapSandbox(workspace, ro_binds={"/opt/x": tool / "missing"})
+        # without isolation there is nothing to bind: the option is dropped, the host folder used in place
+        assert isinstance(make_sandbox("none", workspace, ro_binds={"/opt/tool": tool}), NoSandbox)
+    finally:
+        shutil.rmtree(tool)
+        shutil.rmtree(beside)
+
+
+@needs_bwrap
 def test_canary_outside_the_workspace_cannot_be_read(box, workspace):
     outside = Path(tempfile.mkdtemp(prefix="limi-canary-", dir="/var/tmp"))  # not under the private /tmp
     canary = outside / "canary.txt"

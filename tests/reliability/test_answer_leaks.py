@@ -3,8 +3,8 @@
 A project is laid out outside ``/tmp`` (the old sandbox hid ``/tmp`` anyway; a real checkout lives
 elsewhere) with a unique canary string in each hidden artifact kind: a reference solution, a hidden test's
 source, its expected output, a reference answer, a gold patch and the PR's head commit, a file of the
-repository and its ``.git``, ``mlflow.db``, ``.dvc/config.local``, an environment variable, and an eval
-task's reference solution and expected value. Real collect and eval episodes then run through the real
+repository and its ``.git``, ``mlflow.db``, ``.dvc/config.local``, an environment variable, an eval
+task's reference solution and expected value, and a PR task's hidden tests (their names and their patch). Real collect and eval episodes then run through the real
 sandbox, verifier, simulated user and record writer, driven by a scripted snooping agent that tries every
 route it can (:data:`ROUTES`) in every feedback round, and plants a module that tries to steal the hidden
 check's constants when the check imports it. No canary may appear in any message sent to the agent or in
@@ -47,8 +47,9 @@ from tests.reliability.figures import FIGURES
 pytestmark = pytest.mark.needs_bwrap
 TOKEN = secrets.token_hex(6)
 KINDS = ("solution", "hidden_test", "expected_output", "reference_answer", "gold_patch", "pr_head", "repo_file",
-         "repo_git", "mlflow", "dvc_config", "env", "eval_solution", "eval_expected")
+         "repo_git", "mlflow", "dvc_config", "env", "eval_solution", "eval_expected", "pr_tests")
 CANARY = {kind: f"canary-{kind.replace('_', '')}-{TOKEN}" for kind in KINDS}
+CANARY["pr_tests"] = f"canary_prtests_{TOKEN}"  # a PR's hidden test: in its name (an identifier) and its assertion
 ENV_NAME = "LIMI_TEST_CANARY_SECRET"
 
 #: What the snooping agent runs, in every round; ``{root}`` is the project, ``{repo}`` this checkout.
@@ -164,6 +165,18 @@ def plant(root: Path) -> dict[str, Any]:
         "workspace": {"git": "upstream", "commit": base},
         "verifier": {"kind": "reference_patch", "patch": patch}, "provenance": {"pr": "upstream#1"}})
 
+    name = f"test_{CANARY['pr_tests']}"
+    test_patch = (f"--- /dev/null\n+++ b/tests/test_value.py\n@@ -0,0 +1,5 @@\n+from lib import value\n+\n+\n"
+                  f"+def {name}():\n+    assert value() == 1, '{CANARY['pr_tests']}'\n")
+    pr_tests = Query.model_validate({
+        "id": "leak-pr-tests", "source": "pr", "domain": "software", "category": "codebase_debugging",
+        "query": "value() should return one; fix it.", "workspace": {"git": "upstream", "commit": base},
+        "verifier": {"kind": "tests", "patch": "--- a/lib.py\n+++ b/lib.py\n@@ -1,2 +1,2 @@\n def value():\n"
+                     "-    return 0\n+    return 1\n", "test_patch": test_patch,
+                     "fail_to_pass": [f"tests/test_value.py::{name}"], "env": {"packages": ["pytest==9.2.0"]},
+                     "requirements": ["The change makes the behaviour the request describes work."]},
+        "provenance": {"pr": "upstream#2"}})
+
     task = root / "heldout" / "leak-task"
     (task / "workspace").mkdir(parents=True)
     (task / "workspace" / ".keep").write_text("")
@@ -181,7 +194,7 @@ def plant(root: Path) -> dict[str, Any]:
     (bench / "task1.json").write_text(json.dumps({
         "metadata": {"subtask_count": 1, "categories": ["Fact-based research"]},
         "query": f"Subtask 1: Ground truth: {CANARY['reference_answer']}\nWhich year was the library founded?"}))
-    return {"queries": [seed, pr], "builtin": task.parent, "agencybench": bench}
+    return {"queries": [seed, pr, pr_tests], "builtin": task.parent, "agencybench": bench}
 
 
 def configure(root: Path) -> None:
@@ -242,10 +255,12 @@ def project():
 
 
 @pytest.mark.figure("answer_isolation")
-def test_no_canary_reaches_the_agent(project, monkeypatch):
+def test_no_canary_reaches_the_agent(project, monkeypatch, env_cache):
     seen, records, steps = run_everything(project, monkeypatch)
     # the episodes really ran the routes, through feedback rounds, on every task
-    assert len(records) == 4 and sum(steps) >= 4 * len(ROUTES)
+    assert len(records) == 5 and sum(steps) >= 5 * len(ROUTES)
+    pr_tests = next(r for r in records if r["meta"]["task_id"] == "leak-pr-tests")["meta"]
+    assert pr_tests["final"]["checks"][0]["output"].endswith(f"test_{CANARY['pr_tests']} (failed)")  # the tests ran
     assert any(m["role"] == "user" and m["content"].startswith("Not done yet")
                for r in records for m in r["messages"])
     assert any("answer.txt holds the answer." in m["content"] for r in records for m in r["messages"]
@@ -283,7 +298,7 @@ def full_clone(repo: str, commit: str | None, dest: Path, root: Path) -> None:
 
 
 @pytest.mark.figure("answer_isolation")
-def test_the_old_sandbox_and_feedback_leak_the_canaries(project, monkeypatch):
+def test_the_old_sandbox_and_feedback_leak_the_canaries(project, monkeypatch, env_cache):
     import pipelines.agent.harness as harness_module
 
     monkeypatch.setattr(harness_module, "make_sandbox", lambda kind, workspace, **o: BlocklistSandbox(
@@ -297,6 +312,6 @@ def test_the_old_sandbox_and_feedback_leak_the_canaries(project, monkeypatch):
                                                               "leaked": sorted(found)})
     # every route of the old setup that the new one closes: host files, .git, the feedback, the PR history
     must_leak = {"solution", "hidden_test", "expected_output", "reference_answer", "pr_head", "repo_file", "repo_git",
-                 "mlflow", "dvc_config", "eval_solution", "eval_expected"}
+                 "mlflow", "dvc_config", "eval_solution", "eval_expected", "pr_tests"}
     assert must_leak <= set(found), f"the control found only {sorted(found)}"
     assert "env" not in found  # the environment was already cleared before; the control shows it still is

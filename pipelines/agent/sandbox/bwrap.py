@@ -15,6 +15,8 @@ What ``BwrapSandbox`` contains, and how:
   ``/home``, ``/opt``, ``/var``, ``/run``, ``/mnt``, ``/srv`` and everything else on the host are simply
   not there, so no blocklist has to keep up with where secrets, data or reference solutions live.
   ``hide_paths`` inside the workspace are covered with empty read-only folders (or an empty file).
+  ``ro_binds`` add host folders read-only at paths of the caller's choosing (a task's Python
+  environment at ``/opt/venv``): named one by one, never a widening of the allowlist.
 - network: a namespace of its own with only loopback, unless ``network=True``.
 - processes: a PID namespace of its own, so when the command exits the kernel kills whatever it left
   behind; a session of its own (no typing into the caller's terminal); no capabilities; at most
@@ -66,13 +68,16 @@ class BwrapSandbox:
     with empty read-only directories (or an empty file) inside the sandbox. Paths outside the workspace
     need nothing: the sandbox mounts only the system directories and the workspace, so they are not
     there anyway (the parameter accepts them, so callers can pass the repository's ``.dvc`` regardless).
+    ``ro_binds`` maps a path inside the sandbox to the host folder shown there read-only (see
+    :func:`check_ro_binds` for what is refused).
     Raises ``SandboxUnavailable`` when bwrap is missing or cannot create namespaces here.
     """
 
     def __init__(self, workspace: Path, *, timeout_s: float = 30, memory_mb: int = 1024,
                  max_output_bytes: int = 16_000, disk_quota_mb: int = 256, network: bool = False,
                  hide_paths: Sequence[Path] = (), max_processes: int = 512, kill_grace_s: float = 1.0,
-                 env: Mapping[str, str] | None = None, executable: str = "bwrap"):
+                 env: Mapping[str, str] | None = None, executable: str = "bwrap",
+                 ro_binds: Mapping[str, Path] | None = None):
         self._bwrap = require_bwrap(executable)
         self.workspace = prepare_workspace(workspace)
         self.limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb, max_output_bytes=max_output_bytes,
@@ -83,6 +88,7 @@ class BwrapSandbox:
             raise ValueError(f"hide_paths contains the workspace itself ({self.workspace})")
         # only what lies inside the workspace is mounted and so needs covering; the rest is absent already
         self.hidden_paths = [p for p in resolved if _within(p, self.workspace)]
+        self.ro_binds = check_ro_binds(ro_binds or {}, self.workspace)
         self._env = command_env(self.workspace, env)
         self._prefix = self._argv(self.workspace)
         self._prelude = self.limits.shell_prelude(limit_processes=True)
@@ -107,7 +113,8 @@ class BwrapSandbox:
     def _argv(self, source: Path) -> list[str]:
         """bwrap's arguments with ``source`` (the workspace or a scratch copy) bound at the workspace's path."""
         return _bwrap_argv(self._bwrap, self.workspace, source=source, network=self.network,
-                           hidden=self.hidden_paths, tmpfs_bytes=self.limits.disk_quota_mb * MIB)
+                           hidden=self.hidden_paths, tmpfs_bytes=self.limits.disk_quota_mb * MIB,
+                           ro_binds=self.ro_binds)
 
     def _run(self, prefix: list[str], source: Path, command: str, timeout_s: float | None) -> CommandResult:
         """One command behind ``prefix``; ``source`` is the host folder it writes to (quota measured there)."""
@@ -150,12 +157,34 @@ def _probe_bwrap(executable: str) -> tuple[str | None, str]:
     return path, ""
 
 
+def check_ro_binds(binds: Mapping[str, Path], workspace: Path) -> dict[str, Path]:
+    """``binds`` (path inside -> host folder) checked: each inside path absolute and clear of ``/``, the
+    system directories, ``/etc``, ``/proc``, ``/dev``, ``/tmp`` and the workspace (so an extra bind can neither
+    cover what the sandbox needs nor hide in or over the agent's files); each host folder existing.
+    Raises ValueError naming the offending path."""
+    checked: dict[str, Path] = {}
+    reserved = [Path(p) for p in (*SYSTEM_DIRS, "/etc", "/proc", "/dev", "/tmp")]
+    for inside, host in binds.items():
+        target = Path(inside)
+        if not target.is_absolute() or target == Path("/") or ".." in target.parts:
+            raise ValueError(f"read-only bind target {inside!r} must be an absolute path below /")
+        clash = [r for r in (*reserved, workspace) if _within(target, r) or _within(r, target)]
+        if clash:
+            raise ValueError(f"read-only bind target {inside} overlaps {clash[0]}, which the sandbox mounts itself")
+        source = Path(os.path.realpath(host))
+        if not source.is_dir():
+            raise ValueError(f"read-only bind source {host} (for {inside}) is not a folder")
+        checked[str(target)] = source
+    return checked
+
+
 def _bwrap_argv(bwrap: str, workspace: Path, *, network: bool, hidden: Sequence[Path], tmpfs_bytes: int,
-                source: Path | None = None) -> list[str]:
+                source: Path | None = None, ro_binds: Mapping[str, Path] | None = None) -> list[str]:
     """bwrap's arguments up to the command; mount operations apply in order, so order matters here.
 
     ``source`` is the host folder bound at the workspace's path: the workspace itself unless a scratch
-    copy stands in for it. ``hidden`` must lie inside the workspace.
+    copy stands in for it. ``hidden`` must lie inside the workspace; ``ro_binds`` (checked by
+    :func:`check_ro_binds`) lie outside it.
     """
     ws = str(workspace)
     argv = [bwrap, *_system_mounts(), "--dev", "/dev", "--proc", "/proc"]
@@ -163,6 +192,8 @@ def _bwrap_argv(bwrap: str, workspace: Path, *, network: bool, hidden: Sequence[
     argv += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm"]
     # after the tmpfs mounts, so a workspace under /tmp is not covered by them
     argv += ["--bind", str(source or workspace), ws]
+    for inside, host in (ro_binds or {}).items():
+        argv += ["--ro-bind", str(host), inside]
     covered = [path for path in hidden if path.exists()]
     for path in covered:
         argv += _cover(path)

@@ -8,14 +8,15 @@ from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.agent.sandbox.plain import NoSandbox
 
 SANDBOX_KINDS = ("bwrap", "none")
-_ISOLATION_ONLY = frozenset({"network", "hide_paths", "max_processes", "executable"})
+_ISOLATION_ONLY = frozenset({"network", "hide_paths", "max_processes", "executable", "ro_binds"})
 
 
 def make_sandbox(kind: str, workspace: Path, **limits) -> BwrapSandbox | NoSandbox:
     """The sandbox of ``kind`` ("bwrap" or "none") for ``workspace``; ``limits`` go to its constructor.
 
     For "none" the options that only configure isolation (``network``, ``hide_paths``,
-    ``max_processes``, ``executable``) are dropped, so one set of settings serves both kinds.
+    ``max_processes``, ``executable``, ``ro_binds``: without isolation a host folder is simply used
+    where it is) are dropped, so one set of settings serves both kinds.
     """
     if kind == "bwrap":
         return BwrapSandbox(workspace, **limits)
