@@ -53,9 +53,17 @@ class Params(Strict):
             if spec is None:
                 raise ValueError(f"eval.models.{i}.model names {entry.model!r}, which is not a model in llm.models "
                                  f"({', '.join(sorted(self.llm.models))})")
+            if entry.adapter and spec.backend == "openai":
+                raise ValueError(f"eval.models.{i}.adapter is a local folder, which the openai backend of "
+                                 f"{entry.model!r} cannot load; serve it by name (vllm serve BASE --enable-lora "
+                                 f"--lora-modules {entry.name}={entry.adapter}) and set served_adapter: "
+                                 f"{entry.name} instead")
             if entry.adapter and spec.backend != "local":
                 raise ValueError(f"eval.models.{i}.adapter needs a local-backend model; {entry.model!r} is "
                                  f"{spec.backend}")
+            if entry.served_adapter and spec.backend != "openai":
+                raise ValueError(f"eval.models.{i}.served_adapter names an adapter on an OpenAI-compatible server; "
+                                 f"{entry.model!r} is {spec.backend}, not openai (a local folder goes in adapter)")
         return self
 
     def group(self, name: str) -> dict[str, Any]:

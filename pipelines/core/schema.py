@@ -180,13 +180,20 @@ class ToolCall(BaseModel):
 
 
 class Message(BaseModel):
-    """One chat message in the LIMI/OpenAI record form."""
+    """One chat message in the LIMI/OpenAI record form.
+
+    ``reasoning_content``: an assistant turn's reasoning, when the model gave it apart from the answer (a
+    reasoning endpoint's ``reasoning_content``/``reasoning``, or a local model's leading ``<think>`` block).
+    It is never sent back to an endpoint; SFT hands it to the chat template, which renders it only if it
+    reads it (the project's template as a ``<think>`` block).
+    """
 
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "user", "assistant", "tool"]
     content: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    reasoning_content: str | None = None
 
 
 class Open(BaseModel):

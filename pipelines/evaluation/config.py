@@ -28,12 +28,22 @@ class EvalSuiteParams(Strict):
 
 
 class EvalModelParams(Strict):
-    """One model under test: an ``llm.models`` entry, optionally with the SFT output on top of it."""
+    """One model under test: an ``llm.models`` entry, optionally with the SFT output on top of it (a local
+    folder on the ``local`` backend, or an adapter a server serves by name on the ``openai`` backend)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="label in metrics and the report (base, tuned)")
     model: str = Field(description="a name from llm.models")
     adapter: str | None = Field(None, description="the sft stage's output directory: a PEFT adapter applied on "
-                                "`model`'s weights, or full fine-tuned weights used instead of them")
+                                "`model`'s weights, or full fine-tuned weights used instead of them (local backend)")
+    served_adapter: str | None = Field(
+        None, min_length=1, description="openai backend: the name under which the server serves the SFT adapter "
+        "(vLLM --enable-lora --lora-modules NAME=models/sft); requests name it as their model")
+
+    @model_validator(mode="after")
+    def _one_adapter(self) -> "EvalModelParams":
+        if self.adapter and self.served_adapter:
+            raise ValueError("adapter (a local folder) and served_adapter (a name on a server) exclude each other")
+        return self
 
 
 EVAL_METRICS = ("ftfc", "sr_at_r", "rc_at_r", "agencybench_average", "pass_at_k", "pass_hat_k", "tool_call_validity")

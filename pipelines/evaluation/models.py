@@ -1,7 +1,11 @@
 """The models under test (``eval.models``): their inputs checked, loaded, and described for the records.
 
 An entry with ``adapter`` gets the SFT output on top of its ``llm.models`` spec: a PEFT adapter applied
-to the spec's weights when the folder has ``adapter_config.json``, else the folder's full weights.
+to the spec's weights when the folder has ``adapter_config.json``, else the folder's full weights. An entry
+with ``served_adapter`` (openai backend) asks the server for the adapter it serves under that name (vLLM
+``--enable-lora --lora-modules NAME=models/sft``, SGLang ``--lora-paths NAME=models/sft``): its requests
+carry ``model: NAME``; nothing is read locally, so it is compared with the baseline but is no candidate for
+champion registration, which needs the adapter's folder.
 """
 
 from __future__ import annotations
@@ -59,7 +63,10 @@ def build_models(params: Params, root: Path) -> dict[str, ChatModel]:
                 spec = spec.model_copy(update={"adapter": str(folder)})
             else:
                 spec = spec.model_copy(update={"path": str(folder), "adapter": None})
-        model = build_model(entry.model if not entry.adapter else f"{entry.model}+{entry.name}", spec)
+        if entry.served_adapter:
+            spec = spec.model_copy(update={"model": entry.served_adapter})
+        tuned = entry.adapter or entry.served_adapter
+        model = build_model(f"{entry.model}+{entry.name}" if tuned else entry.model, spec)
         if hasattr(model, "load"):
             model.load()
         models[entry.name] = model
@@ -83,6 +90,8 @@ def describe_models(params: Params, root: Path, names: list[str]) -> dict[str, d
             kind = sft_kind(resolve(root, entry.adapter))
             info.update({"weights": entry.adapter, "adapter": None} if kind == "full" else {"adapter": entry.adapter})
             info["sft"] = kind
+        if entry.served_adapter:
+            info["served_adapter"] = entry.served_adapter
         out[name] = {k: v for k, v in info.items() if v is not None}
     return out
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
 from pipelines.core.config import SPEED_ONLY, Strict
+
+# OpenAI's reasoning models by name (a provider prefix such as "openai/" is ignored): o1, o3, o4 and gpt-5 with
+# their variants (o3-mini, o4-mini-high, gpt-5-mini, gpt-5.1, ...)
+REASONING_NAME = re.compile(r"^(o1|o3|o4|gpt-5)(?![0-9a-z])", re.I)
+
+
+def is_reasoning_model(model: str) -> bool:
+    """Whether ``model`` names one of OpenAI's reasoning models (what ``reasoning: null`` decides by)."""
+    return bool(REASONING_NAME.match(model.rsplit("/", 1)[-1]))
 
 class SamplingParams(Strict):
     """Sampling settings passed to a chat model's every call."""
@@ -70,6 +80,32 @@ class OpenAIModelParams(Strict):
     usd_per_mtok_in: float = Field(0.0, ge=0)
     usd_per_mtok_out: float = Field(0.0, ge=0)
     sampling: SamplingParams = SamplingParams()
+    reasoning: bool | None = Field(
+        None, description="a reasoning model (OpenAI o-series, gpt-5): sent max_completion_tokens instead of "
+        "max_tokens and no temperature, top_p or seed, which it refuses with HTTP 400; null = by the model "
+        "name (o1, o3, o4, gpt-5 and their variants)")
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = Field(
+        None, description="sent as reasoning_effort when set (what a model accepts varies: gpt-5 takes minimal "
+        "to high; gpt-oss on vLLM low to high)")
+    max_completion_tokens: int | None = Field(
+        None, ge=1, le=1_000_000, description="reasoning models: the cap on reasoning plus answer tokens; "
+        "null = the call's max_tokens (which a stage sizes for the visible answer only)")
+    tool_call_parser: Literal["hermes", "none"] = Field(
+        "hermes", description="tool-call markup a server returns as text (no tool parser for the model it "
+        "serves): 'hermes' reads <tool_call>{...}</tool_call> blocks and a leading <think> block as the "
+        "local backend does; 'none' keeps the text as it is")
+
+    @model_validator(mode="after")
+    def _budget_needs_reasoning(self) -> "OpenAIModelParams":
+        if self.max_completion_tokens is not None and not self.is_reasoning:
+            raise ValueError(f"max_completion_tokens is for reasoning models and {self.model!r} is not one "
+                             f"(reasoning: {str(self.reasoning).lower() if self.reasoning is not None else 'null'}); "
+                             "set reasoning: true or drop max_completion_tokens")
+        return self
+
+    @property
+    def is_reasoning(self) -> bool:
+        return is_reasoning_model(self.model) if self.reasoning is None else self.reasoning
 
 
 class ScriptedModelParams(Strict):

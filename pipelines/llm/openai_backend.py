@@ -3,6 +3,18 @@
 The key comes from the environment variable named in params (never from a file); retries use
 exponential back-off with full jitter on 429, 5xx, timeouts and connection errors, honouring
 ``Retry-After``; anything else (a rejected key, an unknown model) fails at once with one line.
+
+Reasoning models (OpenAI's o-series and gpt-5; ``reasoning`` in params, by default detected from the model
+name) refuse ``max_tokens`` and sampling parameters with HTTP 400: they get ``max_completion_tokens`` (which
+counts their hidden reasoning too), no temperature, top_p or seed, and ``reasoning_effort`` when set. The
+reasoning text an endpoint returns (``reasoning_content``, or ``reasoning`` as OpenRouter and newer vLLM
+name it) is kept on the assistant message as ``reasoning_content``.
+
+A server that has no tool parser for the model it serves (``transformers serve`` with a Llama-family model,
+vLLM without ``--tool-call-parser``) returns the model's tool-call markup as text; with
+``tool_call_parser: hermes`` (the default) ``<tool_call>{...}</tool_call>`` blocks in the content become tool
+calls, and a leading ``<think>`` block the reasoning, as the local backend parses its own output
+(:mod:`pipelines.llm.toolcalls`).
 """
 
 from __future__ import annotations
@@ -16,9 +28,12 @@ from typing import Any
 
 from pipelines.core.errors import ModelError
 from pipelines.llm.base import EndpointError, Reply, Usage, assistant_message
+from pipelines.llm.config import is_reasoning_model
+from pipelines.llm.toolcalls import CLOSE, OPEN, THINK_RE, parse_assistant_text
 
 log = logging.getLogger(__name__)
 NO_KEY = "not-needed"  # local servers (vLLM, Ollama) accept any key, but the client wants one
+TOOL_CALL_PARSERS = ("hermes", "none")
 
 
 class OpenAIModel:
@@ -27,11 +42,20 @@ class OpenAIModel:
     def __init__(self, model: str, *, name: str = "openai", base_url: str = "https://api.openai.com/v1",
                  api_key_env: str = "OPENAI_API_KEY", timeout_s: float = 120.0, max_retries: int = 5,
                  backoff_s: float = 1.0, usd_per_mtok_in: float = 0.0, usd_per_mtok_out: float = 0.0,
-                 sampling: dict[str, Any] | None = None):
+                 sampling: dict[str, Any] | None = None, reasoning: bool | None = None,
+                 reasoning_effort: str | None = None, max_completion_tokens: int | None = None,
+                 tool_call_parser: str = "hermes"):
         import openai
 
+        if tool_call_parser not in TOOL_CALL_PARSERS:
+            raise ModelError(f"model {name!r}: tool_call_parser must be one of {', '.join(TOOL_CALL_PARSERS)}, "
+                             f"not {tool_call_parser!r}")
         self.name = name
         self.model = model
+        self.reasoning = is_reasoning_model(model) if reasoning is None else bool(reasoning)
+        self.reasoning_effort = reasoning_effort
+        self.max_completion_tokens = max_completion_tokens
+        self.tool_call_parser = tool_call_parser
         self.base_url = base_url
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -50,15 +74,7 @@ class OpenAIModel:
         import openai
 
         opts = {**self.defaults, **{k: v for k, v in sampling.items() if v is not None}}
-        request: dict[str, Any] = {
-            "model": self.model,
-            "messages": [_to_wire(m) for m in messages],
-            "max_tokens": int(opts.get("max_tokens", 256)),
-            "temperature": float(opts.get("temperature", 0.0)),
-            "top_p": float(opts.get("top_p", 1.0)),
-        }
-        if opts.get("seed") is not None:
-            request["seed"] = int(opts["seed"])
+        request = self.request(messages, opts)
         if tools:
             request["tools"] = tools
             if opts.get("tool_choice") not in (None, "auto"):
@@ -97,6 +113,23 @@ class OpenAIModel:
             "check that the endpoint is up and reachable"
         )
 
+    def request(self, messages: list[dict[str, Any]], opts: dict[str, Any]) -> dict[str, Any]:
+        """The request body less the tools: a reasoning model gets ``max_completion_tokens`` and no sampling
+        parameters (it refuses them), any model ``reasoning_effort`` when set."""
+        request: dict[str, Any] = {"model": self.model, "messages": [_to_wire(m) for m in messages]}
+        max_tokens = int(opts.get("max_tokens", 256))
+        if self.reasoning:
+            request["max_completion_tokens"] = self.max_completion_tokens or max_tokens
+        else:
+            request["max_tokens"] = max_tokens
+            request["temperature"] = float(opts.get("temperature", 0.0))
+            request["top_p"] = float(opts.get("top_p", 1.0))
+            if opts.get("seed") is not None:
+                request["seed"] = int(opts["seed"])
+        if self.reasoning_effort:
+            request["reasoning_effort"] = self.reasoning_effort
+        return request
+
     def _reply(self, response: Any, seconds: float, attempts: int) -> Reply:
         choice = response.choices[0]
         msg = choice.message
@@ -119,9 +152,16 @@ class OpenAIModel:
             details = getattr(u, "prompt_tokens_details", None)
             usage.cached_tokens = getattr(details, "cached_tokens", 0) or 0
         usage.cost_usd = (usage.prompt_tokens * self.prices[0] + usage.completion_tokens * self.prices[1]) / 1e6
-        reasoning = getattr(msg, "reasoning_content", None)
-        return Reply(message=assistant_message(msg.content or "", calls, reasoning), usage=usage,
-                     format_error=error, finish_reason=choice.finish_reason or "stop")
+        reasoning = _reasoning_text(msg)
+        content, raw = msg.content or "", None
+        if self.tool_call_parser == "hermes" and not msg.tool_calls and (
+                OPEN in content or CLOSE in content or THINK_RE.match(content)):
+            # the server handed the model's markup back as text: parse it as the local backend does
+            parsed = parse_assistant_text(content)
+            content, calls, error, raw = parsed.content, parsed.tool_calls, parsed.error, msg.content
+            reasoning = reasoning or parsed.reasoning
+        return Reply(message=assistant_message(content, calls, reasoning), usage=usage,
+                     format_error=error, finish_reason=choice.finish_reason or "stop", raw=raw)
 
 
 class MalformedAnswer(Exception):
@@ -135,8 +175,19 @@ def _check_completion(response: Any) -> None:
         raise MalformedAnswer(f"the answer is not a chat completion with a message ({got!r})")
 
 
+def _reasoning_text(msg: Any) -> str | None:
+    """The reasoning an endpoint returned beside the answer: ``reasoning_content`` (DeepSeek, vLLM, SGLang,
+    transformers serve) or ``reasoning`` (OpenRouter, newer vLLM), when it is text."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(msg, name, None)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
 def _to_wire(message: dict[str, Any]) -> dict[str, Any]:
-    """Record form -> API form: tool-call arguments become JSON strings; extra keys are dropped."""
+    """Record form -> API form: tool-call arguments become JSON strings; extra keys are dropped (the
+    reasoning too: endpoints that return it refuse it back, DeepSeek's with HTTP 400)."""
     out = {k: v for k, v in message.items() if k in ("role", "content", "name", "tool_call_id")}
     if message.get("tool_calls"):
         out["tool_calls"] = [

@@ -43,7 +43,9 @@ def _build(name: str, spec) -> ChatModel:
         model = OpenAIModel(spec.model, name=name, base_url=spec.base_url, api_key_env=spec.api_key_env,
                             timeout_s=spec.timeout_s, max_retries=spec.max_retries, backoff_s=spec.backoff_s,
                             usd_per_mtok_in=spec.usd_per_mtok_in, usd_per_mtok_out=spec.usd_per_mtok_out,
-                            sampling=spec.sampling.model_dump())
+                            sampling=spec.sampling.model_dump(), reasoning=spec.reasoning,
+                            reasoning_effort=spec.reasoning_effort, max_completion_tokens=spec.max_completion_tokens,
+                            tool_call_parser=spec.tool_call_parser)
     elif spec.backend == "scripted":
         from pipelines.llm.scripted import ScriptedModel
 

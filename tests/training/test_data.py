@@ -1,6 +1,8 @@
 """Samples for training: assistant-only labels from the template, length drops, packing that keeps samples apart."""
 
+import copy
 import json
+import re
 
 import pytest
 import torch
@@ -20,6 +22,22 @@ def test_mask_is_exactly_the_assistant_output(tokenizer):
     assert tokenizer.decode(kept) == expected
     masked_out = tokenizer.decode([t for t, l in zip(enc["input_ids"], enc["labels"]) if l == IGNORE])
     assert "Task 1" in masked_out and "file1.txt" in masked_out and "Please also count" in masked_out
+
+
+def test_reasoning_is_trained_only_where_the_template_renders_it(tokenizer):
+    """A record's ``reasoning_content`` (a reasoning teacher's) is handed to the template: the project's renders
+    it as a ``<think>`` block inside the trained part; a template that does not read it leaves it out."""
+    plain = sample(1)
+    thought = copy.deepcopy(plain)
+    thought["messages"][2]["reasoning_content"] = "I should list first."
+    enc = encode_sample(tokenizer, thought)
+    kept = tokenizer.decode([t for t, l in zip(enc["input_ids"], enc["labels"]) if l != IGNORE])
+    assert kept.startswith("<think>\nI should list first.\n</think>\nLooking 1.\n<tool_call>")
+    other = copy.deepcopy(tokenizer)
+    other.chat_template, n = re.subn(r"\{%-? if message\.reasoning_content -?%\}.*?\{%-? endif -?%\}", "",
+                                     tokenizer.chat_template, flags=re.S)
+    assert n == 1 and "reasoning_content" not in other.chat_template
+    assert encode_sample(other, thought) == encode_sample(other, plain) == encode_sample(tokenizer, plain)
 
 
 def test_over_long_sample_is_dropped_with_a_message(tmp_path, tokenizer, caplog):
