@@ -31,6 +31,10 @@ class HarnessParams(Strict):
     feedback: Literal["requirements", "none"] = Field(
         "requirements", description="what the simulated user says after a failed round: the unmet requirements "
         "in the task's public words, or only that the work is not accepted (pipelines.agent.feedback)")
+    tool_set: Literal["default", "limi"] = Field(
+        "default", description="the agent's tools: default (bash, read_file, write_file, str_replace, finish) or "
+        "limi (SII CLI's run_shell_command, read_file, write_file, replace, glob, search_file_content; the turn "
+        "ends with an answer without a tool call) (pipelines.agent.toolsets)")
     sandbox: Literal["bwrap", "none"] = "bwrap"
     command_timeout_s: float = Field(30.0, gt=0)
     memory_mb: int = Field(1024, ge=64)

@@ -29,6 +29,7 @@ from pipelines.agent.loop import EpisodeResult, Limits, run_episode
 from pipelines.agent.pyenv import ensure_env, env_sandbox_options
 from pipelines.agent.sandbox.factory import make_sandbox
 from pipelines.agent.tools import Toolbox
+from pipelines.agent.toolsets import ToolSet, tool_set as get_tool_set
 from pipelines.agent.traces import EpisodeTape
 from pipelines.agent.users import User
 from pipelines.agent.verifiers import RubricVerifier, Verifier, VerifierResult, make_verifier
@@ -54,11 +55,13 @@ class Step(Protocol):
 
 @dataclass
 class Session:
-    """What one harness run produced: an episode per step reached, the final diff, the wall time."""
+    """What one harness run produced: an episode per step reached, the final diff, the wall time, and the
+    name of the tool set the agent had."""
 
     episodes: list[EpisodeResult]
     diff: str
     seconds: float
+    tool_set: str = "default"
 
     @property
     def last(self) -> EpisodeResult:
@@ -82,7 +85,8 @@ class Session:
 
     def meta(self, settings: HarnessParams, *, sampling: dict[str, Any] | None, user: str) -> dict[str, Any]:
         """The ``meta`` fields every record shares (see :class:`~pipelines.core.schema.TrajectoryMeta`);
-        ``rounds_used``, ``first_round``, ``final`` and ``passed`` are the last episode's."""
+        ``rounds_used``, ``first_round``, ``final`` and ``passed`` are the last episode's; ``tool_set`` is there
+        only for a set other than the default, so the default set's records read as they did before sets."""
         last = self.last
         return {
             "sampling": sampling, "user": user, "feedback": settings.feedback if user == "simulated" else None,
@@ -93,7 +97,7 @@ class Session:
             "steps": self.total("steps"), "tool_calls": self.total("tool_calls"),
             "invalid_tool_calls": self.total("invalid_tool_calls"), "format_errors": self.total("format_errors"),
             "tokens": token_counts(self.usage()), "final_diff": self.diff, "sandbox": sandbox_record(settings),
-            "versions": versions(),
+            "versions": versions(), **({"tool_set": self.tool_set} if self.tool_set != "default" else {}),
         }
 
 
@@ -141,7 +145,7 @@ class Harness:
 
     def run(self, query: Query, agent: AgentSource, user: User, *, root: Path, steps: Sequence[Step] = (),
             sampling: dict[str, Any] | None = None, judge: ChatModel | None = None, key: str = "",
-            tape: EpisodeTape | None = None) -> Session:
+            tape: EpisodeTape | None = None, tool_set: str | None = None) -> Session:
         """Lay out ``query``'s workspace (``workspace.dir`` taken from ``root``), work ``steps`` (default: the
         query itself) in one conversation, stopping after a step that fails or breaks; remove the workspace.
 
@@ -149,31 +153,35 @@ class Harness:
         ``tape`` (see :mod:`pipelines.agent.traces`) notes every model call, tool call, verification and round
         of feedback for the episode's trace; its wrappers pass each call through unchanged.
         The first Python environment a step's verifier names is in the sandbox for the whole session.
+        ``tool_set`` (default: the settings' ``tool_set``) names the tools the agent gets
+        (:mod:`pipelines.agent.toolsets`).
         Raises UserError when the workspace cannot be laid out or its environment built; the agent's and the
         tools' troubles end the episode with a termination reason instead.
         """
         started = time.monotonic()
         work = list(steps) or [query]
+        tools = get_tool_set(tool_set or self.settings.tool_set)
         workspace = episode_workspace(query.id, key)
         try:
             prepare_workspace(query, workspace, root)
             sandbox = self.sandbox(workspace, next((s.verifier.env for s in work if s.verifier.env), None))
             model = agent if hasattr(agent, "chat") else agent(workspace)
-            toolbox = Toolbox(workspace, sandbox)
+            toolbox = Toolbox(workspace, sandbox, tool_set=tools.name)
             if tape is not None:
                 model, toolbox, user = tape.model(model), tape.toolbox(toolbox), tape.user(user)
             if self.judge_sees_transcript:
                 model = _WatchedModel(model)
-            episodes = self._work(work, model, toolbox, sandbox, user, sampling or {}, judge, tape)
+            episodes = self._work(work, model, toolbox, sandbox, user, sampling or {}, judge, tape, tools)
             diff = sandbox.run(DIFF_COMMAND, timeout_s=60).output
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
             if tape is not None:
                 tape.finish()
-        return Session(episodes, diff, time.monotonic() - started)
+        return Session(episodes, diff, time.monotonic() - started, tools.name)
 
     def _work(self, steps: list[Step], model: ChatModel, toolbox: Toolbox, sandbox, user: User,
-              sampling: dict[str, Any], judge: ChatModel | None, tape: EpisodeTape | None) -> list[EpisodeResult]:
+              sampling: dict[str, Any], judge: ChatModel | None, tape: EpisodeTape | None,
+              tools: ToolSet) -> list[EpisodeResult]:
         episodes: list[EpisodeResult] = []
         history: list[dict[str, Any]] | None = None
         for number, step in enumerate(steps, 1):
@@ -182,7 +190,8 @@ class Harness:
                 tape.begin_step(number)
                 verifier = tape.verifier(verifier)
             result = run_episode(step.query, model, toolbox, verifier, user, self.limits, sampling=sampling,
-                                 workspace=toolbox.workspace, history=history)
+                                 workspace=toolbox.workspace, history=history, tools=tools.schemas,
+                                 system_prompt=tools.system_prompt, format_hint=tools.format_hint)
             episodes.append(result)
             history = result.messages
             if result.termination == "infra_error" or not result.passed:

@@ -4,7 +4,8 @@
 
 A turn asks the model for the next assistant message; its tool calls run through the toolbox and
 their results are appended as ``tool`` messages. When the agent calls ``finish`` (or answers in plain
-text), the verifier runs; if it fails and rounds remain, the user answers and the episode goes on.
+text, the only way in a tool set without ``finish``), the verifier runs; if it fails and rounds remain,
+the user answers and the episode goes on.
 Termination reasons keep infrastructure errors (``infra_error``) apart from the agent's failures.
 """
 
@@ -26,6 +27,18 @@ SYSTEM_PROMPT = """You are an autonomous software and research agent working in 
 Use the tools to inspect files, run commands, and edit files. Work step by step: look before you change,
 run the checks you can, and call `finish` with a short summary when the task is complete.
 Call tools with a JSON object inside <tool_call></tool_call> tags."""
+#: what a turn that could not be read as a tool call is told (after the parse error)
+FORMAT_HINT = 'Call a tool as <tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>'
+
+#: the prompt for the ``limi`` tool set (pipelines.agent.toolsets): no finish tool, so the answer without a
+#: tool call is what hands the turn back
+LIMI_SYSTEM_PROMPT = """You are an autonomous software and research agent working in a sandboxed workspace (the current directory).
+Use the tools to inspect files, run commands, and edit files. Work step by step: look before you change,
+run the checks you can. File tools take absolute paths inside the workspace (`pwd` shows its path; relative
+paths are taken from it). When the task is complete, reply with a short summary and no tool call.
+Call tools with a JSON object inside <tool_call></tool_call> tags."""
+LIMI_FORMAT_HINT = ('Call a tool as <tool_call>\n{"name": "run_shell_command", "arguments": {"command": "ls"}}\n'
+                    '</tool_call>, or answer without a tool call when the task is complete')
 
 
 @dataclass
@@ -70,17 +83,18 @@ class EpisodeResult:
 def run_episode(query: str, model: ChatModel, toolbox, verifier: Verifier, user: User, limits: Limits,
                 *, system_prompt: str = SYSTEM_PROMPT, tools: list[dict[str, Any]] | None = None,
                 sampling: dict[str, Any] | None = None, workspace: Path | None = None,
-                history: list[dict[str, Any]] | None = None) -> EpisodeResult:
+                history: list[dict[str, Any]] | None = None, format_hint: str = FORMAT_HINT) -> EpisodeResult:
     """Run one episode to a termination reason; never raises for model, tool or format trouble.
 
     ``history`` continues an earlier conversation (for multi-subtask evaluation): ``query`` is
-    appended to it as the next user message instead of starting a new one.
+    appended to it as the next user message instead of starting a new one. ``tools``, ``system_prompt`` and
+    ``format_hint`` come from the agent's tool set (:mod:`pipelines.agent.toolsets`; default: the default set).
     """
     from pipelines.agent.tools import TOOL_SCHEMAS, well_formed_call
 
     messages: list[dict[str, Any]] = list(history) if history else [{"role": "system", "content": system_prompt}]
     messages.append({"role": "user", "content": query})
-    episode = _Episode(messages, limits)
+    episode = _Episode(messages, limits, format_hint)
     tools = tools if tools is not None else TOOL_SCHEMAS
     while not episode.done:
         reply = episode.ask(model, tools, sampling or {})
@@ -99,7 +113,8 @@ def run_episode(query: str, model: ChatModel, toolbox, verifier: Verifier, user:
 class _Episode:
     """The state of one running episode; each method takes one turn's part and may end the episode."""
 
-    def __init__(self, messages: list[dict[str, Any]], limits: Limits):
+    def __init__(self, messages: list[dict[str, Any]], limits: Limits, format_hint: str = FORMAT_HINT):
+        self.format_hint = format_hint
         self.result = EpisodeResult(messages=messages, termination="finished", rounds_used=1, first_round=None,
                                     final=None)
         self.limits = limits
@@ -140,8 +155,7 @@ class _Episode:
         if self.consecutive_format_errors >= self.limits.max_format_errors:
             return self.stop("format_errors", reply.format_error)
         messages.append({"role": "user", "content": (
-            f"Your last message could not be read as a tool call: {reply.format_error}. "
-            'Call a tool as <tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>')})
+            f"Your last message could not be read as a tool call: {reply.format_error}. {self.format_hint}")})
 
     def act(self, reply: Reply, toolbox) -> bool:
         """Run the turn's tool calls; True when the agent handed the turn back (``finish`` or plain text)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -179,3 +180,43 @@ class ReplayTeacher:
         self.turn += 1
         size = len(json.dumps(calls)) // 4
         return Reply(assistant_message(text, calls), Usage(completion_tokens=size))
+
+
+def limi_calls(calls: list[dict[str, Any]], workspace: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The default set's ``calls`` in the ``limi`` tool set's names and argument shapes (file paths made
+    absolute in ``workspace``), and the ``finish`` summary when one of them finished (the limi set ends a
+    turn with an answer, not a call)."""
+    root = Path(os.path.realpath(workspace))
+    out: list[dict[str, Any]] = []
+    for call in calls:
+        name, args = call["function"]["name"], call["function"]["arguments"]
+        if name == "finish":
+            return out, args.get("summary", "")
+        if name == "bash":
+            out.append(_call("run_shell_command", {"command": args["command"]}))
+        elif name == "read_file":
+            out.append(_call("read_file", {"absolute_path": str(root / args["path"])}))
+        elif name == "write_file":
+            out.append(_call("write_file", {"file_path": str(root / args["path"]), "content": args["content"]}))
+        elif name == "str_replace":
+            out.append(_call("replace", {"file_path": str(root / args["path"]), "old_string": args["old"],
+                                         "new_string": args["new"]}))
+        else:
+            raise ValueError(f"the replay has no limi form for {name}")
+    return out, None
+
+
+class LimiReplay:
+    """A :class:`ReplayTeacher` playing its plan with the ``limi`` tool set: the same steps, each call in
+    SII CLI's shape, and ``finish`` turned into a closing answer without a tool call."""
+
+    name = "replay"
+
+    def __init__(self, teacher: ReplayTeacher, workspace: Path):
+        self.teacher, self.workspace = teacher, workspace
+
+    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, **sampling: Any) -> Reply:
+        reply = self.teacher.chat(messages, tools, **sampling)
+        calls, summary = limi_calls(reply.tool_calls, self.workspace)
+        text = summary if summary is not None else reply.content
+        return Reply(assistant_message(text, calls), reply.usage)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +80,85 @@ TOOL_SCHEMAS: list[dict] = [
 ]
 
 
+# ------------------------------------------------------------------ the limi tool set
+# SII CLI's tools (the agent LIMI's released trajectories were recorded with), by name and argument shape. SII
+# CLI descends from Gemini CLI, and the shapes follow Gemini CLI's core tool schemas of mid-2025 (its
+# packages/core/src/tools: shell.ts, read-file.ts, write-file.ts, edit.ts, glob.ts, grep.ts) as its
+# docs/tools pages describe them; only the tools that make sense offline are here (no web fetch or search,
+# no memory). There is no finish tool: as in Gemini CLI, a turn without a tool call hands the turn back.
+_ABSOLUTE = ("The absolute path of the file inside the workspace; a relative path is taken relative to the "
+             "workspace root.")
+
+LIMI_TOOL_SCHEMAS: list[dict] = [
+    _function(
+        "run_shell_command",
+        "Executes a given shell command as `bash -c <command>` in the workspace and returns its output (stdout "
+        "and stderr merged) and exit code. It runs in a sandbox without network access, with a time limit; only "
+        "files persist between calls.",
+        {"command": {"type": "string", "description": "Exact bash command to execute as `bash -c <command>`."},
+         "description": {"type": "string", "description": "Brief description of the command for the user."},
+         "directory": {"type": "string", "description": "(OPTIONAL) Directory to run the command in, relative to "
+                       "the workspace root; must exist. Default: the workspace root."}},
+        ["command"]),
+    _function(
+        "read_file",
+        "Reads and returns the content of a text file in the workspace. For a long file give offset and limit to "
+        "read a range of lines; a cut output says how to read on.",
+        {"absolute_path": {"type": "string", "description": _ABSOLUTE},
+         "offset": {"type": "integer", "minimum": 0, "description": "Optional: the 0-based line number to start "
+                    "reading from. Use with limit to page through a large file."},
+         "limit": {"type": "integer", "minimum": 1, "description": "Optional: the maximum number of lines to read "
+                   "(default 2000)."}},
+        ["absolute_path"]),
+    _function(
+        "write_file",
+        "Writes content to a file in the workspace, creating it (and missing parent folders) or overwriting it.",
+        {"file_path": {"type": "string", "description": _ABSOLUTE},
+         "content": {"type": "string", "description": "The content to write to the file."}},
+        ["file_path", "content"]),
+    _function(
+        "replace",
+        "Replaces text within a file. By default replaces a single occurrence; set expected_replacements to "
+        "replace several. old_string must match the file exactly, whitespace and indentation included, and occur "
+        "exactly expected_replacements times: include enough context to make it unique. An empty old_string with "
+        "a file that does not exist yet creates the file with new_string.",
+        {"file_path": {"type": "string", "description": _ABSOLUTE},
+         "old_string": {"type": "string", "description": "The exact literal text to replace."},
+         "new_string": {"type": "string", "description": "The exact literal text to replace old_string with."},
+         "expected_replacements": {"type": "integer", "minimum": 1, "description": "Number of replacements "
+                                   "expected (default 1)."}},
+        ["file_path", "old_string", "new_string"]),
+    _function(
+        "glob",
+        "Finds files whose paths match a glob pattern (e.g. `src/**/*.py`, `*.md`), returning their absolute "
+        "paths, sorted by path. The .git folder is skipped.",
+        {"pattern": {"type": "string", "description": "The glob pattern to match against paths (`**` matches any "
+                     "number of folders, `{a,b}` either part)."},
+         "path": {"type": "string", "description": "Optional: the folder to search in (absolute, or relative to "
+                  "the workspace root). Default: the workspace root."}},
+        ["pattern"]),
+    _function(
+        "search_file_content",
+        "Searches the contents of files for a regular expression (Python `re` syntax), returning each matching "
+        "line with its file path and line number. The .git folder and binary files are skipped.",
+        {"pattern": {"type": "string", "description": "The regular expression to search for (e.g. `def \\w+\\(`)."},
+         "path": {"type": "string", "description": "Optional: the folder (or file) to search in, absolute or "
+                  "relative to the workspace root. Default: the workspace root."},
+         "include": {"type": "string", "description": "Optional: a glob pattern the files must match (e.g. `*.py`, "
+                     "`src/**/*.{ts,tsx}`)."}},
+        ["pattern"]),
+]
+
+LIMI_READ_LINES = 2000
+MAX_GLOB_RESULTS = 500
+MAX_SEARCH_MATCHES = 200
+_MAX_SEARCH_LINE = 500
+
+#: The tool sets an agent can be given (params: collect.tool_set, eval.tool_set, eval.models[].tool_set).
+TOOL_SETS: dict[str, list[dict]] = {"default": TOOL_SCHEMAS, "limi": LIMI_TOOL_SCHEMAS}
+DEFAULT_TOOL_SET = "default"
+
+
 @dataclass(frozen=True)
 class ToolResult:
     """The text the model gets back; ``finished`` and ``summary`` are set by the finish tool only."""
@@ -95,7 +176,8 @@ class ToolError(Exception):
 class Toolbox:
     """Runs the agent's tool calls against one workspace and the sandbox that commands run in."""
 
-    def __init__(self, workspace: Path, sandbox: Sandbox, *, max_read_bytes: int = MAX_READ_BYTES):
+    def __init__(self, workspace: Path, sandbox: Sandbox, *, tool_set: str = DEFAULT_TOOL_SET,
+                 max_read_bytes: int = MAX_READ_BYTES):
         self.workspace = Path(os.path.realpath(workspace))
         sandbox_workspace = getattr(sandbox, "workspace", None)
         if sandbox_workspace is not None and Path(os.path.realpath(sandbox_workspace)) != self.workspace:
@@ -106,10 +188,17 @@ class Toolbox:
         hidden = (Path(os.path.realpath(p)) for p in getattr(sandbox, "hidden_paths", ()))
         self._hidden = [p for p in hidden if self.workspace in p.parents]
         self.max_read_bytes = max_read_bytes
-        self._parameters = {schema["function"]["name"]: schema["function"]["parameters"] for schema in TOOL_SCHEMAS}
+        if tool_set not in TOOL_SETS:
+            raise ValueError(f"unknown tool set {tool_set!r}; known: {', '.join(TOOL_SETS)}")
+        self.tool_set = tool_set
+        self.schemas = TOOL_SETS[tool_set]
+        self._parameters = {schema["function"]["name"]: schema["function"]["parameters"] for schema in self.schemas}
         self._handlers: dict[str, Callable[..., ToolResult]] = {
             "bash": self.bash, "read_file": self.read_file, "write_file": self.write_file,
-            "str_replace": self.str_replace, "finish": self.finish}
+            "str_replace": self.str_replace, "finish": self.finish} if tool_set == "default" else {
+            "run_shell_command": self.run_shell_command, "read_file": self.read_lines,
+            "write_file": self.write_to, "replace": self.replace, "glob": self.glob,
+            "search_file_content": self.search_file_content}
 
     def call(self, name: str, arguments: dict[str, Any] | str | None) -> ToolResult:
         """Run tool ``name`` with ``arguments`` (a dict, or the model's JSON text of one).
@@ -217,6 +306,177 @@ class Toolbox:
     def finish(self, summary: str) -> ToolResult:
         """End the agent's turn with ``summary``."""
         return ToolResult("Finished.", finished=True, summary=summary)
+
+    # -------------------------------------------------------------- the limi set (SII / Gemini CLI shapes)
+    def run_shell_command(self, command: str, description: str | None = None,
+                          directory: str | None = None) -> ToolResult:
+        """Run ``command`` in the sandbox (in ``directory``, a workspace folder, when given); ``description``
+        is for a person watching and changes nothing."""
+        if not command.strip():
+            raise ToolError("run_shell_command got an empty command.")
+        shown_dir = "(root)"
+        script = command
+        if directory is not None:
+            real, shown_dir = self._resolve(directory)
+            if not real.is_dir() or real.is_symlink():
+                raise ToolError(f"directory {shown_dir} is not a folder in the workspace.")
+            script = f"cd {shlex.quote(str(real))} || exit 1\n{command}"
+        result = self.sandbox.run(script)
+        output = result.output[:-1] if result.output.endswith("\n") else result.output
+        return ToolResult(f"Command: {command}\nDirectory: {shown_dir}\nOutput: {output or '(empty)'}\n"
+                          f"Exit Code: {result.exit_code}",
+                          is_error=result.timed_out or result.quota_exceeded)
+
+    def read_lines(self, absolute_path: str, offset: int | None = None, limit: int | None = None) -> ToolResult:
+        """Lines ``offset`` (0-based) to ``offset + limit`` of a workspace file, as they are (no numbers), at most
+        ``max_read_bytes``; a note before them says which lines a cut output shows and how to read on."""
+        first = offset or 0
+        count = limit or LIMI_READ_LINES
+        real, shown = self._resolve(absolute_path)
+        with _WorkspaceFile(real, shown, os.O_RDONLY) as (handle, _):
+            if b"\0" in handle.peek(_BINARY_SNIFF)[:_BINARY_SNIFF]:
+                size = os.fstat(handle.fileno()).st_size
+                raise ToolError(f"{shown} is a binary file ({size} bytes); inspect it with run_shell_command "
+                                "(e.g. xxd | head).")
+            kept, used, total = [], 0, 0
+            full = True
+            for number, text in _lines(handle, self.max_read_bytes):
+                total = number
+                if number <= first or not full:
+                    continue
+                entry = text + "\n"
+                if len(kept) >= count or (kept and used + len(entry.encode()) > self.max_read_bytes):
+                    full = False
+                    continue
+                kept.append(entry)
+                used += len(entry.encode())
+        if total == 0:
+            return ToolResult("")
+        if first >= total:
+            raise ToolError(f"offset {first} is past the end of {shown}, which has {total} lines.")
+        text = "".join(kept)
+        if first > 0 or first + len(kept) < total:
+            end = first + len(kept)
+            note = f"[File content truncated: showing lines {first + 1}-{end} of {total} total lines."
+            note += f" Use offset={end} to read on.]\n" if end < total else "]\n"
+            text = note + text
+        return ToolResult(text)
+
+    def write_to(self, file_path: str, content: str) -> ToolResult:
+        """:meth:`write_file` under the limi set's argument name."""
+        return self.write_file(file_path, content)
+
+    def replace(self, file_path: str, old_string: str, new_string: str,
+                expected_replacements: int | None = None) -> ToolResult:
+        """Replace every occurrence of ``old_string`` when there are exactly ``expected_replacements`` (default 1)
+        of them; an empty ``old_string`` creates a file that does not exist yet."""
+        expected = expected_replacements or 1
+        real, shown = self._resolve(file_path)
+        if not old_string:
+            if os.path.lexists(real):
+                raise ToolError(f"old_string is empty but {shown} exists; to rewrite it use write_file.")
+            self.write_file(file_path, new_string)
+            return ToolResult(f"Created new file {shown} with the given content.")
+        if old_string == new_string:
+            raise ToolError("old_string and new_string are identical: nothing would change.")
+        with _WorkspaceFile(real, shown, os.O_RDWR, writing=True) as (handle, st):
+            if st.st_size > MAX_EDIT_BYTES:
+                raise ToolError(f"{shown} is {st.st_size} bytes, too large for replace; edit it with "
+                                "run_shell_command.")
+            try:
+                text = handle.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise ToolError(f"{shown} is not UTF-8 text; edit it with run_shell_command.") from None
+            at = _occurrences(text, old_string)
+            if not at:
+                raise ToolError(f"0 occurrences of old_string found in {shown}.{_near_miss_hint(text, old_string)} "
+                                "It must match exactly, whitespace and indentation included: read_file the region "
+                                "and copy it.")
+            if len(at) != expected:
+                raise ToolError(f"expected {expected} occurrence{'s' if expected > 1 else ''} of old_string but "
+                                f"found {len(at)} in {shown}; include more context to make it unique, or set "
+                                "expected_replacements.")
+            handle.seek(0)
+            handle.write(_encode(text.replace(old_string, new_string), shown))
+            handle.truncate()
+        return ToolResult(f"Successfully modified file: {shown} ({len(at)} replacement{'s' if len(at) > 1 else ''}).")
+
+    def glob(self, pattern: str, path: str | None = None) -> ToolResult:
+        """Workspace files under ``path`` whose path relative to it matches ``pattern``, as absolute paths."""
+        base, shown = self._folder(path)
+        matcher = _glob_regex(pattern)
+        found = sorted(str(base / rel) for rel in self._walk(base) if matcher.fullmatch(rel))
+        if not found:
+            return ToolResult(f'No files found matching pattern "{pattern}" within {shown}.')
+        more = f"\n[{len(found) - MAX_GLOB_RESULTS} more not shown; narrow the pattern]" \
+            if len(found) > MAX_GLOB_RESULTS else ""
+        return ToolResult(f'Found {len(found)} file(s) matching "{pattern}" within {shown}, sorted by path:\n'
+                          + "\n".join(found[:MAX_GLOB_RESULTS]) + more)
+
+    def search_file_content(self, pattern: str, path: str | None = None, include: str | None = None) -> ToolResult:
+        """Lines matching the regular expression ``pattern`` in the workspace files under ``path`` (a folder or
+        one file) that match the glob ``include``, grouped by file."""
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise ToolError(f"pattern is not a valid regular expression: {exc}.") from None
+        real, shown = self._resolve(path or ".")
+        if real.is_file() and not real.is_symlink():
+            base, files = real.parent, [real.name]
+        else:
+            base, shown = self._folder(path)
+            files = self._walk(base)
+        wanted = _glob_regex(include) if include else None
+        by_file: dict[str, list[str]] = {}
+        matches = 0
+        for rel in files:
+            if matches >= MAX_SEARCH_MATCHES:
+                break
+            # an include without "/" (``*.py``) matches a file's name in any folder
+            if wanted and not (wanted.fullmatch(rel) or ("/" not in include
+                                                         and wanted.fullmatch(rel.rsplit("/", 1)[-1]))):
+                continue
+            name = os.path.relpath(base / rel, self.workspace)
+            try:
+                with _WorkspaceFile(base / rel, name, os.O_RDONLY) as (handle, st):
+                    if st.st_size > MAX_EDIT_BYTES or b"\0" in handle.peek(_BINARY_SNIFF)[:_BINARY_SNIFF]:
+                        continue
+                    for number, text in _lines(handle, _MAX_SEARCH_LINE):
+                        if regex.search(text):
+                            by_file.setdefault(name, []).append(f"L{number}: {text}")
+                            matches += 1
+                            if matches >= MAX_SEARCH_MATCHES:
+                                break
+            except ToolError:
+                continue  # unreadable, not a regular file: not searched
+        where = f'"{pattern}" in {shown}' + (f' (filter: "{include}")' if include else "")
+        if not matches:
+            return ToolResult(f"No matches found for pattern {where}.")
+        cut = f"\n[stopped at {MAX_SEARCH_MATCHES} matches; narrow the search]" if matches >= MAX_SEARCH_MATCHES else ""
+        body = "".join(f"---\nFile: {name}\n" + "\n".join(lines) + "\n" for name, lines in by_file.items())
+        return ToolResult(f"Found {matches} match{'es' if matches > 1 else ''} for pattern {where}:\n{body}---{cut}")
+
+    def _folder(self, path: str | None) -> tuple[Path, str]:
+        """A workspace folder (default: the root) and the name to show for it."""
+        real, shown = self._resolve(path or ".")
+        if not real.is_dir():
+            raise ToolError(f"{shown} is not a folder in the workspace.")
+        return real, shown
+
+    def _walk(self, base: Path) -> list[str]:
+        """Paths (relative to ``base``, ``/``-separated, sorted) of the regular files below ``base``: symbolic
+        links are not followed, and ``.git`` and what the sandbox hides are left out."""
+        found = []
+        for folder, dirs, files in os.walk(base, followlinks=False):
+            here = Path(folder)
+            dirs[:] = sorted(d for d in dirs if d != ".git" and not (here / d).is_symlink()
+                             and not any(_within(here / d, hidden) for hidden in self._hidden))
+            for name in files:
+                full = here / name
+                if full.is_symlink() or any(_within(full, hidden) for hidden in self._hidden):
+                    continue
+                found.append(full.relative_to(base).as_posix())
+        return sorted(found)
 
     def _resolve(self, path: str) -> tuple[Path, str]:
         """The real path ``path`` names inside the workspace, and the name to show; refuses anything outside."""
@@ -345,6 +605,48 @@ def _usage(name: str, parameters: dict) -> str:
     params = ", ".join(f"{key}{'' if key in required else '?'}: {spec['type']}"
                        for key, spec in parameters["properties"].items())
     return f"{name}({params})"
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    """A glob as a regular expression over ``/``-separated relative paths: ``**/`` any folders (none too),
+    ``**`` anything, ``*`` and ``?`` within one name, ``[...]`` a class, ``{a,b}`` either part."""
+    out, i, depth = [], 0, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and "]" in pattern[i + 2:]:
+            end = pattern.index("]", i + 2)  # a "]" right after "[" (or "[!") belongs to the class
+            body = pattern[i + 1:end]
+            negate = body[0] in "!^"
+            body = body[1:] if negate else body
+            out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\").replace("[", "\\[") + "]")
+            i = end + 1
+            continue
+        elif c == "{":
+            out.append("(?:")
+            depth += 1
+        elif c == "}" and depth:
+            out.append(")")
+            depth -= 1
+        elif c == "," and depth:
+            out.append("|")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    if depth:
+        raise ToolError(f"the glob {pattern!r} has an unclosed '{{'.")
+    return re.compile("".join(out), re.DOTALL)
 
 
 def _json_type(value: Any) -> str:

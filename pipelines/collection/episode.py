@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.agent.harness import AgentSource, Harness, Session
-from pipelines.agent.replay import ReplayTeacher, public_runs
-from pipelines.agent.tools import TOOL_SCHEMAS
+from pipelines.agent.replay import LimiReplay, ReplayTeacher, public_runs
+from pipelines.agent.toolsets import tool_set
 from pipelines.agent.traces import EpisodeTracer
 from pipelines.agent.users import HumanUser, SimulatedUser, User
 from pipelines.agent.verifiers import needs_judge
@@ -66,6 +66,8 @@ class Collector:
         """The teacher's model, or for ``replay`` a factory that reads the reference off the laid-out workspace."""
         if job.teacher != "replay":
             return build_model(job.teacher, self.params.llm.models[job.teacher])
+        if self.c.tool_set == "limi":  # the same plan, in the limi set's calls
+            return lambda workspace: LimiReplay(replay_teacher(job.query, workspace, self.root), workspace)
         return lambda workspace: replay_teacher(job.query, workspace, self.root)
 
     def user(self) -> User:
@@ -131,7 +133,7 @@ class Collector:
             **({"verifier_reason": query.provenance["verifier_reason"]} if query.provenance.get("verifier_reason")
                else {}),
         })
-        return {"messages": session.messages, "tools": TOOL_SCHEMAS,
+        return {"messages": session.messages, "tools": tool_set(session.tool_set).schemas,
                 "meta": meta.model_dump(mode="json", exclude_unset=True)}
 
 

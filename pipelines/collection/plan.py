@@ -50,7 +50,8 @@ def load_all_queries(params: CollectParams, root: Path) -> list[Query]:
 
 
 def episode_key(query: Query, teacher: str, params: Params) -> str:
-    """Hash of everything that shapes an episode: the query record, the teacher's spec, the settings."""
+    """Hash of everything that shapes an episode: the query record, the teacher's spec, the settings (the tool
+    set only when it is not the default)."""
     c = params.collect
     teacher_spec = "replay" if teacher == "replay" else params.llm.models[teacher].model_dump(mode="json")
     settings = {
@@ -58,6 +59,8 @@ def episode_key(query: Query, teacher: str, params: Params) -> str:
         "rounds": c.rounds, "user": c.user, "user_model": c.user_model, "limits": c.limits.model_dump(),
         "sampling": c.sampling.model_dump(), "sandbox": c.sandbox, "prompt": PROMPT_VERSION,
         "command_timeout_s": c.command_timeout_s, "memory_mb": c.memory_mb,
+        # only a set other than the default counts, so the default set's keys are those from before sets
+        **({"tool_set": c.tool_set} if c.tool_set != "default" else {}),
     }
     return params_hash(settings)
 

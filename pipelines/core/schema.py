@@ -243,7 +243,8 @@ class TrajectoryMeta(Open):
     why a PR task got it (``Query.provenance["verifier_reason"]``); ``passed`` is the final verdict (or the person's,
     ``human_verdict``); ``feedback`` is the simulated user's policy (``requirements`` or ``none``; see
     :mod:`pipelines.agent.feedback`); ``rounds_used`` counts the first attempt as round 1;
-    ``termination`` is one of ``pipelines.agent.loop.TERMINATIONS``.
+    ``termination`` is one of ``pipelines.agent.loop.TERMINATIONS``; ``tool_set`` names the agent's tool set
+    (:mod:`pipelines.agent.toolsets`) and is absent for the default set.
     """
 
     episode_key: str | None = None
@@ -278,6 +279,7 @@ class TrajectoryMeta(Open):
     sandbox: SandboxRecord | None = None
     prompt_version: str | None = None
     versions: dict[str, str] = Field(default_factory=dict)
+    tool_set: str | None = None
 
 
 class TrajectoryRecord(BaseModel):

@@ -38,6 +38,8 @@ class EvalModelParams(Strict):
     served_adapter: str | None = Field(
         None, min_length=1, description="openai backend: the name under which the server serves the SFT adapter "
         "(vLLM --enable-lora --lora-modules NAME=models/sft); requests name it as their model")
+    tool_set: Literal["default", "limi"] | None = Field(
+        None, description="the tools this model gets (e.g. the set it was trained with); unset: eval.tool_set")
 
     @model_validator(mode="after")
     def _one_adapter(self) -> "EvalModelParams":

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Union
 
 from pipelines.agent.harness import Harness, Session, pool_size, run_pool, verdict, versions
-from pipelines.agent.loop import SYSTEM_PROMPT, EpisodeResult
-from pipelines.agent.tools import TOOL_SCHEMAS
+from pipelines.agent.loop import EpisodeResult
+from pipelines.agent.toolsets import tool_set as get_tool_set
 from pipelines.agent.traces import EpisodeTracer
 from pipelines.agent.users import SimulatedUser
 from pipelines.agent.verifiers import needs_judge, requirement_count
@@ -56,15 +56,19 @@ def trial_sampling(settings: EvalParams, trial: int) -> dict[str, Any]:
 
 def run_trial(task: EvalTask, model_name: str, model: ChatModel, trial: int, settings: EvalParams,
               harness: Harness, *, judge: ChatModel | None = None,
-              model_info: dict[str, Any] | None = None, tracer: EpisodeTracer | None = None) -> Trial:
+              model_info: dict[str, Any] | None = None, tracer: EpisodeTracer | None = None,
+              tool_set: str | None = None) -> Trial:
     """Work ``task``'s subtasks in order in one workspace and one conversation; return outcome and record.
 
     Each subtask is one episode (limits per subtask, R rounds, simulated-user feedback) continuing the
     previous subtask's messages; the trial stops at the first subtask that fails after its rounds or ends
     in an infrastructure error. With ``tracer`` the trial also becomes an MLflow trace (a span per subtask).
+    ``tool_set`` (default: ``settings.tool_set``) names the tools the model gets.
     """
     sampling = trial_sampling(settings, trial)
-    key = params_hash({"task": task.id, "suite": task.suite, "model": model_name, "trial": trial})
+    tools = tool_set or settings.tool_set
+    key = params_hash({"task": task.id, "suite": task.suite, "model": model_name, "trial": trial,
+                       **_tool_set_field(tools)})
     user = SimulatedUser(policy=settings.feedback)
     tape = tracer.tape() if tracer is not None else None
     trace = {"name": "trial", "query": task.subtasks[0].query, "steps": [s.query for s in task.subtasks],
@@ -72,7 +76,7 @@ def run_trial(task: EvalTask, model_name: str, model: ChatModel, trial: int, set
                       "limi.suite": task.suite, "limi.category": task.category}}
     try:
         session = harness.run(task.as_query(0), model, user, root=workspace_root(task), steps=task.subtasks,
-                              sampling=sampling, judge=judge, key=key, tape=tape)
+                              sampling=sampling, judge=judge, key=key, tape=tape, tool_set=tools)
     except Exception as exc:
         if tape is not None:
             tracer.record(tape, None, error=f"{type(exc).__name__}: {exc}", **trace)
@@ -131,6 +135,7 @@ def trial_record(task: EvalTask, outcome: EpisodeOutcome, session: Session, sett
     """The trial as a trajectory record: collect's ``messages``/``tools``/``meta`` with eval's fields added;
     ``first_round`` and ``final`` score the share of subtasks met, first time and in the end."""
     n = len(task.subtasks)
+    tools = get_tool_set(session.tool_set)
     subtasks = [_subtask_record(number, e, requirement_count(task.subtasks[number - 1].verifier))
                 for number, e in enumerate(session.episodes, 1)]
     last_final = session.last.final
@@ -138,7 +143,8 @@ def trial_record(task: EvalTask, outcome: EpisodeOutcome, session: Session, sett
         **session.meta(settings, sampling=sampling, user="simulated"),
         "episode_key": params_hash({"task": task.id, "suite": task.suite, "model": outcome.model,
                                     "model_info": model_info, "trial": outcome.trial, "rounds": settings.rounds,
-                                    "limits": settings.limits.model_dump(), "sampling": sampling}),
+                                    "limits": settings.limits.model_dump(), "sampling": sampling,
+                                    **_tool_set_field(session.tool_set)}),
         **_task_fields(task, outcome.model, outcome.trial, model_info),
         "rounds_used": outcome.rounds_used,
         "first_round": Verdict(passed=outcome.subtasks_met_first_round == n,
@@ -146,25 +152,27 @@ def trial_record(task: EvalTask, outcome: EpisodeOutcome, session: Session, sett
         "final": Verdict(passed=outcome.completed, score=round(sum(s.passed for s in subtasks) / n, 4),
                          infra_error=last_final.infra_error if last_final else None),
         "passed": outcome.completed, "subtasks": subtasks, "outcome": outcome_fields(outcome),
-        "system_prompt_sha": hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest()[:12],
+        "system_prompt_sha": hashlib.sha256(tools.system_prompt.encode()).hexdigest()[:12],
     })
-    return {"messages": session.messages, "tools": TOOL_SCHEMAS,
+    return {"messages": session.messages, "tools": tools.schemas,
             "meta": meta.model_dump(mode="json", exclude_unset=True)}
 
 
 def infra_trial(task: EvalTask, name: str, trial: int, settings: EvalParams, error: str,
-                info: dict[str, Any]) -> Trial:
+                info: dict[str, Any], tool_set: str | None = None) -> Trial:
     """A trial whose harness broke (not the model): an infra error, kept out of every score."""
     outcome = EpisodeOutcome(task_id=task.id, model=name, trial=trial, category=task.category,
                              subtasks_total=len(task.subtasks), subtasks_met_first_round=0, completed=False,
                              rounds_used=0, max_rounds=settings.rounds, infra_error=True,
                              requirements_total=sum(requirement_count(s.verifier) for s in task.subtasks))
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": task.subtasks[0].query}]
+    tools = get_tool_set(tool_set or settings.tool_set)
+    messages = [{"role": "system", "content": tools.system_prompt},
+                {"role": "user", "content": task.subtasks[0].query}]
     meta = EvalMeta.model_validate({
         **_task_fields(task, name, trial, info), "sampling": trial_sampling(settings, trial), "passed": False,
         "termination": "infra_error", "error": error[:2000], "rounds_used": 0, "max_rounds": settings.rounds,
-        "subtasks": [], "outcome": outcome_fields(outcome), "versions": versions()})
-    record = {"messages": messages, "tools": TOOL_SCHEMAS, "meta": meta.model_dump(mode="json", exclude_unset=True)}
+        "subtasks": [], "outcome": outcome_fields(outcome), "versions": versions(), **_tool_set_field(tools.name)})
+    record = {"messages": messages, "tools": tools.schemas, "meta": meta.model_dump(mode="json", exclude_unset=True)}
     return Trial(task, outcome, record)
 
 
@@ -179,6 +187,12 @@ def _task_fields(task: EvalTask, model: str, trial: int, info: dict[str, Any]) -
     return {"task_id": task.id, "suite": task.suite, "source": "eval", "domain": task.domain,
             "category": task.category, "query": task.subtasks[0].query, "teacher": model, "model": model,
             "model_info": info, "trial": trial, "subtasks_total": len(task.subtasks)}
+
+
+def _tool_set_field(name: str) -> dict[str, str]:
+    """``{"tool_set": name}`` for a set other than the default, else nothing: keys and records of the default
+    set read as they did before tool sets."""
+    return {"tool_set": name} if name != "default" else {}
 
 
 def _passed_first_round(episode: EpisodeResult) -> bool:
@@ -213,6 +227,8 @@ def evaluate(tasks: list[EvalTask], models: Mapping[str, ModelSource], settings:
     if judge is None and any(needs_judge(s.verifier) for t in tasks for s in t.subtasks):
         raise UserError("subtasks checked by the judge need a judge model (params: llm.roles.judge)")
     harness = Harness(settings, hide_paths=answer_sources(tasks), judge_sees_transcript=True)
+    # each model gets its entry's tool set (e.g. the one it was trained with), else eval.tool_set
+    tool_sets = {m.name: m.tool_set for m in settings.models if m.tool_set}
     jobs = [(task, name, trial) for task in tasks for trial in range(settings.k) for name in models]
     workers = pool_size(settings, len(jobs), parallel)
     log.info("%d tasks x %d models x k=%d: %d trials, R=%d, %d at once", len(tasks), len(models), settings.k,
@@ -223,13 +239,14 @@ def evaluate(tasks: list[EvalTask], models: Mapping[str, ModelSource], settings:
         source = models[name]
         model = source if hasattr(source, "chat") else source(task, trial)
         info = (model_info or {}).get(name) or {"model": name}
+        tools = tool_sets.get(name, settings.tool_set)
         try:
             return run_trial(task, name, model, trial, settings, harness, judge=judge, model_info=info,
-                             tracer=tracer)
+                             tracer=tracer, tool_set=tools)
         except UserError:
             raise
         except Exception as exc:  # the harness broke, not the model: an infra error, kept out of the scores
             log.error("trial %s/%s/%d failed in the harness: %s", name, task.id, trial, exc)
-            return infra_trial(task, name, trial, settings, f"{type(exc).__name__}: {exc}", info)
+            return infra_trial(task, name, trial, settings, f"{type(exc).__name__}: {exc}", info, tools)
 
     return run_pool(jobs, work, workers=workers, desc="trials", unit="trial")
