@@ -168,8 +168,8 @@ def test_training_improves_held_out_prediction_only_with_the_assistant_mask(
     accuracy, nll = held_out_score(tmp_path / "out", good_tokenizer, held)
     base_accuracy, base_nll = base_score
     print(f"\nheld-out assistant tokens, {len(held)} easy tasks; marks on {marks} turns, {metrics['steps']} steps, "
-          f"{metrics['target_tokens']} target tokens, final loss {metrics['final_loss']:.3f}, {metrics['train_seconds']:.0f} s: top-1 accuracy "
-          f"{base_accuracy:.1f}% -> {accuracy:.1f}%, NLL {base_nll:.2f} -> {nll:.2f} nats")
+          f"{metrics['target_tokens']} target tokens, final loss {metrics['final_loss']:.3f}, "
+          f"{metrics['train_seconds']:.0f} s: top-1 accuracy {base_accuracy:.1f}% -> {accuracy:.1f}%, NLL {base_nll:.2f} -> {nll:.2f} nats")
     assert base_accuracy < 3 and base_nll > 10  # random: about ln(vocabulary) = 10.8
     if marks == "assistant":
         assert accuracy >= base_accuracy + 8 and nll <= base_nll - 4
