@@ -51,16 +51,22 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-# ------------------------------------------------------------------ hub
-def hub_row(record: dict[str, Any]) -> dict[str, Any]:
-    """One record as a Hub row: messages with string ``arguments``, ``tools`` as a string, a few meta columns."""
-    messages = []
-    for msg in record["messages"]:
+def string_arguments(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of ``messages`` whose tool calls carry ``arguments`` as JSON text, so a table cannot merge their keys."""
+    out = []
+    for msg in messages:
         msg = dict(msg)
         if msg.get("tool_calls"):
             msg["tool_calls"] = [{**call, "function": {**call["function"], "arguments": dumps(call["function"]["arguments"])}}
                                  for call in msg["tool_calls"]]
-        messages.append(msg)
+        out.append(msg)
+    return out
+
+
+# ------------------------------------------------------------------ hub
+def hub_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One record as a Hub row: messages with string ``arguments``, ``tools`` as a string, a few meta columns."""
+    messages = string_arguments(record["messages"])
     meta = record.get("meta") or {}
     return {"messages": messages, "tools": dumps(record.get("tools") or []),
             **{name: str(meta.get(name) or "") for name in META_COLUMNS}}
@@ -326,13 +332,7 @@ def to_mini_swe_agent(record: dict[str, Any]) -> dict[str, Any]:
     tests) stays with the pipeline, as for ``hub``.
     """
     meta = record.get("meta") or {}
-    messages = []
-    for msg in record["messages"]:
-        msg = dict(msg)
-        if msg.get("tool_calls"):
-            msg["tool_calls"] = [{**call, "function": {**call["function"], "arguments": dumps(call["function"]["arguments"])}}
-                                 for call in msg["tool_calls"]]
-        messages.append(msg)
+    messages = string_arguments(record["messages"])
     termination = meta.get("termination")
     tokens = meta.get("tokens") or {}
     info = {"exit_status": "Submitted" if termination == "finished" else (termination or "unknown"),
