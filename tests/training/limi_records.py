@@ -54,20 +54,20 @@ def limi_record(i: int) -> dict:
         {"role": "assistant", "content": "I will look at the workspace first.", "tool_calls": [
             _call("c1", "glob", {"pattern": f"**/notes-{i}.txt"}),
             _call("c2", "run_shell_command", {"command": f"wc -w notes-{i}.txt", "description": "Count words."})]},
-        {"role": "tool", "tool_call_id": "c1", "content": f"/work/notes-{i}.txt"},
+        {"role": "tool", "tool_call_id": "c1", "content": f"/home/user/project/notes-{i}.txt"},
         {"role": "tool", "tool_call_id": "c2", "content": f"{10 + i} notes-{i}.txt"},
         {"role": "assistant", "content": "", "tool_calls": [
-            _call("c3", "read_file", {"absolute_path": f"/work/notes-{i}.txt", "limit": 20}),
+            _call("c3", "read_file", {"absolute_path": f"/home/user/project/notes-{i}.txt", "limit": 20}),
             _call("c4", "search_file_content", {"pattern": "TODO", "include": "*.txt"})]},
         {"role": "tool", "tool_call_id": "c3", "content": "alpha beta gamma\n" * (i + 1)},
         {"role": "tool", "tool_call_id": "c4", "content": "No matches found."},
         {"role": "assistant", "content": "Writing the counter.", "tool_calls": [
-            _call("c5", "write_file", {"file_path": "/work/count.py",
+            _call("c5", "write_file", {"file_path": "/home/user/project/count.py",
                                        "content": "import sys\nprint(len(open(sys.argv[1]).read().split()))\n"}),
-            _call("c6", "replace", {"file_path": "/work/count.py", "old_string": "print(", "new_string": "print('words:', ",
+            _call("c6", "replace", {"file_path": "/home/user/project/count.py", "old_string": "print(", "new_string": "print('words:', ",
                                     "expected_replacements": 1})]},
-        {"role": "tool", "tool_call_id": "c5", "content": "Successfully created and wrote to new file: /work/count.py."},
-        {"role": "tool", "tool_call_id": "c6", "content": "Successfully modified file: /work/count.py (1 replacements)."},
+        {"role": "tool", "tool_call_id": "c5", "content": "Successfully created and wrote to new file: /home/user/project/count.py."},
+        {"role": "tool", "tool_call_id": "c6", "content": "Successfully modified file: /home/user/project/count.py (1 replacements)."},
         {"role": "user", "content": "Run it please."},
         {"role": "assistant", "content": f"The file has {10 + i} words; `python count.py notes-{i}.txt` prints it."}],
         "tools": SII_TOOLS}
