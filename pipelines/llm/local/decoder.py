@@ -13,7 +13,7 @@ verify draft tokens (:mod:`pipelines.llm.local.drafts`).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from transformers import DynamicCache
@@ -54,11 +54,13 @@ class BatchDecoder:
 
     MAX_DRAFT = 7
 
-    def __init__(self, model, *, eos: int, slots: int, cache: PrefixCache | None,
+    def __init__(self, model, *, eos: int | Sequence[int], slots: int, cache: PrefixCache | None,
                  stop_criteria: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                  device: str = "cpu", packed: PackedLinears | None = None, draft_tokens: int = 0):
         config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
-        self.model, self.eos, self.slots, self.cache, self.device = model, eos, slots, cache, device
+        # eos: the end-of-turn token, or several (the first also fills unused draft positions)
+        self.stops = [int(eos)] if isinstance(eos, int) else [int(t) for t in eos]
+        self.model, self.eos, self.slots, self.cache, self.device = model, self.stops[0], slots, cache, device
         self.stop_criteria = stop_criteria
         self.packed = packed  # the decoding step's products through packed weights (prefill is left alone)
         # drafts need the multi-token attention above, which stands in for SDPA only
@@ -181,12 +183,12 @@ class BatchDecoder:
             [row.min_new for row in rows], device=logits.device)[:, None]
         if short.any():
             logits = logits.clone()
-            logits[..., self.eos] = logits[..., self.eos].masked_fill(short, float("-inf"))
+            logits[..., self.stops] = logits[..., self.stops].masked_fill(short[..., None], float("-inf"))
         return logits.argmax(-1).tolist()
 
     def _stops(self, row) -> bool:
         generated = row.result
-        if generated[-1] == self.eos or len(generated) >= row.max_new:
+        if generated[-1] in self.stops or len(generated) >= row.max_new:
             return True
         if row.stop_strings and self.stop_criteria is not None:
             tail = torch.tensor([(row.ids + generated)[-64:]], dtype=torch.long, device=self.device)

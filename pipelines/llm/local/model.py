@@ -1,7 +1,8 @@
 """``local`` backend: transformers in-process on a local Hugging Face directory.
 
-Tool calls are rendered and parsed with :mod:`pipelines.llm.toolcalls` through the directory's chat
-template (``models/base/`` carries the project's tool-aware ChatML template). Greedy requests from
+Tool calls are rendered through the directory's chat template and parsed with :mod:`pipelines.llm.toolcalls`
+in the format of the model's family (:func:`pipelines.llm.families.family_of`: ``models/base/`` carries the
+project's tool-aware ChatML template unless ``base_model.chat_template`` chose another family). Greedy requests from
 concurrent episodes share one continuously running batch (:mod:`pipelines.llm.local.batching`), each on
 top of the KV states of its earlier turns (:mod:`pipelines.llm.local.decoder`,
 :mod:`pipelines.llm.local.prefix_cache`); sampled requests run alone from scratch.
@@ -9,7 +10,6 @@ top of the KV states of its earlier turns (:mod:`pipelines.llm.local.decoder`,
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -20,7 +20,8 @@ from pipelines.core.errors import ModelError
 from pipelines.llm.base import ContextLengthError, Reply, Usage, assistant_message
 from pipelines.llm.local.batching import ContinuousBatcher, GenerationRequest
 from pipelines.llm.model_dir import check_model_dir
-from pipelines.llm.toolcalls import CLOSE, OPEN, parse_assistant_text
+from pipelines.llm.families import family_of, stop_token_ids
+from pipelines.llm.toolcalls import call_prefix, close_string, parse_assistant_text
 
 
 log = logging.getLogger("pipelines.llm.local.model")
@@ -93,7 +94,13 @@ class LocalModel:
 
             model = PeftModel.from_pretrained(model, self.adapter)
         self._device = device
-        self._eos = self._tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.family = family_of(self._tokenizer)
+        self._stops = stop_token_ids(self._tokenizer, self.family)
+        if not self._stops:
+            raise ModelError(f"{self.path}: the tokenizer has no end-of-turn token of the {self.family} format; "
+                             "rebuild it with `dvc repro base_model`")
+        self._eos = self._stops[0]
+        self._close = close_string(self.family)
         pad = self._tokenizer.pad_token_id
         self._pad = pad if pad is not None else self._eos
         from pipelines.llm.local.decoder import BatchDecoder, supported
@@ -116,10 +123,10 @@ class LocalModel:
                 log.info("%s: %d weight matrices packed for %d-row decoding steps (%.0f MB)", self.path,
                          packed_linears.modules, step_rows, packed_linears.packed_bytes / 2**20)
             decoder = BatchDecoder(
-                model, eos=self._eos, slots=self.max_batch, device=device, packed=packed_linears,
+                model, eos=self._stops, slots=self.max_batch, device=device, packed=packed_linears,
                 draft_tokens=self.draft_tokens,
                 cache=PrefixCache(self.kv_cache_mb * 2**20) if self.kv_cache_mb > 0 else None,
-                stop_criteria=StopStringCriteria(self._tokenizer, [CLOSE]))
+                stop_criteria=StopStringCriteria(self._tokenizer, [self._close]) if self._close else None)
             self._batcher = ContinuousBatcher(decoder, max_batch=self.max_batch, lock=self._lock)
         self._model = model  # last: other threads take a set model as "loaded"
 
@@ -130,9 +137,10 @@ class LocalModel:
 
     # ------------------------------------------------------------------ generation
     def _gen_kwargs(self, max_new: int, min_new: int, stop_at_close: bool) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new, "eos_token_id": self._eos, "pad_token_id": self._pad}
+        eos = self._stops if len(self._stops) > 1 else self._eos
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new, "eos_token_id": eos, "pad_token_id": self._pad}
         if stop_at_close:
-            kwargs.update(stop_strings=[CLOSE], tokenizer=self._tokenizer)
+            kwargs.update(stop_strings=[self._close], tokenizer=self._tokenizer)
         if min_new:
             kwargs["min_new_tokens"] = min_new
         return kwargs
@@ -165,14 +173,14 @@ class LocalModel:
         max_new = int(opts.get("max_tokens", 256))
         min_new = int(opts.get("min_tokens", 0))
         temperature = float(opts.get("temperature", 0.0))
-        prefix = _prefill(opts.get("tool_choice", "auto"), tools)
+        prefix = _prefill(opts.get("tool_choice", "auto"), tools, self.family)
         prompt = self.render(messages, tools) + prefix
         ids = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
         if ids.shape[1] + max_new > self.max_context:
             raise ContextLengthError(
                 f"prompt of {ids.shape[1]} tokens + {max_new} new exceeds the context of {self.max_context}"
             )
-        stop_at_close = bool(tools) and opts.get("parallel_tool_calls", True) is False
+        stop_at_close = bool(tools) and opts.get("parallel_tool_calls", True) is False and self._close is not None
         started = time.perf_counter()
         batch_size, cached = 1, 0
         if temperature == 0 and self._batcher is not None and self._fast_path:
@@ -182,23 +190,24 @@ class LocalModel:
         else:
             new_ids = self._generate_alone(ids, max_new, min_new, stop_at_close, temperature, opts)
         text = prefix + self._tokenizer.decode(new_ids, skip_special_tokens=False)
-        hit_eos = (len(new_ids) > 0 and int(new_ids[-1]) == self._eos) or text.rstrip().endswith(CLOSE)
+        hit_eos = (len(new_ids) > 0 and int(new_ids[-1]) in self._stops) or (
+            self._close is not None and text.rstrip().endswith(self._close))
         usage = Usage(prompt_tokens=int(ids.shape[1]), completion_tokens=len(new_ids), cached_tokens=cached,
                       seconds=time.perf_counter() - started, batch_size=batch_size)
-        parsed = parse_assistant_text(text)
+        parsed = parse_assistant_text(text, self.family, tools)
         message = assistant_message(parsed.content, parsed.tool_calls, parsed.reasoning)
         return Reply(message=message, usage=usage, format_error=parsed.error,
                      finish_reason="stop" if hit_eos else "length", raw=text)
 
 
-def _prefill(tool_choice: Any, tools: list[dict[str, Any]] | None) -> str:
-    """Text forced at the start of the turn to honour ``tool_choice`` (needs tools)."""
+def _prefill(tool_choice: Any, tools: list[dict[str, Any]] | None, family: str = "chatml") -> str:
+    """Text forced at the start of the turn to honour ``tool_choice`` (needs tools), in ``family``'s format."""
     if not tools or tool_choice in (None, "auto", "none"):
         return ""
     if tool_choice == "required":
-        return f"{OPEN}\n" + '{"name": "'
+        return call_prefix(family)
     if isinstance(tool_choice, dict):
         name = tool_choice.get("function", {}).get("name")
         if name:
-            return f"{OPEN}\n" + '{"name": ' + json.dumps(name) + ', "arguments": {'  # arguments are always an object
+            return call_prefix(family, name)
     raise ModelError(f"tool_choice {tool_choice!r} is not understood; use 'auto', 'required' or a function name")
