@@ -12,7 +12,8 @@ Standalone:  ``python -m pipelines.sft --data DATA --base DIR --out DIR [--max-s
 How it trains (transformers ``Trainer`` + peft):
 - each sample is rendered with the same chat template the agent uses (from the base directory, with
   the sample's tools) and the loss covers assistant tokens only: the template's ``{% generation %}``
-  marks give the mask (reasoning, text, tool calls and ``<|im_end|>`` of every assistant turn);
+  marks give the mask (reasoning, text, tool calls and ``<|im_end|>`` of every assistant turn; in a
+  family without an end-of-turn token, GLM-4.5, also the role token that hands the turn back);
 - samples longer than ``max_length`` are dropped with a message, never truncated;
 - batches are packed padding-free (``DataCollatorWithFlattening``): samples are concatenated with
   position ids restarting at 0 for each, which keeps them apart under SDPA/flash attention
