@@ -116,19 +116,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_restorable(repo, target: str) -> None:
-    """Fetch the run cache; raise unless ``target`` is up to date or restorable from it (never run it here)."""
+    """Fetch the run cache and the outputs of ``target``'s matching entry; raise unless ``target`` is up to date
+    or such an entry exists with its outputs, so that the reproduce that follows restores it and never runs it.
+    (DVC's own restore falls back to running the command; its lookup, ``_load``/``_create_stage``, is what
+    ``StageCache.restore`` does first, and dvc is pinned.)"""
     from dvc.exceptions import DvcException
-    from dvc.stage.cache import RunCacheNotFoundError
 
     repo.stage_cache.pull(None)
-    (stage,) = repo.stage.collect(target)
-    if not stage.changed():
-        return
-    try:
-        repo.stage_cache.restore(stage, pull=True, dry=True)
-    except RunCacheNotFoundError:
-        raise DvcException(f"{target}: no run-cache entry matches this checkout's code, params and inputs "
-                           "(did the worker run another commit, or not push?); not running it here") from None
+    with repo.lock:
+        (stage,) = repo.stage.collect(target)
+        if not stage.changed():
+            return
+        stage.save_deps()  # the deps' hashes: the run cache's key
+        entry = repo.stage_cache._load(stage)
+        cached = repo.stage_cache._create_stage(entry, wdir=stage.wdir) if entry else None
+        if cached is not None:
+            for objs in cached.get_used_objs().values():
+                repo.cloud.pull(objs)
+        if cached is None or not cached.outs_cached():
+            raise DvcException(f"{target}: no run-cache entry matches this checkout's code, params and inputs "
+                               "(did the worker run another commit, or not push?); not running it here")
 
 
 def _retryable(exc: BaseException, exit_status: int | None) -> bool:
