@@ -78,7 +78,8 @@ STAGE_POLICIES: dict[str, StagePolicy] = {
     "collect": StagePolicy(timeout_s=1 * HOUR),  # the merge of the shards
     "curate": StagePolicy(timeout_s=2 * HOUR),
     "sft": StagePolicy(timeout_s=24 * HOUR, tags=("gpu",)),
-    "eval": StagePolicy(retries=2, timeout_s=12 * HOUR, tags=("gpu",)),
+    "eval_shard": StagePolicy(retries=2, timeout_s=12 * HOUR, tags=("gpu",)),  # every shard eval_shard@i
+    "eval": StagePolicy(timeout_s=1 * HOUR),  # the merge: metrics, report, champion
 }
 DEFAULT_POLICY = StagePolicy()
 # In an experiment the stage must read its own temporary copy, not the workspace these point at.

@@ -1,6 +1,7 @@
 """Shard stages on a work pool: one flow run per shard, each on a worker in its own checkout.
 
     limi_pipeline(on_pool=True)          # collect_shard@0..N-1 as flow runs of deployment limi-shard/collect-shard
+                                         # (eval_shard@i: limi-shard/eval-shard)
     python -m flows.shards setup --pool limi-process --limit 4     # the pool's bound + crash detection, once
 
 What runs where:

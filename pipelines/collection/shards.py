@@ -13,30 +13,17 @@ plan order, which is what an unsharded run writes: with one shard its output is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from pipelines.collection.plan import Job
 from pipelines.core.errors import UserError
+from pipelines.core.shards import shard_of
 
 SHARD_ROOT = Path("data") / "shards"  # data/shards/<stage>/<i>: shard i's output (a DVC out)
 JOURNAL_DIR = SHARD_ROOT / "journal"  # data/shards/journal/<stage>-<i>.jsonl: finished episodes (git-ignored)
 REGENERATE = "python -m pipelines.tools.stage_deps --write"
-
-
-def shard_of(key: str, shards: int) -> int:
-    """The shard (0..shards-1) of the episode with ``key``: jump consistent hash of its SHA-256."""
-    if shards < 1:
-        raise ValueError(f"shards must be at least 1, not {shards}")
-    state = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
-    bucket, jump = -1, 0
-    while jump < shards:  # Lamping and Veach's jump hash, with a 64-bit linear congruential step
-        bucket = jump
-        state = (state * 2862933555777941757 + 1) % (1 << 64)
-        jump = int((bucket + 1) * ((1 << 31) / ((state >> 33) + 1)))
-    return bucket
 
 
 def shard_jobs(jobs: list[Job], shard: int, shards: int) -> list[Job]:

@@ -103,6 +103,24 @@ def kill_tree(worker: psutil.Process) -> None:
     psutil.wait_procs(procs, timeout=10)
 
 
+def test_a_sharded_stage_is_selected_with_its_shards_and_shares_their_policy():
+    from flows.dag import StageInfo, select
+    from flows.pipeline import STAGE_POLICIES, policy
+    from flows.shards import deployment_for
+
+    names = ["base_model", "collect_shard@0", "collect_shard@1", "collect", "curate"]
+    stages = [StageInfo(name, f"dvc.yaml:{name}") for name in names]
+    pick = lambda *wanted: [s.name for s in select(stages, list(wanted))]  # noqa: E731
+    assert pick("collect") == ["collect_shard@0", "collect_shard@1", "collect"]
+    assert pick("collect_shard") == ["collect_shard@0", "collect_shard@1"] == pick("collect_shard@1", "collect_shard@0")
+    assert pick("curate", "base_model") == ["base_model", "curate"]
+    with pytest.raises(ValueError, match="unknown stage.*'collect_shard@2'"):
+        select(stages, ["collect_shard@2"])
+    assert policy("collect_shard@1") == STAGE_POLICIES["collect_shard"] and policy("collect").retries == 0
+    assert deployment_for("collect_shard@3") == "limi-shard/collect-shard"
+    assert deployment_for("eval_shard@0") == "limi-shard/eval-shard"
+
+
 TOY_CMD = ("python -c \"import pathlib; out = pathlib.Path('out/s${item.shard}'); out.mkdir(parents=True); "
            "(out / 'f').write_text(pathlib.Path('data.txt').read_text() * (${item.shard} + 1)); "
            "open('runs.log', 'a').write('${item.shard}')\"")
@@ -176,14 +194,14 @@ def test_collect_shards_survive_a_killed_worker_and_merge_like_one_machine(tmp_p
         # heartbeats every 30 s: a run silent for 50 s is Crashed; at most two shards at once on the pool
         run(sys.executable, "-m", "flows.shards", "setup", "--pool", "limi-process", "--limit", "2",
             "--missing-after", "50")
-        run(str(BIN / "prefect"), "--no-prompt", "deploy", "--all")
+        run(str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "collect-shard")
         for name in ("a", "b"):
             checkout = clone(origin, tmp_path / name)
             workers[name] = start([str(BIN / "prefect"), "worker", "start", "--pool", "limi-process", "--limit", "1",
                                    "--name", f"worker-{name}"], logs / f"worker-{name}.log", env=env_for(checkout),
                                   cwd=checkout)
             procs.append(workers[name])
-        pipeline = start([sys.executable, "-m", "flows.pipeline", "--stages", "collect_shard,collect", "--on-pool"],
+        pipeline = start([sys.executable, "-m", "flows.pipeline", "--stages", "collect", "--on-pool"],
                          logs / "pipeline.log", env=env_for(origin), cwd=origin)
         procs.append(pipeline)
 
