@@ -92,6 +92,7 @@ ui: setup
 serve: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create limi-process --type process --overwrite
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect concurrency-limit create gpu 1
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.shards setup --pool limi-process $(if $(POOL_LIMIT),--limit $(POOL_LIMIT))
 	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
 	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect worker start --pool limi-process
 

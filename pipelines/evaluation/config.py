@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from pipelines.agent.config import EpisodeLimitsParams, HarnessParams
-from pipelines.core.config import Strict
+from pipelines.core.config import SPEED_ONLY, Strict
 from pipelines.llm.config import SamplingParams
 
 class EvalSuiteParams(Strict):
@@ -70,6 +70,10 @@ class EvalParams(HarnessParams):
     register_champion: bool = Field(True, description="register the adapter in MLflow when it beats the baseline")
     bootstrap: int = Field(1000, ge=100, le=100_000, description="bootstrap resamples behind every 95% interval "
                            "(over tasks, and over trials when k > 1); seeded, so the intervals are reproducible")
+    shards: int = Field(1, ge=1, le=1024, json_schema_extra=SPEED_ONLY,
+                        description="split the trials into this many DVC stages (eval_shard@0..N-1), by a hash of "
+                                    "each trial's key, merged by stage eval; after a change run "
+                                    "`python -m pipelines.tools.stage_deps --write`. The outputs do not depend on it")
 
     @model_validator(mode="after")
     def _names_unique(self) -> "EvalParams":

@@ -67,8 +67,7 @@ def run_trial(task: EvalTask, model_name: str, model: ChatModel, trial: int, set
     """
     sampling = trial_sampling(settings, trial)
     tools = tool_set or settings.tool_set
-    key = params_hash({"task": task.id, "suite": task.suite, "model": model_name, "trial": trial,
-                       **_tool_set_field(tools)})
+    key = trial_key(task, model_name, trial, tools)
     user = SimulatedUser(policy=settings.feedback)
     tape = tracer.tape() if tracer is not None else None
     trace = {"name": "trial", "query": task.subtasks[0].query, "steps": [s.query for s in task.subtasks],
@@ -158,6 +157,19 @@ def trial_record(task: EvalTask, outcome: EpisodeOutcome, session: Session, sett
             "meta": meta.model_dump(mode="json", exclude_unset=True)}
 
 
+def trial_key(task: EvalTask, model_name: str, trial: int, tool_set: str) -> str:
+    """The trial's stable key (its workspace's name, and what picks its shard): task, model, trial, tool set."""
+    return params_hash({"task": task.id, "suite": task.suite, "model": model_name, "trial": trial,
+                        **_tool_set_field(tool_set)})
+
+
+def trial_from_record(task: EvalTask, record: dict[str, Any]) -> Trial:
+    """A trial back from its record (a shard's output): the outcome as recorded, wall seconds unknown (0)."""
+    fields = dict(record["meta"]["outcome"])
+    fields["query_rounds"] = tuple(fields.get("query_rounds") or ())
+    return Trial(task, EpisodeOutcome(**fields), record)
+
+
 def infra_trial(task: EvalTask, name: str, trial: int, settings: EvalParams, error: str,
                 info: dict[str, Any], tool_set: str | None = None) -> Trial:
     """A trial whose harness broke (not the model): an infra error, kept out of every score."""
@@ -212,13 +224,14 @@ def _subtask_record(number: int, episode: EpisodeResult, requirements: int) -> S
 def evaluate(tasks: list[EvalTask], models: Mapping[str, ModelSource], settings: EvalParams, *,
              judge: ChatModel | None = None, parallel: int | None = None,
              model_info: Mapping[str, dict[str, Any]] | None = None,
-             tracer: EpisodeTracer | None = None) -> list[Trial]:
+             tracer: EpisodeTracer | None = None, shard: tuple[int, int] | None = None) -> list[Trial]:
     """Every model on every task, ``settings.k`` trials each, in parallel threads; trials in a stable order
     (task, trial, model).
 
     ``models`` maps a name to a chat model shared by all its trials (the local backend serialises
     generation itself) or to a factory ``(task, trial) -> model`` (fakes that keep per-conversation state).
     ``tracer`` writes each trial's MLflow trace (:mod:`pipelines.agent.traces`).
+    ``shard`` ``(i, n)``: only the trials whose :func:`trial_key` hashes to shard i of n.
     A rubric subtask (or a judged patch comparison) needs ``judge``. A UserError (a task's workspace cannot be laid out, say) stops the
     evaluation; any other failure of a trial's harness counts as that trial's infrastructure error.
     """
@@ -229,7 +242,11 @@ def evaluate(tasks: list[EvalTask], models: Mapping[str, ModelSource], settings:
     harness = Harness(settings, hide_paths=answer_sources(tasks), judge_sees_transcript=True)
     # each model gets its entry's tool set (e.g. the one it was trained with), else eval.tool_set
     tool_sets = {m.name: m.tool_set for m in settings.models if m.tool_set}
-    jobs = [(task, name, trial) for task in tasks for trial in range(settings.k) for name in models]
+    jobs = trial_jobs(tasks, list(models), settings)
+    if shard is not None:
+        from pipelines.core.shards import shard_of
+
+        jobs = [job for job in jobs if shard_of(job_key(job, settings), shard[1]) == shard[0]]
     workers = pool_size(settings, len(jobs), parallel)
     log.info("%d tasks x %d models x k=%d: %d trials, R=%d, %d at once", len(tasks), len(models), settings.k,
              len(jobs), settings.rounds, workers)
@@ -250,3 +267,14 @@ def evaluate(tasks: list[EvalTask], models: Mapping[str, ModelSource], settings:
             return infra_trial(task, name, trial, settings, f"{type(exc).__name__}: {exc}", info, tools)
 
     return run_pool(jobs, work, workers=workers, desc="trials", unit="trial")
+
+
+def trial_jobs(tasks: list[EvalTask], names: list[str], settings: EvalParams) -> list[tuple[EvalTask, str, int]]:
+    """Every (task, model, trial) in the stable order of the outputs: task, trial, model."""
+    return [(task, name, trial) for task in tasks for trial in range(settings.k) for name in names]
+
+
+def job_key(job: tuple[EvalTask, str, int], settings: EvalParams) -> str:
+    task, name, trial = job
+    tool_sets = {m.name: m.tool_set for m in settings.models if m.tool_set}
+    return trial_key(task, name, trial, tool_sets.get(name, settings.tool_set))

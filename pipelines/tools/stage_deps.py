@@ -17,7 +17,12 @@ Readings, written down because "depends on" has more than one:
   for each role its closure asks for (``model_for_role(..., "<role>")`` or ``.roles.<role>``), and
   ``llm.models.<name>`` for each model those roles and its own group's ``model:`` entries name.
   Keys marked ``speed_only`` in their params model (they change how fast, never what comes out;
-  tests prove the equality) are not deps. A group with no speed-only key is declared whole.
+  tests prove the equality) are not deps. A group with no speed-only key is declared whole. The group
+  is named by the entry module (``pipelines.collect`` reads ``collect``, whatever the stage is called).
+- **Shards.** A stage with ``matrix: {shard: [...]}`` (``collect_shard``) is one stage per shard; the list
+  is ``0..N-1`` for ``N = <group>.shards`` in params.yaml, and a stage depending on the shards' outputs
+  (``data/shards/<group>/<i>``, the merge) depends on all N. DVC's matrix takes a literal list, not a
+  count, so the list is generated here from params (``--write``) and ``--check`` reports a stale one.
 """
 
 from __future__ import annotations
@@ -258,9 +263,45 @@ def analyse(root: Path) -> list[StageDeps]:
         if entry is None:
             continue
         declared = [d for d in spec.get("deps", []) if _is_code(d)]
-        result.append(StageDeps(stage, code_deps(root, entry), params_deps(root, stage, entry, params),
+        group = entry.rsplit(".", 1)[-1]
+        result.append(StageDeps(stage, code_deps(root, entry), params_deps(root, group, entry, params),
                                 declared, _declared_params(spec.get("params"))))
     return result
+
+
+SHARD_DEP = re.compile(r"data/shards/(\w+)/(\d+)$")
+
+
+def shard_count(params: dict[str, Any], group: str) -> int:
+    """``<group>.shards`` from params.yaml (1 when absent)."""
+    value = (params.get(group) or {}).get("shards", 1)
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def shard_layout(spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with its shard list (``matrix.shard``) and its deps on shard outputs made ``0..N-1``."""
+    entry = _entry(spec.get("cmd", "")) or ""
+    out = dict(spec)
+    matrix = spec.get("matrix")
+    if isinstance(matrix, dict) and "shard" in matrix:
+        out["matrix"] = {**matrix, "shard": list(range(shard_count(params, entry.rsplit(".", 1)[-1])))}
+    deps = spec.get("deps") or []
+    groups = [m.group(1) for d in deps if isinstance(d, str) and (m := SHARD_DEP.match(d))]
+    if groups:
+        first = next(i for i, d in enumerate(deps) if isinstance(d, str) and SHARD_DEP.match(d))
+        rest = [d for d in deps if not (isinstance(d, str) and SHARD_DEP.match(d))]
+        made = [f"data/shards/{g}/{i}" for g in dict.fromkeys(groups) for i in range(shard_count(params, g))]
+        out["deps"] = rest[:first] + made + rest[first:]
+    return out
+
+
+def shard_problems(root: Path) -> list[str]:
+    """Stages whose shard list or shard deps do not match params.yaml's shard counts."""
+    dvc = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+    return [f"stage {name}: its shard list or shard deps do not match params.yaml's shard count; "
+            f"run `python -m pipelines.tools.stage_deps --write`"
+            for name, spec in dvc["stages"].items() if shard_layout(spec, params) != spec]
 
 
 def write(root: Path, stages: list[StageDeps]) -> None:
@@ -269,6 +310,9 @@ def write(root: Path, stages: list[StageDeps]) -> None:
     text = path.read_text(encoding="utf-8")
     header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
     dvc = yaml.safe_load(text)
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+    for name, spec in dvc["stages"].items():
+        dvc["stages"][name] = shard_layout(spec, params)
     for item in stages:
         spec = dvc["stages"][item.stage]
         data = [d for d in spec.get("deps", []) if not _is_code(d)]
@@ -295,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = args.root.resolve()
     stages = analyse(root)
-    problems = [p for s in stages for p in s.problems()]
+    problems = [p for s in stages for p in s.problems()] + shard_problems(root)
     if args.write:
         write(root, stages)
         print(f"rewrote {root / 'dvc.yaml'}: {len(problems)} difference(s) fixed")

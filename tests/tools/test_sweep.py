@@ -264,7 +264,7 @@ def test_curate_teachers_param_keeps_only_the_named_teachers(tmp_path, tiny_mode
 
 
 # ------------------------------------------------------------------------------------ end to end
-TAIL = ("curate", "sft", "eval")
+TAIL = ("curate", "sft", "eval_shard", "eval")  # eval_shard@0 and the merge
 SANDBOX = "bwrap" if BwrapSandbox.available() else "none"
 
 
