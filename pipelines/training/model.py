@@ -31,12 +31,13 @@ def load_model(base: Path, params: SFTParams):
     return model
 
 
-def save_model(model, tokenizer, out: Path) -> None:
-    """Write ``model`` (the LoRA adapter, or the full weights) and ``tokenizer`` into the directory ``out``."""
+def save_model(model, tokenizer, out: Path, state_dict=None) -> None:
+    """Write ``model`` (the LoRA adapter, or the full weights) and ``tokenizer`` into the directory ``out``;
+    ``state_dict``: the weights gathered from sharded processes (FSDP, ZeRO-3), else the model's own."""
     for config in getattr(model, "peft_config", {}).values():
         if isinstance(config.target_modules, set):  # a set's order changes with each process's hash seed
             config.target_modules = sorted(config.target_modules)
-    model.save_pretrained(out)
+    model.save_pretrained(out, **({"state_dict": state_dict} if state_dict is not None else {}))
     tokenizer.save_pretrained(out)
 
 

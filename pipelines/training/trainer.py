@@ -79,9 +79,12 @@ def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, chec
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "resumed_from": str(resume) if resume else None,
     }
-    if trainer.is_world_process_zero():  # under accelerate launch only rank 0 writes
+    # sharded weights (FSDP, ZeRO-3) are gathered by every process together; then only rank 0 writes
+    state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped) if trainer.accelerator.num_processes > 1 \
+        else None
+    if trainer.is_world_process_zero():
         with atomic_dir(out) as tmp:
-            save_model(trainer.model, tokenizer, tmp)
+            save_model(trainer.model, tokenizer, tmp, state_dict)
             info = {"base": display_path(base), "method": params.method, "final_loss": metrics["final_loss"],
                     "steps": metrics["steps"]}
             (tmp / "sft_info.json").write_text(json.dumps(info, indent=2))
@@ -97,7 +100,8 @@ def loss_function(model, params: SFTParams, liger: bool = False):
     own forward, where the chunks would read it, so there the loss is the unchunked one."""
     import os
 
-    sharded = any(os.environ.get(f"ACCELERATE_USE_{kind}", "").lower() in ("1", "true") for kind in ("FSDP", "DEEPSPEED"))
+    sharded = any(os.environ.get(f"ACCELERATE_USE_{kind}", "").lower() in ("1", "true")
+                  for kind in ("FSDP", "DEEPSPEED"))
     if not params.loss_chunk_tokens:
         return target_loss
     if sharded:
