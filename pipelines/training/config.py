@@ -18,10 +18,12 @@ LIMI_PRESET: dict[str, Any] = {
 PRESETS: dict[str, dict[str, Any]] = {"limi": LIMI_PRESET}
 #: The longest ``sft.max_length`` accepted (LIMI's 128k context).
 MAX_LENGTH = 131072
-#: ``gradient_checkpointing: auto`` on a CPU turns it on from this many tokens per batch: the embedded model's
-#: activations without it take about 0.5 MB per token (benchmarks/sft_context.py), so 16k tokens already ask for
-#: ~8 GB on top of the weights, while below it checkpointing's recomputation (~30% slower) buys nothing needed.
-CHECKPOINTING_FROM_TOKENS = 16384
+#: ``gradient_checkpointing: auto`` on a CPU turns it on above this many tokens per batch. Without it the embedded
+#: model (30 layers) keeps about 2 MB of activations per token (~67 KB per layer and token, benchmarks/sft_context.py):
+#: 8k tokens already take ~16 GB, the most a CPU machine here can spare, and 32k would take 64 GB. At or below it
+#: (the default sft.max_length) the default pipeline keeps its speed (checkpointing recomputes every layer: ~30% more
+#: time); above it, activations with checkpointing are one layer's plus each layer's input (~70 KB per token).
+CHECKPOINTING_FROM_TOKENS = 8192
 
 class LoraParams(Strict):
     r: int = Field(16, ge=1)

@@ -42,7 +42,8 @@ def test_checkpointing_auto_turns_on_by_length_on_a_cpu():
     assert not torch.cuda.is_available()  # these tests run on CPU machines
     assert longest_batch([100, 9000, 8000, 300], 1) == 9000 and longest_batch([100, 9000, 8000, 300], 2) == 17000
     assert not use_checkpointing(auto, 9000) and use_checkpointing(auto, 17000)
-    assert not use_checkpointing(SFTParams(), 8192)  # the default pipeline (samples up to 8k) stays as it was
+    assert not use_checkpointing(SFTParams(), SFTParams().max_length)  # the default pipeline stays as it was
+    assert use_checkpointing(SFTParams(), SFTParams().max_length + 1)
     assert use_checkpointing(SFTParams(gradient_checkpointing="true"), 10)
     assert not use_checkpointing(SFTParams(gradient_checkpointing="false"), 10**6)
 
