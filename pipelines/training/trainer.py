@@ -97,8 +97,11 @@ def loss_function(model, params: SFTParams, liger: bool = False):
     """The loss for ``Trainer``: :class:`ChunkedTargetLoss` when ``params.loss_chunk_tokens`` is set, else
     :func:`target_loss` (logits of every target position at once). Under FSDP or DeepSpeed (accelerate launch
     sets ``ACCELERATE_USE_FSDP``/``ACCELERATE_USE_DEEPSPEED``) the output layer's weight is sharded outside its
-    own forward, where the chunks would read it, so there the loss is the unchunked one."""
+    own forward, where the chunks would read it, and under DataParallel (several GPUs, one process) each replica
+    would hand its hidden states to the one hook: there the loss is the unchunked one."""
     import os
+
+    import torch
 
     sharded = any(os.environ.get(f"ACCELERATE_USE_{kind}", "").lower() in ("1", "true")
                   for kind in ("FSDP", "DEEPSPEED"))
@@ -106,6 +109,10 @@ def loss_function(model, params: SFTParams, liger: bool = False):
         return target_loss
     if sharded:
         log.info("sft.loss_chunk_tokens: sharded weights (FSDP/DeepSpeed): the loss takes all target logits at once")
+        return target_loss
+    if torch.cuda.device_count() > 1 and os.environ.get("LOCAL_RANK") is None:  # Trainer's DataParallel: replicas
+        log.info("sft.loss_chunk_tokens: several GPUs in one process (DataParallel): the loss takes all target "
+                 "logits at once; use sft.num_processes for one process per GPU")
         return target_loss
     return ChunkedTargetLoss(model, params.loss_chunk_tokens, fused=liger)
 
