@@ -1,5 +1,7 @@
-"""The two configurations ``benchmarks/sft.py`` compares, each run in its own process: TRL ``SFTTrainer``
-defaults (the baseline) and the sft stage's trainer, with the counters and timers around ``Trainer.train``."""
+"""The configurations ``benchmarks/sft.py`` compares, each run in its own process: TRL ``SFTTrainer`` with its
+defaults (the baseline), TRL ``SFTTrainer`` set up as a careful user would (padding-free, no gradient
+checkpointing on the CPU, batch size 1) and the sft stage's trainer, with the counters and timers around
+``Trainer.train``."""
 
 from __future__ import annotations
 
@@ -66,8 +68,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_baseline(records: list[dict], base: Path, work: Path, epochs: int) -> dict:
-    """TRL SFTTrainer defaults (padding, gradient checkpointing), assistant-only loss, batch size 2."""
+def run_baseline(records: list[dict], base: Path, work: Path, epochs: int, careful: bool = False) -> dict:
+    """TRL SFTTrainer defaults (padding, gradient checkpointing), assistant-only loss, batch size 2; ``careful``:
+    padding-free, no gradient checkpointing, batch size 1 (what a user tuning TRL for a CPU would set)."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -84,9 +87,11 @@ def run_baseline(records: list[dict], base: Path, work: Path, epochs: int) -> di
     lora = LoraParams()
     peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                              target_modules=lora.target_modules, task_type="CAUSAL_LM")
-    args = SFTConfig(output_dir=str(work / "trl"), per_device_train_batch_size=2, num_train_epochs=epochs,
+    tuned = {"padding_free": True, "gradient_checkpointing": False} if careful else {}
+    args = SFTConfig(output_dir=str(work / ("trl-careful" if careful else "trl")),
+                     per_device_train_batch_size=1 if careful else 2, num_train_epochs=epochs,
                      assistant_only_loss=True, max_length=None, bf16=False, save_strategy="no", report_to="none",
-                     disable_tqdm=True)
+                     disable_tqdm=True, **tuned)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([as_trl_row(r) for r in records]),
                          processing_class=tokenizer, peft_config=peft_config)
     mismatched = 0 if len(trainer.train_dataset) == len(records) else len(records)
@@ -95,7 +100,8 @@ def run_baseline(records: list[dict], base: Path, work: Path, epochs: int) -> di
         labels = row.get("labels") or [t if m else IGNORE for t, m in zip(row["input_ids"], row["assistant_masks"])]
         mismatched += row["input_ids"] != ours["input_ids"] or list(labels) != ours["labels"]
     counter = BatchCounter(trainer.data_collator)
-    trainer.data_collator = counter  # read when the dataloader is built, inside train()
+    trainer.data_collator = counter  # read when the dataloader is built, inside train() (padding-free checks
+    # the collator only in __init__)
     trainer.train()
     return {"tokens": counter.tokens, "padded_tokens": counter.padded, "target_tokens": counter.targets,
             "mismatched_samples": mismatched, "gradient_checkpointing": bool(trainer.args.gradient_checkpointing),
@@ -108,7 +114,6 @@ def run_stage(records: list[dict], base: Path, work: Path, epochs: int) -> dict:
 
     from pipelines.training.config import SFTParams
     from pipelines.training.data import encode_sample
-    from pipelines.training.model import use_checkpointing
     from pipelines.training.trainer import train
 
     timing: dict = {}
@@ -119,5 +124,6 @@ def run_stage(records: list[dict], base: Path, work: Path, epochs: int) -> dict:
     metrics = train(samples, base, work / "stage-out", params, checkpoints=work / "stage-checkpoints")
     return {"tokens": metrics["train_tokens"], "padded_tokens": metrics["train_tokens"],
             "target_tokens": metrics["target_tokens"], "mismatched_samples": 0,
-            "gradient_checkpointing": use_checkpointing(params), "stage_train_seconds": metrics["train_seconds"],
+            "gradient_checkpointing": metrics["gradient_checkpointing"],
+            "stage_train_seconds": metrics["train_seconds"],
             **timing}

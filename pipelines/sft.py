@@ -25,7 +25,13 @@ How it trains (transformers ``Trainer`` + peft):
   defaults: AdamW (0.9, 0.98), weight decay 0.1, cosine decay to 1/10 of the peak, short warmup;
   ``preset: limi`` sets the rest of its released recipe (1e-5 peak, 4 epochs over the data repeated
   twice, global batch 64, 128k tokens, full fine-tuning) for the keys the group leaves out;
-- attention per ``attn_implementation`` (sdpa, eager, flash_attention_2, auto);
+- the loss goes through the output layer ``loss_chunk_tokens`` target positions at a time, recomputed
+  in backward, so no ``targets x vocabulary`` logits exist (128k-token samples);
+- gradient checkpointing on a GPU, and on a CPU from ``checkpointing_from_tokens`` tokens per batch;
+- attention per ``attn_implementation`` (sdpa, eager, flash_attention_2, flex_attention, auto); Liger
+  kernels where installed on a GPU (``liger``);
+- ``num_processes > 1`` relaunches under ``accelerate launch`` with ``accelerate_config`` (FSDP, ZeRO-3
+  in ``configs/accelerate/``);
 - checkpoints every ``save_steps``; a rerun with the same data and params resumes from the last one.
 """
 
@@ -40,6 +46,7 @@ from pathlib import Path
 
 from pipelines.core.console import main_guard
 from pipelines.core.datasets import resolve_sources
+from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json
 from pipelines.core.params import load_params
 from pipelines.training.config import SFTParams
@@ -49,13 +56,27 @@ from pipelines.training.run import run
 log = logging.getLogger("pipelines.sft")
 
 
-def _relaunch_distributed(n: int) -> None:
-    """Re-run this command under ``accelerate launch`` with ``n`` processes (FSDP/DDP via accelerate)."""
+def launch_command(params: SFTParams, root: Path, argv: list[str]) -> list[str]:
+    """``accelerate launch`` running this stage with ``argv`` in ``params.num_processes`` processes, with the
+    config file ``params.accelerate_config`` (relative to ``root``; FSDP, DeepSpeed ZeRO-3) or accelerate's
+    default config (DDP). A config file that is not there is a UserError naming the key."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(params.num_processes)]
+    if params.accelerate_config:
+        config = Path(params.accelerate_config)
+        config = config if config.is_absolute() else root / config
+        if not config.is_file():
+            raise UserError(f"sft.accelerate_config: {params.accelerate_config} not found (the accelerate config "
+                            f"file to launch {params.num_processes} processes with; see configs/accelerate/)")
+        cmd += ["--config_file", str(config)]
+    return [*cmd, "-m", "pipelines.sft", *argv]
+
+
+def _relaunch_distributed(params: SFTParams, root: Path) -> None:
+    """Re-run this command under ``accelerate launch`` (DDP, FSDP or DeepSpeed per ``sft.accelerate_config``)."""
     if os.environ.get("LOCAL_RANK") is not None:
         return
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n), "-m", "pipelines.sft",
-           *sys.argv[1:]]
-    log.info("launching %d processes: %s", n, " ".join(cmd))
+    cmd = launch_command(params, root, sys.argv[1:])
+    log.info("launching %d processes: %s", params.num_processes, " ".join(cmd))
     raise SystemExit(subprocess.call(cmd))
 
 
@@ -77,7 +98,7 @@ def main() -> int:
     if overrides:
         params = params.model_copy(update=overrides)
     if params.num_processes > 1:
-        _relaunch_distributed(params.num_processes)
+        _relaunch_distributed(params, root)
     resolve = lambda p, d: Path(p) if p and Path(p).is_absolute() else root / (p or d)  # noqa: E731
     data = resolve_sources([args.data], root) if standalone else resolve(None, "data/sft/train.jsonl")
     base = resolve(args.base, "models/base")

@@ -48,6 +48,10 @@ class EvalModelParams(Strict):
         return self
 
 
+#: Sampling of the LIMI paper's evaluation (``eval.sampling_preset: limi``): over eval.sampling's own values.
+LIMI_SAMPLING = {"temperature": 0.6, "top_p": 0.95}
+SAMPLING_PRESETS = {"limi": LIMI_SAMPLING}
+
 EVAL_METRICS = ("ftfc", "sr_at_r", "rc_at_r", "agencybench_average", "pass_at_k", "pass_hat_k", "tool_call_validity")
 
 
@@ -61,6 +65,9 @@ class EvalParams(HarnessParams):
     rounds: int = Field(3, ge=1, le=10, description="R: the first attempt plus up to R-1 rounds of feedback per subtask")
     limits: EpisodeLimitsParams = EpisodeLimitsParams(max_steps=8)
     sampling: SamplingParams = SamplingParams(max_tokens=160, temperature=0.0)
+    sampling_preset: Literal["limi"] | None = Field(
+        None, description="limi: temperature 0.6 and top_p 0.95 (LIMI's evaluation), in place of eval.sampling's; "
+        "its max_tokens and seed stay")
     models: list[EvalModelParams] = Field(
         default_factory=lambda: [EvalModelParams(name="base", model="embedded"),
                                  EvalModelParams(name="tuned", model="embedded", adapter="models/sft")],
@@ -74,6 +81,20 @@ class EvalParams(HarnessParams):
                         description="split the trials into this many DVC stages (eval_shard@0..N-1), by a hash of "
                                     "each trial's key, merged by stage eval; after a change run "
                                     "`python -m pipelines.tools.stage_deps --write`. The outputs do not depend on it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_sampling_preset(cls, data):
+        """The preset's temperature and top_p over ``sampling``'s (the preset exists to set them)."""
+        preset = SAMPLING_PRESETS.get(data.get("sampling_preset")) if isinstance(data, dict) and \
+            isinstance(data.get("sampling_preset"), str) else None
+        if preset is None:
+            return data  # none, or an unknown name the field's own check reports
+        sampling = data.get("sampling", cls.model_fields["sampling"].default)
+        sampling = sampling.model_dump() if isinstance(sampling, SamplingParams) else sampling
+        if not isinstance(sampling, dict):
+            return data  # the field's own check reports it
+        return {**data, "sampling": {**sampling, **preset}}
 
     @model_validator(mode="after")
     def _names_unique(self) -> "EvalParams":

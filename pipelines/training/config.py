@@ -16,6 +16,14 @@ LIMI_PRESET: dict[str, Any] = {
     "max_length": 131072, "loss_reduction": "token", "attn_implementation": "auto",
 }
 PRESETS: dict[str, dict[str, Any]] = {"limi": LIMI_PRESET}
+#: The longest ``sft.max_length`` accepted (LIMI's 128k context).
+MAX_LENGTH = 131072
+#: ``gradient_checkpointing: auto`` on a CPU turns it on above this many tokens per batch. Without it the embedded
+#: model (30 layers) keeps about 2 MB of activations per token (~67 KB per layer and token, benchmarks/sft_context.py):
+#: 8k tokens already take ~16 GB, the most a CPU machine here can spare, and 32k would take 64 GB. At or below it
+#: (the default sft.max_length) the default pipeline keeps its speed (checkpointing recomputes every layer: ~30% more
+#: time); above it, activations with checkpointing are one layer's plus each layer's input (~70 KB per token).
+CHECKPOINTING_FROM_TOKENS = 8192
 
 class LoraParams(Strict):
     r: int = Field(16, ge=1)
@@ -46,18 +54,33 @@ class SFTParams(Strict):
     max_grad_norm: float = Field(1.0, gt=0)
     batch_size: int = Field(1, ge=1, description="samples per batch; >1 packs them padding-free (flattened, per-sample position ids)")
     grad_accum: int = Field(1, ge=1)
-    max_length: int = Field(8192, ge=128, description="longer samples are dropped with a message, never truncated")
+    max_length: int = Field(8192, ge=128, le=MAX_LENGTH,
+                            description="longer samples are dropped with a message, never truncated")
     loss_reduction: Literal["token"] = Field(
         "token", description="token: cross-entropy summed over the assistant tokens of the whole (accumulated) "
         "batch, divided by their count, so a long sample weighs by its length (LIMI's)")
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "auto"] = Field(
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flex_attention", "auto"] = Field(
         "sdpa", description="attention kernel; auto: flash_attention_2 where the flash-attn package and a CUDA GPU "
-        "are there, else sdpa")
+        "are there, else sdpa; flex_attention needs torch's torch.nn.attention.flex_attention")
+    loss_chunk_tokens: int = Field(
+        4096, ge=0, description="the loss goes through the output layer this many target positions at a time, "
+        "recomputed in backward, so no targets x vocabulary logits exist (0 = all target positions at once)")
+    liger: Literal["auto", "true", "false"] = Field(
+        "auto", description="Liger kernels (the liger-kernel package, CUDA): auto = where installed and a GPU is "
+        "there; true without them is an error")
     save_steps: int = Field(10, ge=1)
     seed: int = 0
-    gradient_checkpointing: Literal["auto", "true", "false"] = "auto"
+    gradient_checkpointing: Literal["auto", "true", "false"] = Field(
+        "auto", description="auto: on with a GPU; on a CPU only when a batch can hold more than "
+        "checkpointing_from_tokens tokens")
+    checkpointing_from_tokens: int = Field(
+        CHECKPOINTING_FROM_TOKENS, ge=1, description="gradient_checkpointing auto on a CPU: on from this many "
+        "tokens in the longest possible batch (batch_size longest samples)")
     bf16: Literal["auto", "true", "false"] = "auto"
     num_processes: int = Field(1, ge=1, description="> 1 relaunches under `accelerate launch`")
+    accelerate_config: str | None = Field(
+        None, description="num_processes > 1: the accelerate config file to launch with (configs/accelerate/fsdp.yaml, "
+        "configs/accelerate/zero3.yaml; relative to the project root); unset: accelerate's default config (DDP)")
 
     @model_validator(mode="before")
     @classmethod

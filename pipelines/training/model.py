@@ -31,19 +31,21 @@ def load_model(base: Path, params: SFTParams):
     return model
 
 
-def save_model(model, tokenizer, out: Path) -> None:
-    """Write ``model`` (the LoRA adapter, or the full weights) and ``tokenizer`` into the directory ``out``."""
+def save_model(model, tokenizer, out: Path, state_dict=None) -> None:
+    """Write ``model`` (the LoRA adapter, or the full weights) and ``tokenizer`` into the directory ``out``;
+    ``state_dict``: the weights gathered from sharded processes (FSDP, ZeRO-3), else the model's own."""
     for config in getattr(model, "peft_config", {}).values():
         if isinstance(config.target_modules, set):  # a set's order changes with each process's hash seed
             config.target_modules = sorted(config.target_modules)
-    model.save_pretrained(out)
+    model.save_pretrained(out, **({"state_dict": state_dict} if state_dict is not None else {}))
     tokenizer.save_pretrained(out)
 
 
 def attention(params: SFTParams) -> str:
     """The attention implementation to load the model with: ``params.attn_implementation``, ``auto`` being
     flash_attention_2 where the flash-attn package and a CUDA GPU are there, else sdpa. flash_attention_2 without
-    them is a UserError naming the key (transformers' own message comes only once the model is loading)."""
+    them, or flex_attention without torch's flex attention, is a UserError naming the key (transformers' own
+    message comes only once the model is loading)."""
     import importlib.util
 
     import torch
@@ -55,7 +57,18 @@ def attention(params: SFTParams) -> str:
         missing = "the flash-attn package" if importlib.util.find_spec("flash_attn") is None else "a CUDA GPU"
         raise UserError(f"sft.attn_implementation: flash_attention_2 needs the flash-attn package and a CUDA GPU; "
                         f"{missing} is missing here (use sdpa or auto)")
+    if params.attn_implementation == "flex_attention" and not flex_attention_ready():
+        raise UserError(f"sft.attn_implementation: flex_attention needs torch.nn.attention.flex_attention "
+                        f"(torch >= 2.5 as transformers requires it); this torch {torch.__version__} has none "
+                        f"(use sdpa or auto)")
     return params.attn_implementation
+
+
+def flex_attention_ready() -> bool:
+    """Whether torch's flex attention is there, as transformers checks before loading a model with it."""
+    from transformers.utils import is_torch_flex_attn_available
+
+    return bool(is_torch_flex_attn_available())
 
 
 def use_bf16(params: SFTParams) -> bool:
@@ -67,10 +80,36 @@ def use_bf16(params: SFTParams) -> bool:
     return params.bf16 == "true"
 
 
-def use_checkpointing(params: SFTParams) -> bool:
-    """Gradient checkpointing: ``params.gradient_checkpointing`` true/false, or ``auto`` (on a GPU only)."""
+def use_checkpointing(params: SFTParams, batch_tokens: int = 0) -> bool:
+    """Gradient checkpointing: ``params.gradient_checkpointing`` true/false, or ``auto``: on a GPU always, on a
+    CPU when the longest possible batch (``batch_tokens``) exceeds ``params.checkpointing_from_tokens``.
+
+    It trades ~30% speed for activation memory: on a GPU memory is the scarce thing; on a CPU the embedded
+    model's short samples fit without it, and long ones (activations grow with the length) would not."""
     import torch
 
-    if params.gradient_checkpointing == "auto":  # it trades ~30% speed for memory: worth it on a GPU only
-        return torch.cuda.is_available()
+    if params.gradient_checkpointing == "auto":
+        return torch.cuda.is_available() or batch_tokens > params.checkpointing_from_tokens
     return params.gradient_checkpointing == "true"
+
+
+def longest_batch(lengths: list[int], batch_size: int) -> int:
+    """The most tokens one packed batch can hold: the ``batch_size`` longest samples together."""
+    return sum(sorted(lengths, reverse=True)[:batch_size])
+
+
+def use_liger(params: SFTParams) -> bool:
+    """Liger kernels: ``params.liger`` true/false, or ``auto`` (the liger-kernel package and a CUDA GPU).
+    ``true`` without them is a UserError naming the key."""
+    import importlib.util
+
+    import torch
+
+    installed = importlib.util.find_spec("liger_kernel") is not None
+    if params.liger == "auto":
+        return installed and torch.cuda.is_available()
+    if params.liger == "true" and not (installed and torch.cuda.is_available()):
+        missing = "the liger-kernel package" if not installed else "a CUDA GPU"
+        raise UserError(f"sft.liger: true needs the liger-kernel package (pip install liger-kernel) and a CUDA GPU; "
+                        f"{missing} is missing here (use auto or false)")
+    return params.liger == "true"

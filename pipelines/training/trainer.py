@@ -15,13 +15,13 @@ from pipelines.training.config import SFTParams
 from pipelines.core.paths import display_path
 from pipelines.training.checkpoints import last_checkpoint
 from pipelines.training.data import IGNORE
-from pipelines.training.loss import TokenCounter, target_loss
-from pipelines.training.model import load_model, save_model, use_bf16, use_checkpointing
+from pipelines.training.loss import ChunkedTargetLoss, TokenCounter, target_loss
+from pipelines.training.model import longest_batch, load_model, save_model, use_bf16, use_checkpointing, use_liger
 from pipelines.training.plots import write_plots
 
 log = logging.getLogger(__name__)
 #: Metrics that differ between two runs of the same inputs: kept out of DVC outputs (``record_timings``).
-RUN_FACTS = ("train_seconds", "tokens_per_s", "peak_rss_mb", "resumed_from")
+RUN_FACTS = ("train_seconds", "tokens_per_s", "peak_rss_mb", "resumed_from", "gradient_checkpointing")
 
 
 def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, checkpoints: Path,
@@ -45,32 +45,46 @@ def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, chec
     total_steps = params.max_steps or steps_per_epoch * params.epochs
     history: list[dict[str, float]] = []
     started = time.perf_counter()
-    if use_checkpointing(params):
+    batch_tokens = longest_batch([len(s["input_ids"]) for s in samples], params.batch_size)
+    checkpointing = use_checkpointing(params, batch_tokens)
+    if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if params.method == "lora":
             model.enable_input_require_grads()  # frozen embeddings would otherwise cut the gradient path
-    trainer = Trainer(model=model, args=training_arguments(params, checkpoints, total_steps),
+    liger = use_liger(params)
+    loss = loss_function(model, params, liger)
+    log.info("longest batch %d tokens: gradient checkpointing %s; loss %s; Liger kernels %s", batch_tokens,
+             "on" if checkpointing else "off", f"in chunks of {params.loss_chunk_tokens} targets"
+             if isinstance(loss, ChunkedTargetLoss) else "over all target logits at once", "on" if liger else "off")
+    trainer = Trainer(model=model, args=training_arguments(params, checkpoints, total_steps, liger=liger),
                       train_dataset=Dataset.from_list(samples),  # only int lists: no Arrow schema surprises
                       data_collator=counter, callbacks=[step_recorder(counter, history, total_steps, tracker)],
-                      compute_loss_func=target_loss)
+                      compute_loss_func=loss)
     trainer.remove_callback(PrinterCallback)  # our recorder logs each step once, as a plain line
     resume = last_checkpoint(checkpoints)
     if resume:
         log.info("resuming from %s", resume)
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        if isinstance(loss, ChunkedTargetLoss):
+            loss.remove()
     seconds = time.perf_counter() - started
     metrics = {
         "final_loss": history[-1]["loss"] if history else float(result.training_loss),
         "mean_loss": float(result.training_loss), "steps": int(result.global_step),
         "samples": len(samples), "train_tokens": counter.tokens, "target_tokens": counter.target_tokens,
-        "method": params.method,
+        "method": params.method, "gradient_checkpointing": checkpointing,
         "train_seconds": round(seconds, 2), "tokens_per_s": round(counter.tokens / max(seconds, 1e-9), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "resumed_from": str(resume) if resume else None,
     }
-    if trainer.is_world_process_zero():  # under accelerate launch only rank 0 writes
+    # sharded weights (FSDP, ZeRO-3) are gathered by every process together; then only rank 0 writes
+    state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped) if trainer.accelerator.num_processes > 1 \
+        else None
+    if trainer.is_world_process_zero():
         with atomic_dir(out) as tmp:
-            save_model(trainer.model, tokenizer, tmp)
+            save_model(trainer.model, tokenizer, tmp, state_dict)
             info = {"base": display_path(base), "method": params.method, "final_loss": metrics["final_loss"],
                     "steps": metrics["steps"]}
             (tmp / "sft_info.json").write_text(json.dumps(info, indent=2))
@@ -79,7 +93,31 @@ def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, chec
     return metrics
 
 
-def training_arguments(params: SFTParams, checkpoints: Path, total_steps: int):
+def loss_function(model, params: SFTParams, liger: bool = False):
+    """The loss for ``Trainer``: :class:`ChunkedTargetLoss` when ``params.loss_chunk_tokens`` is set, else
+    :func:`target_loss` (logits of every target position at once). Under FSDP or DeepSpeed (accelerate launch
+    sets ``ACCELERATE_USE_FSDP``/``ACCELERATE_USE_DEEPSPEED``) the output layer's weight is sharded outside its
+    own forward, where the chunks would read it, and under DataParallel (several GPUs, one process) each replica
+    would hand its hidden states to the one hook: there the loss is the unchunked one."""
+    import os
+
+    import torch
+
+    sharded = any(os.environ.get(f"ACCELERATE_USE_{kind}", "").lower() in ("1", "true")
+                  for kind in ("FSDP", "DEEPSPEED"))
+    if not params.loss_chunk_tokens:
+        return target_loss
+    if sharded:
+        log.info("sft.loss_chunk_tokens: sharded weights (FSDP/DeepSpeed): the loss takes all target logits at once")
+        return target_loss
+    if torch.cuda.device_count() > 1 and os.environ.get("LOCAL_RANK") is None:  # Trainer's DataParallel: replicas
+        log.info("sft.loss_chunk_tokens: several GPUs in one process (DataParallel): the loss takes all target "
+                 "logits at once; use sft.num_processes for one process per GPU")
+        return target_loss
+    return ChunkedTargetLoss(model, params.loss_chunk_tokens, fused=liger)
+
+
+def training_arguments(params: SFTParams, checkpoints: Path, total_steps: int, liger: bool = False):
     """``TrainingArguments`` from the sft params: LIMI's AdamW and cosine schedule, a checkpoint every
     ``save_steps`` into ``checkpoints``, a log line every step, seeded data order, CPU unless a GPU is there."""
     import torch
@@ -94,7 +132,7 @@ def training_arguments(params: SFTParams, checkpoints: Path, total_steps: int):
         warmup_steps=max(0, round(params.warmup_ratio * total_steps)), max_grad_norm=params.max_grad_norm,
         logging_steps=1, save_strategy="steps", save_steps=params.save_steps, save_total_limit=2,
         seed=params.seed, data_seed=params.seed, report_to="none", remove_unused_columns=False,
-        bf16=use_bf16(params), dataloader_num_workers=0,
+        bf16=use_bf16(params), dataloader_num_workers=0, use_liger_kernel=liger,
         disable_tqdm=not interactive(), use_cpu=not torch.cuda.is_available(),
     )
 
