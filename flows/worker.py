@@ -142,7 +142,10 @@ async def serve(pool: str, *, grace: float = 30.0, name: str | None = None, limi
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if task.done():  # the worker ended by itself (its setup failed, say)
         waiter.cancel()
-        return 1 if task.cancelled() or task.exception() else 0
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            say(f"the worker stopped: {type(failure).__name__}: {failure}")
+        return EXIT_FORCED if failure is not None else EXIT_ASKED
 
     worker.draining = True
     drain_s, hard_s = _phases(grace)
