@@ -132,7 +132,9 @@ def run_collect(params, root: Path, limit: int, shard: tuple[int, int] | None = 
     attempts = run_pool(jobs, collector.attempt, workers=pool_size(params.collect, len(jobs)), desc="episodes",
                         unit="ep")
     seconds = time.perf_counter() - started
-    return seconds, {a.job.key: (a.record or {}).get("messages", a.crashed or a.not_recorded) for a in attempts}
+    # by task and teacher: the episode key hashes the teacher's spec, speed settings included
+    return seconds, {f"{a.job.query.id}/{a.job.teacher}": (a.record or {}).get("messages", a.crashed or a.not_recorded)
+                     for a in attempts}
 
 
 def eval_tasks(params, root: Path, limit: int, suites: list[str]):
