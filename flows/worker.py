@@ -19,14 +19,13 @@ SIGTERM or SIGINT it:
    waiting for. A second signal skips step 2.
 
 Why not ``prefect worker start``: Prefect 3.9's CLI turns a SIGTERM into a SIGINT sent to itself, and
-that SIGINT into a second one sent to itself after putting back the handler found at start-up, which
-is asyncio's one-shot "cancel the main task" (``asyncio.Runner``), or ``SIG_IGN`` when the worker was
-started with SIGINT ignored (``cmd &`` in a non-interactive shell), in which case nothing happens. The
-one cancellation then unwinds the worker's task groups, whose teardown (the stopped event, the
-cancellation observers' websockets, the HTTP client, each run's executor context) awaits the API with
-no time limit, and the interpreter's exit waits for the events client to drain; nothing bounds any of
-it, a second SIGTERM is turned into SIGKILL, and running flow runs are cancelled with the task group
-rather than finished or handed back. See README "Running workers under a supervisor".
+that SIGINT into a second one sent to itself after putting back the SIGINT handler found at start-up.
+That handler is asyncio's "cancel the main task" (``asyncio.Runner``) only when SIGINT was at Python's
+default when the process started; a process started with ``&`` by a non-interactive shell (a CI or
+service script), and everything below it, has SIGINT ignored, so the second SIGINT is ignored too and the
+worker polls on until SIGKILL (``start_new_session`` does not change that: an ignored signal stays
+ignored across fork and exec). Where the cancellation does happen, running flow runs are not handed
+back to the pool, and nothing bounds how long the teardown and the exit's flush of queued events take. See README "Running workers under a supervisor".
 """
 
 from __future__ import annotations
