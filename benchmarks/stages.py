@@ -22,7 +22,8 @@ an hour in both modes so a slow run does not cut episodes the fast run finishes.
 
 Then, when this checkout has sharded collection (``pipelines.collection.shards``), the same collect
 episodes split in 2 shards, run by 1 worker (a process that runs shard 0 then shard 1) and by 2 workers
-(two processes at once, each with its own copy of the model) on this machine: episodes per minute.
+(two processes at once, each with its own copy of the model) on this machine: episodes per minute, each
+worker's model loading included, as a worker that starts a shard pays it.
 
 ``--limit N`` keeps the first N episodes of collect and the first N tasks of eval; ``--suite`` keeps only
 the named eval suites. A quick look: ``--limit 2 --suite builtin`` (a few minutes on 2 cores).
@@ -247,7 +248,7 @@ def shard_figures(root: Path, args) -> None:
             raise SystemExit(f"shard worker exited with {proc.returncode}")
     two = time.perf_counter() - started
     print(f"\nsharded collect ({episodes} model episodes in 2 shards, each worker a process loading its own model, "
-          f"on this machine): 1 worker {episodes / one * 60:.2f} episodes/min ({one:.0f} s), "
+          f"loading included, on this machine): 1 worker {episodes / one * 60:.2f} episodes/min ({one:.0f} s), "
           f"2 workers {episodes / two * 60:.2f} episodes/min ({two:.0f} s), {one / two:.2f}x")
 
 
