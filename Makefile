@@ -94,7 +94,7 @@ serve: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect concurrency-limit create gpu 1
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.shards setup --pool limi-process $(if $(POOL_LIMIT),--limit $(POOL_LIMIT))
 	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
-	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/prefect worker start --pool limi-process
+	PREFECT_API_URL=$(PREFECT_API_URL) LIMI_ROOT=$(CURDIR) $(BIN)/python -m flows.worker --pool limi-process
 
 # Rewrite the lock from the current .venv after changing a dependency (then run make test).
 lock: $(STAMP)

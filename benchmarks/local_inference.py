@@ -5,7 +5,8 @@
 Replays an agent-like workload with the real model: ``--episodes`` concurrent episodes of
 ``--turns`` turns; each turn's history grows by a tool result of a few hundred tokens and asks for
 96-160 new tokens (a per-turn budget; the turn ends at its own end-of-turn token, or with
-``--fixed-length`` generates exactly its budget). Runs it twice in one process: (a) every request
+``--fixed-length`` generates exactly its budget: a synthetic upper bound, since no stage can hold back the
+end-of-turn token; ``benchmarks/stages.py`` measures the stages' own episodes). Runs it twice in one process: (a) every request
 alone, one after the other, from scratch; (b) all episodes as threads through ``LocalModel`` with
 continuous batching, KV-cache reuse across turns and prompt-lookup drafts. Prints aggregate generated tokens/s, the
 prompt tokens whose encoding the cache avoided, peak memory of each run, and the ratio, and checks
@@ -111,8 +112,10 @@ def main() -> int:
     parser.add_argument("--no-draft", action="store_true",
                         help="also run batched with the KV cache but without prompt-lookup drafts")
     parser.add_argument("--fixed-length", action="store_true",
-                        help="every turn generates exactly its 96-160 token budget (min_tokens = max_tokens) "
-                             "instead of ending at its own end-of-turn token")
+                        help="SYNTHETIC UPPER BOUND, not a workload any stage runs: every turn generates exactly "
+                             "its 96-160 token budget (min_tokens = max_tokens, which no params field sets) instead "
+                             "of ending at its own end-of-turn token, on a 15-word vocabulary with no tool schemas; "
+                             "benchmarks/stages.py measures the stages' own episodes")
     args = parser.parse_args()
 
     runs = {}

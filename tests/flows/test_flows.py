@@ -6,6 +6,8 @@ The toy projects are written here (three trivial stages a -> b -> c), never copi
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -328,25 +330,20 @@ def test_command_line_help_and_overrides(tmp_path):
 
 
 # ------------------------------------------------------------------------------- a real deployment
-def settle(pid: int, timeout: float = 60) -> None:
-    """Wait until the worker's flow-run processes have exited. `deployment run --watch` returns when the
-    run is reported Completed, while its process may still be shutting down; a SIGTERM to the worker's
-    process group then reaches that process mid-exit, and the worker waits on it (the CI failure where the
-    worker outlived 15 s of SIGTERM grace)."""
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    try:
-        worker = psutil.Process(pid)
-        while worker.children(recursive=True) and time.monotonic() < deadline:
-            time.sleep(0.2)
-    except psutil.NoSuchProcess:
-        return
+WORKER_GRACE_S = 20  # the worker's --grace: from SIGTERM to exit, handing back runs and its teardown included
 
 
-@pytest.mark.slow  # a real Prefect server and worker
-def test_prefect_yaml_deployment_runs_on_a_process_worker(tmp_path):
-    root = make_toy(tmp_path / "project", abc_stages(tracked=()))
+def ignore_sigint() -> None:
+    """What a non-interactive shell does to a command it starts with ``&`` (a CI script, ``nohup``), inherited by
+    everything below it: SIGINT ignored. Prefect's own ``prefect worker start`` then never stops on SIGTERM (it
+    forwards the SIGTERM to itself as a SIGINT); ``python -m flows.worker`` must."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def local_prefect(tmp_path: Path, root: Path):
+    """A Prefect server on loopback with the ``limi-process`` pool and prefect.yaml's deployments of ``root``;
+    yields ``(cli, start_worker, logs)``. The server is stopped at the end; so is every worker not yet stopped."""
     shutil.copy(REPO / "prefect.yaml", root / "prefect.yaml")
     shutil.copytree(REPO / "flows", root / "flows", ignore=shutil.ignore_patterns("__pycache__"))
     port = free_port()
@@ -358,56 +355,115 @@ def test_prefect_yaml_deployment_runs_on_a_process_worker(tmp_path):
         "PATH": os.pathsep.join([str(BIN), env.get("PATH", "")]),
         "PYTHONPATH": str(REPO),  # `pipelines`; the flow's own code comes from the project's checkout
     })
-    prefect = str(BIN / "prefect")
     logs = tmp_path / "logs"
     logs.mkdir()
 
-    def cli(*args: str, cwd: Path = tmp_path, timeout: int = 120, extra: dict | None = None):
-        result = subprocess.run([prefect, *args], cwd=cwd, env={**env, **(extra or {})}, capture_output=True,
-                                text=True, timeout=timeout)
+    def cli(*args: str, cwd: Path = tmp_path, timeout: int = 120):
+        result = subprocess.run([str(BIN / "prefect"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                                timeout=timeout)
         assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         return result.stdout
 
-    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], cwd=tmp_path,
-                              env=env, stdout=(logs / "server.log").open("w"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    worker = None
+    workers: list[subprocess.Popen] = []
+
+    def start_worker(name: str) -> subprocess.Popen:
+        # deployed without LIMI_ROOT: the pull step's {{ $LIMI_ROOT }} is resolved by the worker at run time
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "flows.worker", "--pool", "limi-process", "--grace", str(WORKER_GRACE_S)],
+            cwd=tmp_path, env={**env, "LIMI_ROOT": str(root)}, stdout=(logs / f"{name}.log").open("w"),
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=ignore_sigint))
+        return workers[-1]
+
+    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              cwd=tmp_path, env=env, stdout=(logs / "server.log").open("w"),
+                              stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_healthy(f"http://127.0.0.1:{port}/api/health", server)
         cli("work-pool", "create", "limi-process", "--type", "process")
-        # deployed without LIMI_ROOT: the pull step's {{ $LIMI_ROOT }} is resolved by the worker at run time
         cli("--no-prompt", "deploy", "--all", cwd=root)
-        worker = subprocess.Popen([prefect, "worker", "start", "--pool", "limi-process"], cwd=tmp_path,
-                                  env={**env, "LIMI_ROOT": str(root)}, stdout=(logs / "worker.log").open("w"),
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        yield cli, start_worker, logs
+    except BaseException:
+        for log in sorted(logs.iterdir()):
+            print(f"--- {log.name} ---\n" + log.read_text(errors="replace")[-4000:])
+        raise
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        assert stop(server) == signal.SIGINT  # the server stops on Ctrl-C
+
+
+def stop_worker(worker: subprocess.Popen, log: Path) -> float:
+    """SIGTERM to the worker's process group, as systemd does by default; the seconds it took to exit. It must exit
+    on that SIGTERM, cleanly, within its grace period; SIGKILL follows only to clean up after a failure."""
+    started = time.monotonic()
+    stopped_by = stop(worker, ctrl_c=False, term_grace=WORKER_GRACE_S + 10)
+    took = time.monotonic() - started
+    tail = log.read_text(errors="replace")[-2000:]
+    assert stopped_by == signal.SIGTERM and took <= WORKER_GRACE_S + 1, f"{stopped_by!r} after {took:.1f} s:\n{tail}"
+    assert worker.returncode == 0 and "limi worker | stopped after" in tail, tail
+    return took
+
+
+@pytest.mark.slow  # a real Prefect server and worker
+def test_prefect_yaml_deployment_runs_on_a_process_worker(tmp_path):
+    root = make_toy(tmp_path / "project", abc_stages(tracked=()))
+    with local_prefect(tmp_path, root) as (cli, start_worker, logs):
+        worker = start_worker("worker")
         out = cli("deployment", "run", "limi-pipeline/full", "--watch", "--watch-interval", "1", timeout=240)
         assert "Completed" in out, out
         assert (root / "c.txt").read_text() == "abc"
 
         from mlflow import MlflowClient
 
-        client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+        client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
         [parent] = client.search_runs([client.get_experiment_by_name("limi-pipeline").experiment_id])
         assert parent.info.status == "FINISHED"
         assert {parent.data.tags[f"stage.{s}"] for s in "abc"} == {"ran"}
         assert parent.data.tags["prefect.flow_run_id"]
-    except BaseException:
-        for log in sorted(logs.iterdir()):
-            print(f"--- {log.name} ---\n" + log.read_text(errors="replace")[-4000:])
-        raise
-    finally:
-        if worker is not None:
-            settle(worker.pid)
-        started = time.monotonic()
-        stopped_by = [stop(worker, ctrl_c=False) if worker is not None else None]
-        worker_stop_s = time.monotonic() - started
-        stopped_by.append(stop(server))
-    # The server stops on Ctrl-C. The worker is asked with SIGTERM; Prefect 3.9.1's worker turns it into an
-    # interrupt of itself and, in some clean-checkout runs, then never exits (its log ends with "Received
-    # SIGINT. Sending SIGINT to the process worker"), so the escalation to SIGKILL is accepted, but only
-    # after the SIGTERM was sent and the run had completed; the worker's log is printed when it happens.
-    assert stopped_by[1] == signal.SIGINT
-    assert stopped_by[0] in (signal.SIGTERM, signal.SIGKILL)
-    if stopped_by[0] != signal.SIGTERM:
-        print(f"worker needed {stopped_by[0]!r} after {worker_stop_s:.1f} s:\n"
-              + (logs / "worker.log").read_text(errors="replace")[-1500:])
+        # right after the run, its process possibly still exiting: the SIGTERM reaches both
+        stop_worker(worker, logs / "worker.log")
+
+
+def state(cli, run_id: str) -> tuple[str, str]:
+    """A flow run's state: (type, name)."""
+    current = json.loads(cli("flow-run", "inspect", run_id, "--output", "json"))["state"]
+    return current["type"], current["name"]
+
+
+# A stage that naps the first time it runs in a checkout (its mark file tells), then writes its output.
+NAP_STAGE = ("python -c \"import os, pathlib, time; first = not os.path.exists('attempts'); "
+             "open('attempts', 'a').write('x'); time.sleep(120 if first else 0); "
+             "pathlib.Path('nap.txt').write_text('done')\"")
+
+
+@pytest.mark.slow  # a real Prefect server and two workers
+def test_a_flow_run_in_flight_goes_back_to_the_pool_when_its_worker_stops(tmp_path):
+    import psutil
+
+    root = make_toy(tmp_path / "project", {"nap": {"cmd": NAP_STAGE, "outs": ["nap.txt"]}}, {})
+    with local_prefect(tmp_path, root) as (cli, start_worker, logs):
+        first = start_worker("first")
+        out = cli("deployment", "run", "limi-pipeline/full")
+        run_id = next(line.split("UUID:")[1].strip() for line in out.splitlines() if "UUID:" in line)
+        deadline = time.monotonic() + 120
+        while not (root / "attempts").exists():  # the stage is running
+            assert time.monotonic() < deadline and first.poll() is None, (logs / "first.log").read_text()
+            time.sleep(0.5)
+        napping = [p for p in psutil.process_iter(["cmdline"]) if "time.sleep(120" in " ".join(p.info["cmdline"] or [])]
+        assert napping
+        stop_worker(first, logs / "first.log")
+        # the run went back to the pool, and its stage was stopped with it: nothing recorded, nothing left running
+        assert state(cli, run_id) == ("SCHEDULED", "AwaitingRetry")
+        assert not (root / "nap.txt").exists() and not (root / "dvc.lock").exists()
+        assert not [p for p in napping if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+        second = start_worker("second")
+        deadline = time.monotonic() + 180
+        while (now := state(cli, run_id))[0] != "COMPLETED":
+            assert time.monotonic() < deadline and now[0] in ("SCHEDULED", "PENDING", "RUNNING"), now
+            time.sleep(2)
+        assert (root / "nap.txt").read_text() == "done" and (root / "attempts").read_text() == "xx"
+        assert "nap:" in (root / "dvc.lock").read_text()
+        stop_worker(second, logs / "second.log")
