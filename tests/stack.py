@@ -58,11 +58,8 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90) -> Non
 def stop(proc: subprocess.Popen, *, ctrl_c: bool = True, term_grace: float = 15) -> int | None:
     """Ctrl-C to the process's own session, then SIGTERM, then SIGKILL; the signal that ended it.
 
-    ``ctrl_c=False`` starts at SIGTERM: Prefect 3.9's worker answers a first SIGINT by forwarding it to
-    itself and keeps running (seen here with an idle worker for over 40 s), so supervisors stop it with
-    SIGTERM, which it handles as a graceful shutdown. ``term_grace`` is how long SIGTERM may take: a
-    worker's graceful shutdown (it turns the SIGTERM into an interrupt of its own loop, then drains its
-    event client and marks itself offline over the API) took over 15 s on a loaded 2-core machine.
+    ``ctrl_c=False`` starts at SIGTERM, as a supervisor does: the project's worker (``python -m flows.worker``)
+    stops within its grace period on it. ``term_grace`` is how long SIGTERM may take before SIGKILL.
     """
     steps = ((signal.SIGINT, 30), (signal.SIGTERM, term_grace), (signal.SIGKILL, 5))
     for sig, grace in steps if ctrl_c else steps[1:]:
@@ -343,7 +340,7 @@ def team(tmp_path_factory, postgres, s3_store):
                                             PYTHONPATH=str(REPO)), logs)
             setup.prefect("work-pool", "create", "limi-process", "--type", "process")
             setup.prefect("--no-prompt", "deploy", "--all")
-            worker = start([str(BIN / "prefect"), "worker", "start", "--pool", "limi-process"], logs / "worker.log",
+            worker = start([sys.executable, "-m", "flows.worker", "--pool", "limi-process"], logs / "worker.log",
                            env={**setup.env, "LIMI_ROOT": str(project)}, cwd=base)
             running.callback(stop, worker, ctrl_c=False)
             pool = f"{setup.env['PREFECT_API_URL']}/work_pools/limi-process"

@@ -197,7 +197,7 @@ def test_collect_shards_survive_a_killed_worker_and_merge_like_one_machine(tmp_p
         run(str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "collect-shard")
         for name in ("a", "b"):
             checkout = clone(origin, tmp_path / name)
-            workers[name] = start([str(BIN / "prefect"), "worker", "start", "--pool", "limi-process", "--limit", "1",
+            workers[name] = start([sys.executable, "-m", "flows.worker", "--pool", "limi-process", "--limit", "1",
                                    "--name", f"worker-{name}"], logs / f"worker-{name}.log", env=env_for(checkout),
                                   cwd=checkout)
             procs.append(workers[name])
