@@ -366,7 +366,9 @@ def test_two_point_sweep_end_to_end(sweep_project):
         assert run.data.params["sweep.size"] == str(point["size"]) and "eval.agencybench_average" in run.data.metrics
         stages = client.search_runs([exp_id], f"tags.mlflow.parentRunId = '{point['run_id']}'",
                                     run_view_type=ViewType.ALL)
-        assert sorted(s.info.run_name for s in stages) == ["curate", "eval", "sft"]
+        # eval runs as its one shard (tagged limi.shard) and the merge that writes the report
+        assert sorted(s.info.run_name for s in stages) == ["curate", "eval", "eval", "sft"]
+        assert sorted(s.data.tags.get("limi.shard", "-") for s in stages if s.info.run_name == "eval") == ["-", "0/1"]
         for stage in stages:
             assert stage.info.status == "FINISHED"
             assert stage.data.tags["sweep.id"] == sweep["id"] and stage.data.tags["dvc.experiment"] == point["name"]
