@@ -57,13 +57,20 @@ def origin_project(root: Path, s3_store) -> Path:
                    capture_output=True)
     spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     assert spec["collect_shard"]["matrix"]["shard"] == list(range(SHARDS))
+    commit_with_remote(root, f"s3://{s3_store.bucket}/shards", s3_store.endpoint, env,
+                       "a project collected on two machines")
+    return root
+
+
+def commit_with_remote(root: Path, url: str, endpoint: str, env: dict, message: str) -> None:
+    """Make ``root`` a git and DVC repository whose default DVC remote is ``url`` on the S3 ``endpoint``,
+    everything in it committed."""
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    for args in (["init", "-q"], ["remote", "add", "-d", "shared", f"s3://{s3_store.bucket}/shards"],
-                 ["remote", "modify", "shared", "endpointurl", s3_store.endpoint]):
+    for args in (["init", "-q"], ["remote", "add", "-d", "shared", url],
+                 ["remote", "modify", "shared", "endpointurl", endpoint]):
         subprocess.run([str(BIN / "dvc"), *args], cwd=root, env=env, check=True, capture_output=True)
     subprocess.run([*GIT, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*GIT, "commit", "-qm", "a project collected on two machines"], cwd=root, check=True)
-    return root
+    subprocess.run([*GIT, "commit", "-qm", message], cwd=root, check=True)
 
 
 def clone(origin: Path, where: Path) -> Path:
@@ -136,12 +143,7 @@ def test_a_shard_run_on_another_checkout_comes_back_from_the_run_cache_never_rer
     (home / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"toy": {
         "matrix": {"shard": [0, 1]}, "cmd": TOY_CMD, "deps": ["data.txt"], "outs": ["out/s${item.shard}"]}}}))
     (home / ".gitignore").write_text("/runs.log\n")
-    subprocess.run(["git", "init", "-q"], cwd=home, check=True)
-    for args in (["init", "-q"], ["remote", "add", "-d", "shared", f"s3://{s3_store.bucket}/runcache-{tmp_path.name}"],
-                 ["remote", "modify", "shared", "endpointurl", s3_store.endpoint]):
-        subprocess.run([str(BIN / "dvc"), *args], cwd=home, env=env, check=True, capture_output=True)
-    subprocess.run([*GIT, "add", "-A"], cwd=home, check=True)
-    subprocess.run([*GIT, "commit", "-qm", "toy"], cwd=home, check=True)
+    commit_with_remote(home, f"s3://{s3_store.bucket}/runcache-{tmp_path.name}", s3_store.endpoint, env, "toy")
     worker = clone(home, tmp_path / "worker")
 
     lines: list[str] = []
