@@ -76,7 +76,8 @@ def curate(params: Params, root: Path, inputs: list[Path | DataSource], out_dir:
     report = funnel_report(samples, funnel, len(evals), len(hidden))
     kept = write_outputs(samples, report, out_dir, metrics_file)
     if tracker is not None:
-        tracker.log_metrics({**funnel, "kept": len(kept)})
+        tracker.log_metrics({**funnel, "kept": len(kept),
+                             **{f"kept_source_{k}": v for k, v in report["kept_by_source"].items() if k}})
         for source in inputs:
             path = source.path if isinstance(source, DataSource) else source
             if path is not None:  # a hub dataset has no file to hash; its id is in the report
@@ -102,7 +103,8 @@ def write_outputs(samples: list[Sample], report: dict[str, Any], out_dir: Path,
     atomic_write_text(out_dir / "train.jsonl", "".join(
         json.dumps(s.train_record(), ensure_ascii=False) + "\n" for s in kept))
     if metrics_file is not None:
-        atomic_write_json(metrics_file, {**funnel, "kept": len(kept), "kept_tokens": sum(s.tokens for s in kept)})
+        atomic_write_json(metrics_file, {**funnel, "kept": len(kept), "kept_tokens": sum(s.tokens for s in kept),
+                                         "kept_by_source": report["kept_by_source"]})
     return kept
 
 

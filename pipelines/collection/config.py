@@ -13,7 +13,7 @@ class TeacherAssignment(Strict):
     """One teacher and the query sources it collects on."""
 
     model: str = Field(description="a name from llm.models, or 'replay' (applies the task's reference solution)")
-    sources: list[Literal["human", "synthetic", "pr"]] = Field(min_length=1)
+    sources: list[Literal["human", "synthetic", "pr", "drill"]] = Field(min_length=1)
     max_queries: int = Field(0, ge=0, description="at most this many queries for this teacher (0 = all)")
 
 
@@ -21,10 +21,12 @@ class CollectParams(HarnessParams):
     """Run the agent on every query and keep complete trajectories (the harness settings are HarnessParams')."""
 
     seeds: bool = Field(True, description="also collect on the curated seed tasks in data/seeds")
+    drills: bool = Field(True, description="also collect on the drill tasks in data/drills (source drill: easy-tier "
+                                           "requests made from templates, python -m pipelines.tools.drills)")
     query_files: list[str] = Field(default_factory=lambda: ["data/queries/synthetic.jsonl", "data/queries/pr.jsonl"],
                                    description="JSONL files of queries; missing files are skipped with a note")
     teachers: list[TeacherAssignment] = Field(
-        default_factory=lambda: [TeacherAssignment(model="replay", sources=["human", "pr"]),
+        default_factory=lambda: [TeacherAssignment(model="replay", sources=["human", "pr", "drill"]),
                                  TeacherAssignment(model="embedded", sources=["synthetic", "human"], max_queries=4)])
     user: Literal["simulated", "human"] = "simulated"
     user_model: bool = Field(False, description="phrase simulated feedback with llm.roles.user_simulator")

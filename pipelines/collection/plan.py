@@ -29,12 +29,14 @@ class Job:
 
 
 def load_all_queries(params: CollectParams, root: Path) -> list[Query]:
-    """Seed tasks (if enabled) plus every existing query file, ids unique across them."""
+    """Seed tasks and drills (if enabled) plus every existing query file, ids unique across them."""
+    from pipelines.core.seeds import DRILLS_DIR, load_seed_tasks
+
     queries: list[Query] = []
     if params.seeds:
-        from pipelines.core.seeds import load_seed_tasks
-
         queries.extend(load_seed_tasks())
+    if params.drills:
+        queries.extend(load_seed_tasks(DRILLS_DIR))
     for rel in params.query_files:
         path = root / rel
         if path.exists():

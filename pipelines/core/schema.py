@@ -158,7 +158,7 @@ class Query(Record):
     """A task: what the user asks, where the agent works, and how the result is verified."""
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:\-]+$")
-    source: Literal["synthetic", "pr", "human"]
+    source: Literal["synthetic", "pr", "human", "drill"]
     domain: Domain
     category: Category
     query: str = Field(min_length=1)
@@ -391,6 +391,8 @@ class EvalMetrics(Open):
     intervals: dict[str, dict[str, list[float] | None]] = Field(default_factory=dict)
     comparisons: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     suites: dict[str, dict[str, MetricsBlock]] = Field(default_factory=dict)
+    #: ``comparisons`` within each suite: ``{suite: {model: {metric: paired delta}}}``
+    suite_comparisons: dict[str, dict[str, dict[str, dict[str, Any]]]] = Field(default_factory=dict)
     champion: Champion | None = None
     tasks: int | None = None
     trials: int | None = None

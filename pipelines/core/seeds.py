@@ -21,6 +21,8 @@ from pipelines.core.paths import relative_to_root, repo_root
 from pipelines.core.schema import Query
 
 SEEDS_DIR = repo_root() / "data" / "seeds"
+#: Tasks in the same layout made from templates (``source: drill``; :mod:`pipelines.tools.drills`).
+DRILLS_DIR = repo_root() / "data" / "drills"
 # placeholders that keep empty folders in git; never part of what the agent sees
 _IGNORED = shutil.ignore_patterns(".keep", "__pycache__")
 

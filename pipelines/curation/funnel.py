@@ -89,6 +89,11 @@ class Sample:
     def category(self) -> str | None:
         return _stated(self.meta, "category")
 
+    @property
+    def source(self) -> str | None:
+        """Where the task came from: human (a seed task), drill (a templated one), synthetic, pr."""
+        return _stated(self.meta, "source")
+
     def drop(self, reason: str, detail: str = "") -> None:
         self.status, self.reason, self.detail = "dropped", reason, detail
 
@@ -339,8 +344,9 @@ def funnel_report(samples: list[Sample], funnel: dict[str, int], eval_tasks: int
         "hidden_material_checked": hidden_pieces,
         "kept_by_category": _sorted_counts(s.category for s in kept),
         "kept_by_teacher": _sorted_counts(s.teacher for s in kept),
+        "kept_by_source": _sorted_counts(s.source for s in kept),
         "samples": [{"index": s.index, "file": s.source_file, "line": s.line, "task_id": s.task_id,
-                     "teacher": s.teacher, "category": s.category, "tokens": s.tokens,
+                     "teacher": s.teacher, "source": s.source, "category": s.category, "tokens": s.tokens,
                      "status": s.status, "reason": s.reason, "detail": s.detail} for s in samples],
     }
 

@@ -116,12 +116,21 @@ def _by_category(result: dict[str, Any], names_labels: dict[str, str]) -> list[s
 
 
 def _by_suite(result: dict[str, Any], names_labels: dict[str, str]) -> list[str]:
+    """Per suite: each model's SR@R and FTFC, and each compared model's paired FTFC delta (its 95% interval)."""
     names = list(result["headline"])
+    paired = result.get("suite_comparisons") or {}
+    compared = [n for n in names if any(n in found for found in paired.values())]
     lines = ["| suite | " + " | ".join(f"{n} {names_labels['sr_at_r']}" for n in names) + " | "
-             + " | ".join(f"{n} FTFC" for n in names) + " |", "|---" * (1 + 2 * len(names)) + "|"]
+             + " | ".join(f"{n} FTFC" for n in names)
+             + "".join(f" | {n} − {result.get('baseline')} FTFC (paired)" for n in compared) + " |",
+             "|---" * (1 + 2 * len(names) + len(compared)) + "|"]
     for suite, blocks in result["suites"].items():
+        deltas = []
+        for n in compared:
+            found = ((paired.get(suite) or {}).get(n) or {}).get("ftfc") or {}
+            deltas.append(f"{fmt(found.get('delta'), signed=True)}{fmt_interval(found.get('interval'), True)}")
         lines.append("| " + " | ".join([suite] + [fmt(blocks.get(n, {}).get("sr_at_r")) for n in names]
-                                       + [fmt(blocks.get(n, {}).get("ftfc")) for n in names]) + " |")
+                                       + [fmt(blocks.get(n, {}).get("ftfc")) for n in names] + deltas) + " |")
     return lines
 
 

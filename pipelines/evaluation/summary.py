@@ -77,6 +77,7 @@ def eval_metrics(trials: list[Trial], tasks: list[EvalTask], settings: EvalParam
         "intervals": intervals(outcomes, present, settings), "comparisons": paired,
         "confidence": 0.95, "bootstrap_resamples": settings.bootstrap,
         "suites": by_suite(trials, settings.k),
+        "suite_comparisons": suite_comparisons(trials, present, settings) if paired else {},
         "champion": decide_champion(numbers, baseline, candidates, settings.main_metric, paired),
         "tasks": len(tasks), "trials": len(trials), "R": settings.rounds,
         "sampling": settings.sampling.model_dump(),
@@ -103,6 +104,17 @@ def by_suite(trials: list[Trial], k: int) -> dict[str, dict[str, Any]]:
         mine = [t.outcome for t in trials if t.task.suite == suite]
         out[suite] = {model: metrics_block([o for o in mine if o.model == model], k)
                       for model in sorted({o.model for o in mine})}
+    return out
+
+
+def suite_comparisons(trials: list[Trial], names: list[str], settings: EvalParams) -> dict[str, dict[str, Any]]:
+    """``{suite: {model: {metric: paired delta}}}``: :func:`comparisons` within each suite on its own (the
+    tasks of that suite resampled), for suites that more than one model ran."""
+    out: dict[str, dict[str, Any]] = {}
+    for suite in sorted({t.task.suite for t in trials}):
+        mine = [t.outcome for t in trials if t.task.suite == suite]
+        if len({o.model for o in mine}) > 1:
+            out[suite] = comparisons(mine, names, settings)
     return out
 
 

@@ -63,3 +63,30 @@ def test_the_champion_needs_a_paired_interval_above_zero():
     assert decision["differences"]["tuned"] == {"delta": 3.3, "interval": [0.0, 10.0]}
     clear = {"tuned": {"sr_at_r": {"delta": 3.3, "interval": [0.5, 6.0], "significant": True}}}
     assert decide_champion(numbers, "base", ["tuned"], "sr_at_r", clear)["winner"] == "tuned"
+
+
+def test_suite_comparisons_pair_each_suite_on_its_own_tasks():
+    from types import SimpleNamespace
+
+    from pipelines.evaluation.config import EvalParams
+    from pipelines.evaluation.summary import suite_comparisons
+
+    settings = EvalParams.model_validate({"bootstrap": 1000})
+    # easy: the tuned model meets the requirement of 5 of 6 tasks the base fails (a gain of 5/6 = 83.3 points);
+    # hard: both fail all 4 tasks (a difference of exactly zero); the pooled delta would mix the two
+    trials = []
+    for i in range(6):
+        for model, ok in (("base", False), ("tuned", i < 5)):
+            trials.append(SimpleNamespace(task=SimpleNamespace(suite="easy"), outcome=solved(f"e{i}", model, ok=ok)))
+    for i in range(4):
+        for model in ("base", "tuned"):
+            trials.append(SimpleNamespace(task=SimpleNamespace(suite="hard"), outcome=solved(f"h{i}", model, ok=False)))
+    trials.append(SimpleNamespace(task=SimpleNamespace(suite="solo"), outcome=solved("s0", "base")))
+    found = suite_comparisons(trials, ["base", "tuned"], settings)
+    assert set(found) == {"easy", "hard"}  # a suite one model ran has nothing to pair
+    easy = found["easy"]["tuned"]["ftfc"]
+    assert easy["delta"] == pytest.approx(100 * 5 / 6, abs=1e-3) and easy["tasks"] == 6
+    # a resample lacks every gained task with probability (1/6)^6, far below 2.5%: the interval is above zero
+    assert easy["significant"] is True and easy["interval"][0] > 0 and easy["interval"][1] == pytest.approx(100.0)
+    hard = found["hard"]["tuned"]["ftfc"]
+    assert hard["delta"] == 0 and hard["significant"] is False

@@ -1,0 +1,2 @@
+def add_one(n):
+    return n + 1

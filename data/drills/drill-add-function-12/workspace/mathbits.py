@@ -1,0 +1,2 @@
+def last_char(s):
+    return s[-1]

@@ -1,0 +1,3 @@
+print("1) Help")
+print("2) Credits")
+print("3) Statistics")

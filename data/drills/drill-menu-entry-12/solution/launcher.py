@@ -1,0 +1,5 @@
+print("1) Help")
+print("2) Statistics")
+print("3) Credits")
+print("4) Profiles")
+print("5) Log out")

@@ -1,0 +1,4 @@
+import sys
+
+print("The index was successful")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("The index was succesful")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("The batch was definitely")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("The batch was definately")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("The backup was beginning")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("The backup was begining")
+sys.exit(0)

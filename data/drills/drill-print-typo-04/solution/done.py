@@ -1,0 +1,4 @@
+import sys
+
+print("Tomorrow archive request")
+sys.exit(0)

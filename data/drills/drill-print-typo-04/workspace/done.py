@@ -1,0 +1,4 @@
+import sys
+
+print("Tommorow archive request")
+sys.exit(0)

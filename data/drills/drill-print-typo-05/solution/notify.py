@@ -1,0 +1,4 @@
+import sys
+
+print("Weird import request")
+sys.exit(0)

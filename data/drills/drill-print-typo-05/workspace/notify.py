@@ -1,0 +1,4 @@
+import sys
+
+print("Wierd import request")
+sys.exit(0)

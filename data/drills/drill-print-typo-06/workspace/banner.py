@@ -1,0 +1,4 @@
+import sys
+
+print("Batch acheive")
+sys.exit(0)

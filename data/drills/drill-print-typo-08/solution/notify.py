@@ -1,0 +1,4 @@
+import sys
+
+print("Received release request")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("Recieved release request")
+sys.exit(0)

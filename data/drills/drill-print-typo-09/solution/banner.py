@@ -1,0 +1,4 @@
+import sys
+
+print("The digest was definitely")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("The digest was definately")
+sys.exit(0)

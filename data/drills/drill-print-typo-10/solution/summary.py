@@ -1,0 +1,4 @@
+import sys
+
+print("Achieve queue request")
+sys.exit(0)

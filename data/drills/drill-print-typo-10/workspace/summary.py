@@ -1,0 +1,4 @@
+import sys
+
+print("Acheive queue request")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("Audit committed")
+sys.exit(0)

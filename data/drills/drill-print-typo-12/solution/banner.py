@@ -1,0 +1,4 @@
+import sys
+
+print("Ticket achieve")
+sys.exit(0)

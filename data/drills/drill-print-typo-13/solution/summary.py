@@ -1,0 +1,4 @@
+import sys
+
+print("Cache beginning")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("Cache begining")
+sys.exit(0)

@@ -1,0 +1,2 @@
+def title_words(s):
+    return s.title()

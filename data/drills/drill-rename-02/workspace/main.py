@@ -1,0 +1,3 @@
+from units import fmt
+
+print(fmt('red fox'))

@@ -1,0 +1,2 @@
+def total_price(qty, unit):
+    return qty * unit

@@ -1,0 +1,3 @@
+from pricing import calc
+
+print(calc(3, 4))

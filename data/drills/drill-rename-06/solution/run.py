@@ -1,0 +1,3 @@
+from units import mean_of
+
+print(mean_of([2, 4]))

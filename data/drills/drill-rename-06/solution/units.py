@@ -1,0 +1,2 @@
+def mean_of(xs):
+    return sum(xs) / len(xs)

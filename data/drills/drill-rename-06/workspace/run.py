@@ -1,0 +1,3 @@
+from units import avg
+
+print(avg([2, 4]))

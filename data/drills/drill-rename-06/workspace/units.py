@@ -1,0 +1,2 @@
+def avg(xs):
+    return sum(xs) / len(xs)

@@ -1,0 +1,2 @@
+def km_to_m(km):
+    return km * 1000

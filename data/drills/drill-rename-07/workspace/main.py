@@ -1,0 +1,3 @@
+from textops import conv
+
+print(conv(2))

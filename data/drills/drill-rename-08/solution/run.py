@@ -1,0 +1,3 @@
+from textops import percent
+
+print(percent(1, 4))

@@ -1,0 +1,3 @@
+from textops import f
+
+print(f(1, 4))

@@ -1,0 +1,3 @@
+from stats import calc
+
+print(calc(3, 4))

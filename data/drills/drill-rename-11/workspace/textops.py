@@ -1,0 +1,2 @@
+def calc(qty, unit):
+    return qty * unit

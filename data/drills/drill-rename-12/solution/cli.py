@@ -1,0 +1,3 @@
+from stats import km_to_m
+
+print(km_to_m(2))

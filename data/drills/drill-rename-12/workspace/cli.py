@@ -1,0 +1,3 @@
+from stats import conv
+
+print(conv(2))

@@ -1,0 +1,2 @@
+def conv(km):
+    return km * 1000
