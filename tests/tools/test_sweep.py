@@ -322,6 +322,11 @@ def test_a_seed_without_the_untuned_model_is_counted_not_hidden():
     text = "\n".join(measure_sections(point_rows(record, exps), [Measure("ftfc", "easy")]))
     assert "| above zero | 1 of 2 (1 above zero) |" in text
     assert "| untuned | 0 | 1 experiment | 20.0 [n/a] | s0: 20.0 [n/a] |" in text
+    del exps["a"]  # `--baseline once` whose first experiment failed: no untuned value, no paired verdict
+    text = "\n".join(measure_sections(point_rows(record, exps), [Measure("ftfc", "easy")]))
+    assert "| untuned | 0 | 0 | n/a (no experiment has a value of the untuned model) |" in text
+    assert "| all | 4 | 1 | 45.0 [n/a] | s1: 45.0 [n/a] | n/a | n/a | 0 of 1 |" in text
+    assert "Reading: at N = 4, tuned − untuned n/a: no paired interval, no verdict." in text
 
 
 def test_the_plot_has_a_panel_per_measure_on_the_0_100_scale(tmp_path):

@@ -297,7 +297,7 @@ def measure_sections(rows: list[dict[str, Any]], measures: list[Measure]) -> lis
             lines.append(f"| {base.teachers} | 0 | {len(base.values)} experiment{'s' if len(base.values) > 1 else ''} | "
                          f"{_mean_sd(base)} | {_base_per_seed(base)} | - | (reference) | - |")
         else:
-            lines.append("| untuned | 0 | 0 | n/a (not evaluated in this sweep) | - | - | - | - |")
+            lines.append("| untuned | 0 | 0 | n/a (no experiment has a value of the untuned model) | - | - | - | - |")
         for cell in cells:
             pr = paired(cell)
             delta = compare(cell, None, base.mean if base else None).delta
