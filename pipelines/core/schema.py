@@ -380,7 +380,7 @@ class Champion(Open):
 class EvalMetrics(Open):
     """``metrics/eval.json``: per model overall and per category, the headline numbers with their 95%
     ``intervals``, their deltas against ``baseline`` with paired intervals (``comparisons``), per-suite
-    blocks, the champion decision and the protocol's sizes."""
+    blocks and paired comparisons (``suite_comparisons``), the champion decision and the protocol's sizes."""
 
     k: int
     models: dict[str, ModelMetrics] = Field(default_factory=dict)
@@ -391,7 +391,7 @@ class EvalMetrics(Open):
     intervals: dict[str, dict[str, list[float] | None]] = Field(default_factory=dict)
     comparisons: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     suites: dict[str, dict[str, MetricsBlock]] = Field(default_factory=dict)
-    #: ``comparisons`` within each suite: ``{suite: {model: {metric: paired delta}}}``
+    #: per suite, what ``comparisons`` is overall: ``suite -> model -> metric -> {delta, interval, significant, tasks}``
     suite_comparisons: dict[str, dict[str, dict[str, dict[str, Any]]]] = Field(default_factory=dict)
     champion: Champion | None = None
     tasks: int | None = None

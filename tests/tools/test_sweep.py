@@ -16,11 +16,12 @@ import yaml
 from pipelines.agent.sandbox.bwrap import BwrapSandbox
 from pipelines.core.errors import UserError
 from pipelines.core.params import parse_params
-from pipelines.tools.sweep.plan import cap_sizes, hydra, overrides, parse_subsets, plan
-from pipelines.tools.sweep.plots import plot
-from pipelines.tools.sweep.report import render_report
+from pipelines.tools.sweep.measures import DEFAULT_MEASURES, Measure, parse_measures, record_measures
+from pipelines.tools.sweep.plan import cap_sizes, hydra, overrides, parse_ints, parse_subsets, plan
+from pipelines.tools.sweep.plots import Panel, plot
+from pipelines.tools.sweep.report import measure_sections, panels, render_report
 from pipelines.tools.sweep.results import point_rows
-from pipelines.tools.sweep.stats import Cell, build_cells, compare, paired
+from pipelines.tools.sweep.stats import Cell, base_cell, build_cells, compare, paired
 from tests.conftest import REPO, run_module
 from tests.curation.test_funnel import record, text
 
@@ -184,10 +185,11 @@ def test_the_report_shows_intervals_and_the_paired_verdict(tmp_path):
     # two seeds: the per-seed intervals; only seed 0 evaluated the untuned model
     assert "| replay | 4 | 2 | 42.0 | 2.8 | s0: 40.0 [30.0, 50.0], s1: 44.0 [33.0, 55.0] | - | - | " \
            "+32.0 (s0: +30.0 [+20.0, +40.0]) | above zero (1 of 2 seeds paired) |" in text
-    assert "by default only the first experiment evaluates it (`--baseline every`: all do)" in text
+    assert "with `--baseline once` only the first experiment evaluates it (`--baseline every`, the default: all " \
+           "do)" in text
     assert "| p-all-n8-s0 | all | 8 | 0 | Success | 4 | 12.0 [0.0, 24.0] | +2.0 [-4.0, +8.0] | 1.250 |" in text
     assert "| p-rep-n4-s1 | replay | 4 | 1 | Success | 4 | 44.0 [33.0, 55.0] | n/a |" in text
-    plot(cells, 10.0, "sr_at_r", tmp_path / "sweep.png", "t")  # the intervals drawn as error bars
+    plot(panels(record, rows, []), tmp_path / "sweep.png", "t")  # the intervals drawn as error bars
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -210,6 +212,148 @@ def test_seeds_with_and_without_significance_and_an_old_eval_json_report():
     assert "with n/a resamples" not in text  # the newer experiments say how many
 
 
+# ------------------------------------------------------------------------------------ the measures
+def test_measures_are_metrics_or_suite_metrics_and_bad_names_are_named():
+    assert parse_measures(DEFAULT_MEASURES) == [Measure("tool_call_validity"), Measure("first_call_validity"),
+                                                Measure("finish_rate"), Measure("ftfc", "easy")]
+    assert [m.key for m in parse_measures(" easy:ftfc, finish_rate,easy:ftfc,")] == ["easy:ftfc", "finish_rate"]
+    assert Measure("ftfc", "easy").label(3, 1) == "FTFC (easy suite)" and Measure("sr_at_r").label(3, 1) == "SR@3"
+    assert Measure("ftfc", "easy").slug == "easy.ftfc"  # MLflow metric names take no ':'
+    with pytest.raises(UserError, match="--measures: 'easy:accuracy': unknown metric 'accuracy'; known: ftfc, "):
+        parse_measures("finish_rate,easy:accuracy")
+    with pytest.raises(UserError, match="unknown metric 'mean_steps'"):  # not a rate: no paired comparison
+        parse_measures("mean_steps")
+    for bad in (":ftfc", "a:b:ftfc"):
+        with pytest.raises(UserError, match=f"'{bad}': expected 'metric' or 'suite:metric'"):
+            parse_measures(bad)
+    with pytest.raises(UserError, match="a suite name is letters"):
+        parse_measures("my suite:ftfc")
+    with pytest.raises(UserError, match="--measures: no measure given"):
+        parse_measures(" , ")
+    assert record_measures({}) == parse_measures(DEFAULT_MEASURES)  # a record from before measures
+    assert record_measures({"measures": ["sr_at_r"]}) == [Measure("sr_at_r")]
+
+
+def block(**scores: float) -> dict:
+    return {"episodes": 4, **scores}
+
+
+def eval_with_measures(seed: int, easy_tuned: float, easy_pair: list[float] | None, base_easy: float = 20.0,
+                       finish: float = 60.0, finish_pair: list[float] | None = None, baseline: bool = True) -> dict:
+    """A ``metrics/eval.json`` with overall finish_rate and the easy suite's FTFC, paired per suite."""
+    data = {"k": 1, "main_metric": "sr_at_r", "tasks": 12, "trials": 24, "R": 3, "confidence": 0.95,
+            "bootstrap_resamples": 1000}
+    tuned = {"sr_at_r": 10.0 + seed, "finish_rate": finish}
+    suites = {"easy": {"tuned": block(ftfc=easy_tuned)}, "builtin": {"tuned": block(ftfc=0.0)}}
+    if not baseline:
+        return {**data, "baseline": "tuned", "headline": {"tuned": tuned}, "suites": suites,
+                "intervals": {"tuned": {"sr_at_r": [0.0, 30.0], "finish_rate": [finish - 10, finish + 10]}}}
+    suites["easy"]["base"] = block(ftfc=base_easy)
+    fp = finish_pair or [5.0, 35.0]
+    return {**data, "baseline": "base", "headline": {"base": {"sr_at_r": 5.0, "finish_rate": 40.0}, "tuned": tuned},
+            "intervals": {"base": {"sr_at_r": [0.0, 15.0], "finish_rate": [30.0, 50.0]},
+                          "tuned": {"sr_at_r": [0.0, 30.0], "finish_rate": [finish - 10, finish + 10]}},
+            "comparisons": {"tuned": {"sr_at_r": pair(5.0, -5.0, 15.0),
+                                      "finish_rate": pair(finish - 40.0, *fp)}},
+            "suites": suites,
+            "suite_comparisons": {"easy": {"tuned": {"ftfc": pair(easy_tuned - base_easy, *easy_pair)}}
+                                  if easy_pair else {}}}
+
+
+MEASURES = parse_measures("finish_rate,easy:ftfc,hard:ftfc")
+
+
+def test_a_suite_measure_reads_the_suite_blocks_and_their_paired_comparison():
+    record = {**sweep_record([("a", "all", 4, 0), ("b", "all", 4, 1)]), "measures": [m.key for m in MEASURES]}
+    exps = {"a": exp_data(eval_with_measures(0, 50.0, [10.0, 50.0])),
+            "b": exp_data(eval_with_measures(1, 45.0, None, baseline=False))}
+    a, b = point_rows(record, exps)  # the measures the record names
+    assert a["measures"]["easy:ftfc"] == {"score": 50.0, "interval": None, "base_score": 20.0, "base_interval": None,
+                                          "paired": pair(30.0, 10.0, 50.0), "evaluated": True}
+    assert a["measures"]["finish_rate"] == {"score": 60.0, "interval": [50.0, 70.0], "base_score": 40.0,
+                                            "base_interval": [30.0, 50.0], "paired": pair(20.0, 5.0, 35.0),
+                                            "evaluated": True}
+    assert a["measures"]["hard:ftfc"]["evaluated"] is False and a["measures"]["hard:ftfc"]["score"] is None
+    # no untuned model in this experiment: the tuned score, no base and no paired comparison
+    assert (b["measures"]["easy:ftfc"]["score"], b["measures"]["easy:ftfc"]["base_score"],
+            b["measures"]["easy:ftfc"]["paired"]) == (45.0, None, None)
+    [cell] = build_cells([a, b], "easy:ftfc")
+    assert (cell.values, cell.seeds) == ([50.0, 45.0], [0, 1])
+    base = base_cell([a, b], "easy:ftfc")
+    assert (base.size, base.values, base.seeds) == (0, [20.0], [0])
+
+
+def test_measure_tables_have_the_untuned_row_and_judge_every_seed():
+    points = [(f"n{n}-s{s}", "all", n, s) for n in (4, 8) for s in (0, 1, 2)]
+    record = {**sweep_record(points), "measures": [m.key for m in MEASURES]}
+    easy = {4: [[-5.0, 30.0], [2.0, 40.0], [5.0, 45.0]],  # one seed's interval reaches below zero
+            8: [[1.0, 40.0], [2.0, 50.0], [3.0, 55.0]]}  # every seed above zero
+    finish = {4: [[0.0, 20.0], [5.0, 30.0], [5.0, 30.0]],  # one seed's interval reaches zero exactly
+              8: [[5.0, 30.0], [6.0, 30.0], [7.0, 30.0]]}
+    exps = {f"n{n}-s{s}": exp_data(eval_with_measures(s, 30.0 + n + s, easy[n][s], base_easy=20.0 + s,
+                                                      finish=50.0 + n, finish_pair=finish[n][s]))
+            for n in (4, 8) for s in (0, 1, 2)}
+    rows = point_rows(record, exps)
+    text = "\n".join(measure_sections(rows, MEASURES))
+    # N = 0: the untuned model over the six experiments that evaluated it, each seed's value
+    assert "| untuned | 0 | 6 experiments | 21.0 ± 0.9 | s0: 20.0 (2 experiments), s1: 21.0 (2 experiments), " \
+           "s2: 22.0 (2 experiments) | - | (reference) | - |" in text
+    assert "| untuned | 0 | 6 experiments | 40.0 ± 0.0 | s0: 40.0 (2 experiments)" in text  # finish_rate
+    assert "| all | 4 | 3 | 35.0 ± 1.0 | s0: 34.0 [n/a], s1: 35.0 [n/a], s2: 36.0 [n/a] | +14.0 (s0: +14.0 " \
+           "[-5.0, +30.0], s1: +14.0 [+2.0, +40.0], s2: +14.0 [+5.0, +45.0]) | no significant difference | " \
+           "3 of 3 (2 above zero) |" in text
+    assert "| all | 8 | 3 | 39.0 ± 1.0 | s0: 38.0 [n/a], s1: 39.0 [n/a], s2: 40.0 [n/a] | +18.0 (s0: +18.0 " \
+           "[+1.0, +40.0], s1: +18.0 [+2.0, +50.0], s2: +18.0 [+3.0, +55.0]) | above zero | 3 of 3 (3 above zero) |" \
+           in text
+    assert "| all | 4 | 3 | 54.0 ± 0.0 | s0: 54.0 [44.0, 64.0]" in text
+    assert "[+0.0, +20.0], s1: +14.0 [+5.0, +30.0], s2: +14.0 [+5.0, +30.0]) | no significant difference | " \
+           "3 of 3 (2 above zero) |" in text  # an interval reaching zero is not above it
+    assert "Reading: at N = 8, tuned − untuned +18.0 is **above zero** (3 of 3 seeds with a paired " \
+           "interval, 3 above zero); above zero at N = 8." in text
+    assert "No numbers: suite 'hard' was evaluated in no experiment (suites evaluated: builtin, easy); add it to " \
+           "eval.suites to measure hard:ftfc." in text
+    assert text.count("Reading:") == 2
+
+
+def test_a_seed_without_the_untuned_model_is_counted_not_hidden():
+    record = {**sweep_record([("a", "all", 4, 0), ("b", "all", 4, 1)]), "measures": ["easy:ftfc"]}
+    exps = {"a": exp_data(eval_with_measures(0, 50.0, [10.0, 50.0])),
+            "b": exp_data(eval_with_measures(1, 45.0, None, baseline=False))}
+    text = "\n".join(measure_sections(point_rows(record, exps), [Measure("ftfc", "easy")]))
+    assert "| above zero | 1 of 2 (1 above zero) |" in text
+    assert "| untuned | 0 | 1 experiment | 20.0 [n/a] | s0: 20.0 [n/a] |" in text
+    del exps["a"]  # `--baseline once` whose first experiment failed: no untuned value, no paired verdict
+    text = "\n".join(measure_sections(point_rows(record, exps), [Measure("ftfc", "easy")]))
+    assert "| untuned | 0 | 0 | n/a (no experiment has a value of the untuned model) |" in text
+    assert "| all | 4 | 1 | 45.0 [n/a] | s1: 45.0 [n/a] | n/a | n/a | 0 of 1 |" in text
+    assert "Reading: at N = 4, tuned − untuned n/a: no paired interval, no verdict." in text
+
+
+def test_the_plot_has_a_panel_per_measure_on_the_0_100_scale(tmp_path):
+    points = [(f"n{n}-s{s}", "all", n, s) for n in (4, 8) for s in (0, 1)]
+    record = {**sweep_record(points), "measures": [m.key for m in MEASURES]}
+    exps = {f"n{n}-s{s}": exp_data(eval_with_measures(s, 30.0 + n, [1.0, 60.0])) for n in (4, 8) for s in (0, 1)}
+    rows = point_rows(record, exps)
+    found = panels(record, rows, MEASURES + [Measure("sr_at_r")])  # the main metric is drawn once
+    assert [p.title for p in found] == ["SR@3 (main metric)", "finish rate", "FTFC (easy suite)", "FTFC (hard suite)"]
+    assert found[3].note.startswith("suite 'hard' was evaluated in no experiment") and not found[3].cells
+    assert found[2].base.values == [20.0] * 4 and [c.size for c in found[2].cells] == [4, 8]
+    fig = plot(found, tmp_path / "sweep.png", "t")
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(fig.axes) == 4
+    for ax, panel in zip(fig.axes, found):
+        assert ax.get_ylim() == (0.0, 100.0) and ax.get_title() == panel.title
+        assert ax.get_ylabel().endswith("(%)")
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0\n(untuned)", "4", "8"]
+    easy = fig.axes[2]
+    [untuned] = [line for line in easy.lines if line.get_marker() == "s"]
+    assert (list(untuned.get_xdata()), list(untuned.get_ydata())) == ([0], [20.0])  # the untuned model at N = 0
+    [tuned] = [line for line in easy.lines if line.get_marker() == "o"]  # the tuned line at 4 and 8
+    assert (list(tuned.get_xdata()), list(tuned.get_ydata())) == ([1, 2], [34.0, 38.0])
+    single = plot([Panel("x", [])], tmp_path / "one.png", "t")  # nothing finished yet: still a figure
+    assert len(single.axes) == 1 and single.axes[0].get_ylim() == (0.0, 100.0)
+
+
 # ------------------------------------------------------------------------------------ the plan
 def test_sizes_are_capped_at_what_is_eligible_and_empty_subsets_skipped():
     assert cap_sizes([4, 8, 16, 32, 78], 26) == ([4, 8, 16, 26], [32, 78])
@@ -218,7 +362,7 @@ def test_sizes_are_capped_at_what_is_eligible_and_empty_subsets_skipped():
     assert subsets == {"all": [], "replay": ["replay"], "embedded": ["embedded"],
                        "embedded+replay": ["embedded", "replay"]}
     points, notes = plan(subsets, {"all": 26, "replay": 26, "embedded": 0, "embedded+replay": 26}, [4, 32],
-                         [0, 1], "sweep-x")
+                         [0, 1], "sweep-x", baseline="once")
     assert "teachers embedded: no curate-eligible trajectories; skipped" in notes
     assert "teachers all: 26 curate-eligible trajectories; size 32 capped at 26" in notes
     assert [p.name for p in points[:4]] == ["sweep-x-all-n4-s0", "sweep-x-all-n4-s1", "sweep-x-replay-n4-s0",
@@ -230,9 +374,23 @@ def test_sizes_are_capped_at_what_is_eligible_and_empty_subsets_skipped():
         parse_subsets("all,+")
 
 
+def test_every_experiment_evaluates_the_untuned_model_by_default_and_size_0_queues_nothing():
+    sizes = parse_ints("8,0,4", "sizes")
+    assert sizes == [0, 4, 8]
+    points, notes = plan({"all": []}, {"all": 26}, sizes, [0, 1, 2], "s")
+    assert [(p.size, p.seed) for p in points] == [(4, 0), (4, 1), (4, 2), (8, 0), (8, 1), (8, 2)]
+    assert all(p.with_baseline for p in points)
+    assert notes == ["size 0 is the untuned model: no experiment trains it; the report's N = 0 rows are the "
+                     "untuned model as the experiments evaluated it"]
+    with pytest.raises(UserError, match="--sizes '0': size 0 is the untuned model"):
+        parse_ints("0", "sizes")
+    with pytest.raises(UserError, match="--seeds '-1': expected one or more non-negative integers"):
+        parse_ints("-1", "seeds")
+
+
 def test_overrides_are_what_dvc_exp_run_is_given():
     params = parse_params({})
-    points, _ = plan({"all": [], "replay": ["replay"]}, {"all": 9, "replay": 9}, [4], [3], "s")
+    points, _ = plan({"all": [], "replay": ["replay"]}, {"all": 9, "replay": 9}, [4], [3], "s", baseline="once")
     first, second = points
     assert overrides(first, {"all": [], "replay": ["replay"]}, params) == [
         "curate.target_size=4", "curate.seed=3", "sft.seed=3", "curate.teachers=[]",
@@ -347,7 +505,8 @@ def test_two_point_sweep_end_to_end(sweep_project):
         assert data["metrics"]["metrics/curate.json"]["data"]["kept"] == point["size"]
         assert data["metrics"]["metrics/sft.json"]["data"]["samples"] == point["size"]
     first, second = (exps[n]["metrics"]["metrics/eval.json"]["data"] for n in names)
-    assert set(first["headline"]) == {"base", "tuned"} and set(second["headline"]) == {"tuned"}
+    # --baseline every (the default): each experiment evaluates the untuned model, each seed is paired
+    assert set(first["headline"]) == {"base", "tuned"} and set(second["headline"]) == {"base", "tuned"}
     # nothing before curate ran in the experiments: the workspace's trajectories are what curate read
     assert not (root / "data" / "sft").exists() and (root / "params.yaml").read_text() == yaml.safe_dump(
         tiny_params(), sort_keys=False)
@@ -383,6 +542,9 @@ def test_two_point_sweep_end_to_end(sweep_project):
     assert "Eval suite: builtin (first 1); 1 tasks, k = 1 trial(s) per task and model (1 trials per model" in report
     assert "teachers embedded: no curate-eligible trajectories; skipped" in report
     assert "| all | 2 | 1 |" in report and "| all | 5 | 1 |" in report and "not assessed (one seed)" in report
+    assert sweep["measures"] == DEFAULT_MEASURES.split(",")
+    assert "### tool-call validity (`tool_call_validity`)" in report and "| untuned | 0 | 2 experiments |" in report
+    assert "No numbers: suite 'easy' was evaluated in no experiment (suites evaluated: builtin)" in report
     assert (root / "plots" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     again = run_module("pipelines.tools.sweep", "report", root=root, env=env, timeout=300)

@@ -2,7 +2,7 @@
 
 Sizes above the number of curate-eligible trajectories of a subset (those left after the funnel's
 filters, before selection, counted here by running the funnel) are capped at that number; a subset
-with none is skipped with a note. Points are ordered smallest size first, every seed of a size before
+with none is skipped with a note. Size 0 (the untuned model) queues no experiment. Points are ordered smallest size first, every seed of a size before
 the next size. The experiments start at curate and take everything before it from the DVC cache:
 :func:`check_upstream` says what that cache lacks.
 """
@@ -37,14 +37,17 @@ class Point:
 
 
 def parse_ints(text: str, what: str) -> list[int]:
-    """``4,8,16`` -> sorted unique integers (positive for ``sizes``); a UserError names ``--<what>``."""
+    """``4,8,16`` -> sorted unique non-negative integers; a UserError names ``--<what>``. ``sizes`` needs one
+    above 0 (size 0 is the untuned model, which no experiment trains: :func:`plan` leaves it out)."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"--{what} {text!r}: expected comma-separated integers, e.g. 4,8,16") from None
-    if not values or any(v < (1 if what == "sizes" else 0) for v in values):
-        raise UserError(f"--{what} {text!r}: expected one or more {'positive' if what == 'sizes' else 'non-negative'} "
-                        f"integers")
+    if not values or any(v < 0 for v in values):
+        raise UserError(f"--{what} {text!r}: expected one or more non-negative integers")
+    if what == "sizes" and not any(values):
+        raise UserError(f"--sizes {text!r}: size 0 is the untuned model, which every report shows as N = 0; "
+                        f"give at least one size above 0 to train")
     return sorted(dict.fromkeys(values))
 
 
@@ -74,10 +77,17 @@ def cap_sizes(sizes: list[int], available: int) -> tuple[list[int], list[int]]:
 
 
 def plan(subsets: dict[str, list[str]], available: dict[str, int], sizes: list[int], seeds: list[int],
-         sweep_id: str, baseline: str = "once") -> tuple[list[Point], list[str]]:
+         sweep_id: str, baseline: str = "every") -> tuple[list[Point], list[str]]:
     """The sweep's experiments, smallest size first and every seed of a size before the next size (a sweep
-    stopped early still has spreads for what it finished), and notes on what was capped or skipped."""
+    stopped early still has spreads for what it finished), and notes on what was capped or skipped.
+
+    Size 0 queues nothing: it is the untuned model, evaluated next to the tuned one (in every experiment with
+    ``baseline`` ``every``, in the first with ``once``) and reported as N = 0."""
     notes: list[str] = []
+    if 0 in sizes:
+        notes.append("size 0 is the untuned model: no experiment trains it; the report's N = 0 rows are the "
+                     "untuned model as the experiments evaluated it")
+        sizes = [s for s in sizes if s > 0]
     per_subset: dict[str, list[int]] = {}
     for label in subsets:
         n = available.get(label, 0)

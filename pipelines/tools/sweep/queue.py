@@ -22,6 +22,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json
 from pipelines.core.mlflow_runs import RunStore
 from pipelines.core.params import Params, load_params
+from pipelines.tools.sweep.measures import DEFAULT_MEASURES, Measure, parse_measures
 from pipelines.tools.sweep.plan import Point, check_upstream, eligible_counts, plan, queue_command
 from pipelines.tools.sweep.record import DONE, SWEEPS, save_record
 
@@ -32,8 +33,8 @@ WORKSPACE_VARS = ("LIMI_ROOT", "LIMI_PARAMS", "LIMI_PARENT_RUN_ID")
 
 
 def run_sweep(root: Path, subsets: dict[str, list[str]], sizes: list[int], seeds: list[int], *, jobs: int = 1,
-              baseline: str = "once", dry_run: bool = False, wait: bool = True,
-              poll_s: float = 5.0) -> dict[str, Any]:
+              baseline: str = "every", measures: list[Measure] | None = None, dry_run: bool = False,
+              wait: bool = True, poll_s: float = 5.0) -> dict[str, Any]:
     """Plan, queue, run and wait; return the sweep record (also saved under ``.dvc/tmp/sweeps``).
 
     ``dry_run`` prints the ``dvc`` commands and returns the plan; without ``wait`` the experiments are
@@ -53,9 +54,10 @@ def run_sweep(root: Path, subsets: dict[str, list[str]], sizes: list[int], seeds
         for cmd in commands:
             print("dvc " + shlex.join(cmd))
         return {"id": sweep_id, "points": [asdict(p) for p in points], "notes": notes, "available": available}
+    keys = [m.key for m in measures or parse_measures(DEFAULT_MEASURES)]
     record: dict[str, Any] = {"id": sweep_id, "main_metric": params.eval.main_metric, "sizes": sizes, "seeds": seeds,
-                              "subsets": subsets, "baseline": baseline, "available": available, "notes": notes,
-                              "points": []}
+                              "subsets": subsets, "baseline": baseline, "measures": keys, "available": available,
+                              "notes": notes, "points": []}
     open_sweep_run(root, record, params)
     queue_points(root, record, points, commands)
     if wait:
@@ -83,6 +85,7 @@ def open_sweep_run(root: Path, record: dict[str, Any], params: Params) -> None:
                                       "sweep.seeds": ",".join(map(str, record["seeds"])),
                                       "sweep.teachers": ",".join(record["subsets"]),
                                       "sweep.baseline": record["baseline"],
+                                      "sweep.measures": ",".join(record["measures"]),
                                       "eval.main_metric": params.eval.main_metric,
                                       "base_model.source": params.base_model.source,
                                       **{f"sweep.available.{k}": v for k, v in record["available"].items()}})

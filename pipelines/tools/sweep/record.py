@@ -2,7 +2,8 @@
 
 A record is a JSON object: ``id`` (``sweep-YYYYmmdd-HHMMSS``), ``baseline_rev`` (the commit the
 experiments branch from), ``tracking_uri``, ``experiment_id`` and ``run_id`` (the sweep's MLflow run),
-``main_metric``, ``sizes``, ``seeds``, ``subsets``, ``baseline``, ``available`` (curate-eligible
+``main_metric``, ``sizes``, ``seeds``, ``subsets``, ``baseline``, ``measures`` (``metric`` or
+``suite:metric``, what ``report`` tabulates and draws), ``available`` (curate-eligible
 trajectories per subset), ``notes``, and ``points``: one entry per experiment (``name``,
 ``teachers``, ``size``, ``seed``, ``with_baseline``, ``run_id``, and ``status`` once it ended).
 """

@@ -4,7 +4,8 @@
 Besides the scores, a row carries what the eval says about their uncertainty: the 95% interval of the tuned
 model's main metric (``interval``) and the paired comparison of the tuned model against the untuned baseline
 (``paired``: ``delta``, ``interval``, ``significant``, ``tasks``), which only an experiment that evaluated the
-baseline has. An eval.json written before intervals existed still reads; those fields are then None."""
+baseline has; ``measures`` holds the same per measure of the sweep (:mod:`pipelines.tools.sweep.measures`).
+An eval.json written before intervals existed still reads; those fields are then None."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from pipelines.core.dvc import dvc_command
 from pipelines.core.errors import UserError, first_error
 from pipelines.core.schema import EvalMetrics
+from pipelines.tools.sweep.measures import Measure, as_interval, measure_values, paired_entry, record_measures
 
 EVAL_JSON = "metrics/eval.json"
 
@@ -55,49 +57,44 @@ def eval_metrics(name: str, data: dict[str, Any]) -> EvalMetrics | None:
         raise UserError(f"experiment {name}: {EVAL_JSON} field {where}: {msg}") from None
 
 
-def _interval(found: Any) -> list[float] | None:
-    """``[lo, hi]`` as floats, or None for anything else (no interval, or a malformed one)."""
-    if isinstance(found, (list, tuple)) and len(found) == 2 and all(isinstance(v, (int, float)) for v in found):
-        return [float(found[0]), float(found[1])]
-    return None
-
-
 def _paired(ev: EvalMetrics, tuned: str | None, base: str | None, metric: str) -> dict[str, Any] | None:
     """``comparisons[tuned][metric]`` of the eval when it compared ``tuned`` with the untuned ``base``; None
     otherwise (no baseline in this experiment, or an eval.json from before paired intervals)."""
     if not tuned or not base:
         return None
-    found = (ev.comparisons.get(tuned) or {}).get(metric)
-    if not isinstance(found, dict):
-        return None
-    return {"delta": found.get("delta"), "interval": _interval(found.get("interval")),
-            "significant": found.get("significant"), "tasks": found.get("tasks")}
+    return paired_entry((ev.comparisons.get(tuned) or {}).get(metric))
 
 
-def _eval_columns(ev: EvalMetrics | None, tuned: list[str], metric: str) -> dict[str, Any]:
+def _eval_columns(ev: EvalMetrics | None, tuned: list[str], metric: str,
+                  measures: list[Measure] = ()) -> dict[str, Any]:
     """A row's eval numbers: ``metric`` of the first tuned model and of the untuned baseline (when it is not a
     tuned one) with their 95% intervals, the paired comparison of the two, and the protocol's sizes; all None
-    without an eval result."""
+    without an eval result. ``measures``: the same per measure (:func:`~pipelines.tools.sweep.measures.
+    measure_values`), by key."""
     first = tuned[0] if tuned else None
     if ev is None:
         return dict(score=None, interval=None, tuned=first, base_name=None, base_score=None, base_interval=None,
                     paired=None, confidence=None, resamples=None, tasks=None, trials=None, k=None, rounds=None,
-                    suites=[])
+                    suites=[], measures={})
     base = ev.baseline if ev.baseline and ev.baseline not in tuned else None
     extra = ev.model_extra or {}
     return dict(score=ev.headline.get(first, {}).get(metric) if first else None,
-                interval=_interval((ev.intervals.get(first) or {}).get(metric)) if first else None,
+                interval=as_interval((ev.intervals.get(first) or {}).get(metric)) if first else None,
                 tuned=first, base_name=base, base_score=ev.headline.get(base, {}).get(metric) if base else None,
-                base_interval=_interval((ev.intervals.get(base) or {}).get(metric)) if base else None,
+                base_interval=as_interval((ev.intervals.get(base) or {}).get(metric)) if base else None,
                 paired=_paired(ev, first, base, metric), confidence=extra.get("confidence"),
                 resamples=extra.get("bootstrap_resamples"), tasks=ev.tasks, trials=ev.trials, k=ev.k, rounds=ev.R,
-                suites=sorted(ev.suites))
+                suites=sorted(ev.suites),
+                measures={m.key: measure_values(ev, m, first, base) for m in measures})
 
 
-def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per point: its variables, status and the numbers the report needs."""
+def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]],
+               measures: list[Measure] | None = None) -> list[dict[str, Any]]:
+    """One row per point: its variables, status and the numbers the report needs; ``measures``: those the
+    record names when None."""
     rows = []
     metric = record["main_metric"]
+    measures = record_measures(record) if measures is None else measures
     for p in record["points"]:
         data = exps.get(p["name"])
         row = {k: p[k] for k in ("name", "teachers", "size", "seed")}
@@ -110,7 +107,7 @@ def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]]) -> list[
             cur = _file_data(data, "metrics", "metrics/curate.json")
             params = _file_data(data, "params", "params.yaml")
             tuned = [m["name"] for m in (params.get("eval") or {}).get("models", []) if m.get("adapter")]
-            row.update(_eval_columns(ev, tuned, metric), kept=cur.get("kept"),
+            row.update(_eval_columns(ev, tuned, metric, measures), kept=cur.get("kept"),
                        final_loss=sft.get("final_loss"), train_tokens=sft.get("train_tokens"), params=params)
             row["status"] = "Success" if ev is not None and state in (None, "success") else row["status"]
         rows.append(row)

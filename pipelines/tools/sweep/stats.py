@@ -1,4 +1,5 @@
-"""The sweep's statistics: the main metric per (teacher subset, size) over seeds, and when a difference counts.
+"""The sweep's statistics: the main metric (or a measure) per (teacher subset, size) over seeds, the untuned
+model as the cell of size 0, and when a difference counts.
 
 Two questions, two rules:
 
@@ -8,8 +9,8 @@ Two questions, two rules:
   no spread and nothing is claimed.
 - **Δ vs untuned**: the eval's own paired 95% interval of tuned − untuned (``comparisons`` in
   ``metrics/eval.json``: the same tasks drawn for both models in every resample). It exists for the
-  experiments that evaluated the untuned model next to the tuned one: the first only, unless the sweep ran
-  with ``--baseline every``.
+  experiments that evaluated the untuned model next to the tuned one: every experiment by default
+  (``--baseline every``), the first only with ``--baseline once``.
 
 With several seeds, the report reads **the per-seed intervals**, not an interval of the mean across seeds,
 and a cell's difference lies above zero only when every seed's paired interval does (below zero likewise;
@@ -110,6 +111,20 @@ class Paired:
         return self.above == len(self.intervals)
 
     @property
+    def verdict(self) -> str:
+        """``above zero`` or ``below zero`` when every paired seed's interval is, ``no significant difference``
+        otherwise, ``n/a`` without a paired interval."""
+        n = len(self.intervals)
+        if not n:
+            return "n/a"
+        return "above zero" if self.above == n else "below zero" if self.below == n else NO_DIFFERENCE
+
+    @property
+    def count(self) -> str:
+        """How many seeds have a paired interval, and how many of those lie above zero: ``3 of 3 (2 above zero)``."""
+        return f"{len(self.intervals)} of {self.seeds}" + (f" ({self.above} above zero)" if self.intervals else "")
+
+    @property
     def label(self) -> str:
         """Above or below zero when every paired seed's interval is, else no significant difference; with
         several seeds, how many lie above zero and how many have a paired interval at all."""
@@ -144,17 +159,41 @@ def paired(cell: Cell) -> Paired:
     return Paired(deltas, intervals, len(cell.values))
 
 
-def build_cells(rows: list[dict[str, Any]]) -> list[Cell]:
-    """Group successful points by (teachers, size); cells sorted by subset, then size."""
+def numbers(row: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+    """A row's numbers of the main metric (``key`` None: the row itself) or of measure ``key``."""
+    return row if key is None else (row.get("measures") or {}).get(key) or {}
+
+
+def build_cells(rows: list[dict[str, Any]], key: str | None = None) -> list[Cell]:
+    """Group successful points by (teachers, size); cells sorted by subset, then size. ``key``: a measure's
+    numbers instead of the main metric's (a point without a value of it is left out)."""
     cells: dict[tuple[str, int], Cell] = {}
     for row in rows:
-        if row.get("score") is None:
+        found = numbers(row, key)
+        if found.get("score") is None:
             continue
         cell = cells.setdefault((row["teachers"], row["size"]), Cell(row["teachers"], row["size"], []))
-        cell.values.append(float(row["score"]))
+        cell.values.append(float(found["score"]))
         cell.seeds.append(row["seed"])
-        cell.intervals.append(row.get("interval"))
-        cell.paired.append(row.get("paired"))
+        cell.intervals.append(found.get("interval"))
+        cell.paired.append(found.get("paired"))
         if row.get("kept") is not None:
             cell.kept.append(int(row["kept"]))
     return [cells[k] for k in sorted(cells)]
+
+
+BASE = "untuned"  # the teachers label of the untuned model's cell
+
+
+def base_cell(rows: list[dict[str, Any]], key: str | None = None) -> Cell | None:
+    """The untuned model as a cell of size 0: one value per experiment that evaluated it (with that
+    experiment's seed and interval), in the sweep's order; None when none did."""
+    cell = Cell(BASE, 0, [])
+    for row in rows:
+        found = numbers(row, key)
+        if found.get("base_score") is None:
+            continue
+        cell.values.append(float(found["base_score"]))
+        cell.seeds.append(row["seed"])
+        cell.intervals.append(found.get("base_interval"))
+    return cell if cell.values else None
