@@ -40,7 +40,7 @@ def project(tmp_path: Path, n: int, **collect) -> Path:
     root = make_project(tmp_path / "proj")
     write_queries(root, n, slow=collect.pop("slow", False))
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["collect"].update({"seeds": False, "query_files": ["queries.jsonl"], "parallel": 2,
+    params["collect"].update({"seeds": False, "drills": False, "query_files": ["queries.jsonl"], "parallel": 2,
                               "teachers": [{"model": "replay", "sources": ["human"]}], **collect})
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root

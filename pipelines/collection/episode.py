@@ -140,8 +140,10 @@ class Collector:
 def replay_teacher(query: Query, workspace: Path, root: Path) -> ReplayTeacher:
     """The replay teacher for ``query``: edits the laid-out ``workspace`` into the reference solution (the
     gold patch, or the files of ``provenance.solution_dir`` under ``root``) and runs what the request makes
-    public (never the hidden checks: see :mod:`pipelines.agent.replay`). A PR task verified by its tests
-    keeps only the code part as its gold patch, so the replay writes the code and the hidden tests check it."""
+    public (never the hidden checks: see :mod:`pipelines.agent.replay`), or the commands the task records as
+    ``provenance.reference_runs`` (how a person finds what the request asks, for a request that names none).
+    A PR task verified by its tests keeps only the code part as its gold patch, so the replay writes the code
+    and the hidden tests check it."""
     before = snapshot_files(workspace)
     after = dict(before)
     if query.verifier.patch:
@@ -151,8 +153,8 @@ def replay_teacher(query: Query, workspace: Path, root: Path) -> ReplayTeacher:
         for path in solution.rglob("*"):
             if path.is_file() and path.name != ".keep":
                 after[str(path.relative_to(solution))] = path.read_text(encoding="utf-8")
-    return ReplayTeacher(before, after, runs=public_runs(query.query, before, after),
-                         current=lambda: snapshot_files(workspace))
+    runs = list(query.provenance.get("reference_runs") or public_runs(query.query, before, after))
+    return ReplayTeacher(before, after, runs=runs, current=lambda: snapshot_files(workspace))
 
 
 def _apply_patch(workspace: Path, patch: str) -> dict[str, str]:

@@ -19,13 +19,16 @@ print_typo     a program prints a misspelled word: fix it                       
 run_record     run a named program and save the number it prints                    ls, run, write_file
 rename         rename a function and its caller                                     ls, read x2, edit x2, run
 menu_entry     add an option line to a menu a program prints                        ls, read, str_replace, run
+shell_fact     count rows, files or matching lines, or find the largest file        ls, bash, write_file
 html_title     set an HTML page's title                                             ls, read, str_replace
 add_function   add a one-line helper function to a module                           ls, read, str_replace
 ============== ==================================================================== ==========================
 
 The requests are worded apart from the easy eval tier (``data/tasks/easy``), and curate's n-gram
 decontamination checks every one of them against it before training. The replay never writes a value it
-did not see: ``run_record`` runs the program first, and every edit reads its file first.
+did not see: ``run_record`` runs the program first, ``shell_fact`` runs the command its task records as
+``provenance.reference_runs`` (a person's way to the answer, never a check), and every edit reads its file
+first.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ HELPERS = [("double", "x", "twice x", "return x * 2", "double(4) == 8 and double
            ("last_char", "s", "the last character of the string s", "return s[-1]", "last_char('kiwi') == 'i'"),
            ("shout", "s", "the string s in upper case", "return s.upper()", "shout('ok') == 'OK'"),
            ("add_one", "n", "n plus one", "return n + 1", "add_one(41) == 42"),
-           ("is_odd", "n", "True when the integer n is odd and False when it is even", "return n % 2 == 1",
+           ("is_odd", "n", "whether the whole number n is odd, as a bool", "return n % 2 == 1",
             "is_odd(3) is True and is_odd(10) is False"),
            ("cube", "x", "x raised to the third power", "return x ** 3", "cube(3) == 27"),
            ("negate", "x", "x with its sign flipped", "return -x", "negate(5) == -5 and negate(-2) == 2"),
@@ -273,9 +276,55 @@ def add_function(rng: random.Random) -> Drill:
                  [f"`{name}({args})` in {module}.py returns {desc}.", f"`{kname}` still works."])
 
 
+def shell_fact(rng: random.Random) -> Drill:
+    """A fact about the workspace found with one shell command, which the replay runs (``reference_runs``)
+    before it writes the answer: the request names no command, so the agent has to choose one."""
+    out = rng.choice(["count.txt", "answer.txt", "found.txt", "n.txt"])
+    kind = rng.choice(["rows", "largest", "files", "errors"])
+    workspace: dict[str, str] = {}
+    if kind in ("largest", "files"):
+        folder = rng.choice(["data", "dumps", "exports", "traces"])
+        names = rng.sample([f"{w}.{ext}" for w in WORDS[:15] for ext in ("log", "csv", "bin")], rng.randint(3, 6))
+        for name, lines in zip(names, rng.sample(range(1, 20), len(names))):  # sizes all different
+            workspace[f"{folder}/{name}"] = ("x" * 19 + "\n") * lines
+        if kind == "largest":
+            answer = max(names, key=lambda n: len(workspace[f"{folder}/{n}"]))
+            query = rng.choice([f"Find the biggest file in {folder}/, measured in bytes, and save its name (without "
+                                f"the folder) to {out}.",
+                                f"Of the files in {folder}/, which one takes the most bytes? Put just its file name "
+                                f"in {out}."])
+            run, requirement = f"ls -S {folder} | head -n 1", f"{out} names the largest file in {folder}/."
+        else:
+            answer = str(len(names))
+            query = rng.choice([f"How many files are there in {folder}/? Save the number to {out}.",
+                                f"Count the files in the {folder} folder and write that count into {out}."])
+            run, requirement = f"ls {folder} | wc -l", f"{out} holds the number of files in {folder}/."
+    elif kind == "rows":
+        name = rng.choice(["samples.csv", "orders.csv", "visits.csv", "latency.csv"])
+        rows = rng.randint(5, 40)
+        workspace[name] = "id,value\n" + "".join(f"{i},{rng.randint(1, 999)}\n" for i in range(1, rows + 1))
+        answer = str(rows)
+        query = rng.choice([f"How many records does {name} have, not counting its header line? Put the count in "
+                            f"{out}.",
+                            f"{name} starts with one header line. Write the number of data lines below it to {out}."])
+        run, requirement = f"tail -n +2 {name} | wc -l", f"{out} holds the number of data lines in {name}."
+    else:
+        name = rng.choice(["server.log", "build.log", "sync.log"])
+        lines = [rng.choice(["INFO started", "INFO ok", "WARN slow", "ERROR timeout", "ERROR refused"])
+                 for _ in range(rng.randint(8, 25))]
+        workspace[name] = "\n".join(f"{i:03d} {line}" for i, line in enumerate(lines)) + "\n"
+        answer = str(sum("ERROR" in line for line in lines))
+        query = rng.choice([f"Count the lines of {name} that contain `ERROR` and write the count into {out}.",
+                            f"How many `ERROR` lines are in {name}? Save that number as the only content of {out}."])
+        run, requirement = f"grep -c ERROR {name}", f"{out} holds the number of lines of {name} with `ERROR`."
+    return Drill("shell_fact", "data_analysis", query, workspace, {**workspace, out: answer + "\n"},
+                 [f"test \"$(tr -d '[:space:]' < {out})\" = {_shq(answer)}"], [requirement],
+                 extra={"reference_runs": run})
+
+
 FAMILIES: dict[str, Callable[[random.Random], Drill]] = {
     f.__name__: f for f in (new_file, append_line, set_value, json_value, print_typo, run_record, rename,
-                            menu_entry, html_title, add_function)}
+                            menu_entry, html_title, add_function, shell_fact)}
 
 
 def generate(per_family: int, seed: int) -> list[tuple[str, Drill]]:
@@ -314,7 +363,9 @@ def write(out_dir: Path, per_family: int, seed: int) -> int:
         task = {"id": task_id, "source": "drill", "domain": "software", "category": d.category, "query": d.query,
                 "verifier": {"kind": "tests", "commands": d.commands, "requirements": d.requirements},
                 "provenance": {"author": "limi-pipelines drill generator", "family": d.family, "seed": seed,
-                               "version": 1}}
+                               "version": 1,
+                               **({"reference_runs": [d.extra["reference_runs"]]} if d.extra.get("reference_runs")
+                                  else {})}}
         (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
@@ -325,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipelines.tools.drills", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("data/drills"), help="folder to (re)write (default: %(default)s)")
-    parser.add_argument("--per-family", type=int, default=13, help="drills per family (default: %(default)s)")
+    parser.add_argument("--per-family", type=int, default=12, help="drills per family (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.per_family < 1:

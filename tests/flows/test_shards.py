@@ -43,7 +43,7 @@ def origin_project(root: Path, s3_store) -> Path:
         q["verifier"]["commands"].append("sleep 1.5")
     (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["collect"].update(seeds=False, query_files=["queries.jsonl"], parallel=1, shards=SHARDS,
+    params["collect"].update(seeds=False, drills=False, query_files=["queries.jsonl"], parallel=1, shards=SHARDS,
                              teachers=[{"model": "replay", "sources": ["human"]}])
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())

@@ -108,7 +108,7 @@ def served_project(tmp_path: Path, server: dict) -> Path:
     params["llm"]["models"]["served"] = {"backend": "openai", "model": server["model"], "base_url": server["url"],
                                          "api_key_env": "LIMI_SERVED_KEY", "timeout_s": 120, "max_retries": 0}
     harness = {"rounds": 1, "parallel": 1, "limits": {"max_steps": 2}, "sampling": {"max_tokens": 72}}
-    params["collect"].update(seeds=False, query_files=["queries.jsonl"],
+    params["collect"].update(seeds=False, drills=False, query_files=["queries.jsonl"],
                              teachers=[{"model": "served", "sources": ["human"]}], **harness)
     params["eval"].update(models=[{"name": "base", "model": "served"}], k=1, **harness)
     (root / "params.yaml").write_text(yaml.safe_dump(params))

@@ -201,7 +201,7 @@ def configure(root: Path) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
     limits = {"max_steps": 3 * (len(ROUTES) + 1), "max_tokens": 10_000_000, "max_seconds": 600,
               "max_format_errors": 3}
-    params["collect"].update(rounds=3, limits=limits, parallel=1, seeds=False)
+    params["collect"].update(rounds=3, limits=limits, parallel=1, seeds=False, drills=False)
     params["eval"].update(rounds=3, limits=limits, parallel=1, k=1)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
 

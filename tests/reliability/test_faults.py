@@ -119,7 +119,7 @@ def test_judge_failure_is_an_infra_error_not_a_verdict(tmp_path, monkeypatch):
                                          "backoff_s": 0.01},
                                   script={"backend": "scripted", "script": str(script)}),
         p["llm"]["roles"].update(judge="judge"),
-        p["collect"].update(seeds=False, query_files=["queries.jsonl"], rounds=1,
+        p["collect"].update(seeds=False, drills=False, query_files=["queries.jsonl"], rounds=1,
                             teachers=[{"model": "script", "sources": ["human"]}])))
     try:
         report = _collect_in_process(root, root / "data/trajectories", parallel=1)

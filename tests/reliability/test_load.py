@@ -40,7 +40,7 @@ def test_hundred_scripted_episodes_eight_at_a_time(tmp_path):
     (root / "script.jsonl").write_text("".join(json.dumps(t) + "\n" for t in turns * EPISODES))
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["llm"]["models"]["script"] = {"backend": "scripted", "script": str(root / "script.jsonl")}
-    params["collect"].update(seeds=False, query_files=["queries.jsonl"], parallel=PARALLEL, rounds=1,
+    params["collect"].update(seeds=False, drills=False, query_files=["queries.jsonl"], parallel=PARALLEL, rounds=1,
                              teachers=[{"model": "script", "sources": ["human"]}])
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

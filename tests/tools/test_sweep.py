@@ -559,3 +559,16 @@ def test_a_sweep_without_cached_trajectories_refuses_to_start(sweep_project):
     assert result.returncode == 2
     assert "data/trajectories (data/trajectories.dvc): the recorded version is not in the DVC cache" \
         in result.stderr
+
+
+def test_the_sweep_evaluates_only_the_suites_it_names():
+    from pipelines.core.params import parse_params
+    from pipelines.tools.sweep.plan import Point, overrides
+
+    params = parse_params({"eval": {"suites": [{"name": "builtin", "limit": 3}, {"name": "easy", "limit": 0}]}})
+    point = Point("p", "all", 8, 0, True)
+    sets = dict(s.split("=", 1) for s in overrides(point, {"all": []}, params, ["easy"]))
+    assert sets["eval.suites"] == "[{name:'easy',limit:0}]"  # the entry as params.yaml has it, limit included
+    assert "eval.suites" not in dict(s.split("=", 1) for s in overrides(point, {"all": []}, params))
+    with pytest.raises(UserError, match="--suites: agencybench not in params.yaml eval.suites"):
+        overrides(point, {"all": []}, params, ["agencybench"])

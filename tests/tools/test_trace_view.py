@@ -62,7 +62,7 @@ def seed_project(root: Path) -> Path:
     root = make_project(root)
     shutil.copytree(REPO / "data" / "seeds" / TASK, root / "data" / "seeds" / TASK)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["collect"].update({"seeds": True, "query_files": [], "parallel": 1,
+    params["collect"].update({"seeds": True, "drills": False, "query_files": [], "parallel": 1,
                               "teachers": [{"model": "replay", "sources": ["human"]}]})
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root

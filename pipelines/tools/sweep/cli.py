@@ -89,6 +89,10 @@ def main(argv: Iterable[str] | None = None) -> int:
                        help="evaluate the untuned model(s) of eval.models in every experiment (default: every seed "
                             "gets its paired interval against it) or in the first only (cheaper; the other "
                             "seeds then have no paired verdict)")
+        p.add_argument("--suites", default="easy",
+                       help="evaluate the experiments on these eval.suites entries only, comma-separated, or 'all' "
+                            "(default: %(default)s: the measures the sweep answers with, and each experiment's "
+                            "eval stays within a few minutes on a CPU)")
         p.add_argument("--dry-run", action="store_true", help="print the dvc commands and exit")
         p.add_argument("--no-wait", action="store_true", help="queue and exit; start the queue yourself "
                                                               "(dvc queue start) and run `report` afterwards")
@@ -108,7 +112,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     started = time.monotonic()
     record = run_sweep(root, parse_subsets(args.teachers), parse_ints(args.sizes, "sizes"),
                        parse_ints(args.seeds, "seeds"), jobs=args.jobs, baseline=args.baseline,
-                       measures=measures or parse_measures(DEFAULT_MEASURES), dry_run=args.dry_run,
+                       measures=measures or parse_measures(DEFAULT_MEASURES),
+                       suites=None if args.suites == "all" else [s.strip() for s in args.suites.split(",") if s.strip()],
+                       dry_run=args.dry_run,
                        wait=not args.no_wait)
     if args.dry_run or args.no_wait:
         if args.no_wait:

@@ -20,7 +20,7 @@ from pipelines.core.params import Params
 from pipelines.curation.decontam import EvalIndex, eval_texts
 from pipelines.curation.funnel import load_samples, run_funnel, student_tokenizer
 
-DEFAULT_SIZES = (4, 8, 16, 32, 78)
+DEFAULT_SIZES = (0, 16, 64)
 TAIL_START = "curate"  # the first stage an experiment runs; everything before it comes from the cache
 TRAJECTORIES = Path("data/trajectories")  # what curate reads (dvc.yaml: --in data/trajectories)
 
@@ -123,11 +123,28 @@ def hydra(value: Any) -> str:
     return "[" + ",".join(hydra(v) for v in value) + "]"
 
 
-def overrides(point: Point, subsets: dict[str, list[str]], params: Params) -> list[str]:
-    """The ``-S key=value`` overrides of one experiment."""
+def eval_suites(params: Params, names: list[str] | None) -> list[dict[str, Any]] | None:
+    """The ``eval.suites`` entries named in ``names`` (as params.yaml sets them, limits included); None for
+    every suite. A name params.yaml does not list is a UserError."""
+    if not names:
+        return None
+    listed = {s.name: s.model_dump(mode="json", exclude_none=True) for s in params.eval.suites}
+    missing = [n for n in names if n not in listed]
+    if missing:
+        raise UserError(f"--suites: {', '.join(missing)} not in params.yaml eval.suites "
+                        f"(it lists {', '.join(listed) or 'none'})")
+    return [listed[n] for n in names]
+
+
+def overrides(point: Point, subsets: dict[str, list[str]], params: Params,
+              suites: list[str] | None = None) -> list[str]:
+    """The ``-S key=value`` overrides of one experiment (``suites``: evaluate only these eval suites)."""
     teachers = subsets[point.teachers]
     sets = {"curate.target_size": point.size, "curate.seed": point.seed, "sft.seed": point.seed,
             "curate.teachers": teachers, "eval.register_champion": False}
+    picked = eval_suites(params, suites)
+    if picked is not None:
+        sets["eval.suites"] = picked
     if teachers:  # an explicit subset: nothing else drops teachers behind its back
         sets["curate.drop_teachers"] = []
     if not point.with_baseline:
@@ -135,9 +152,10 @@ def overrides(point: Point, subsets: dict[str, list[str]], params: Params) -> li
     return [f"{key}={hydra(value)}" for key, value in sets.items()]
 
 
-def queue_command(point: Point, subsets: dict[str, list[str]], params: Params) -> list[str]:
+def queue_command(point: Point, subsets: dict[str, list[str]], params: Params,
+                  suites: list[str] | None = None) -> list[str]:
     """The arguments of ``dvc`` that queue one experiment: ``exp run --queue --downstream -n NAME -S ... curate``."""
-    sets = [arg for s in overrides(point, subsets, params) for arg in ("-S", s)]
+    sets = [arg for s in overrides(point, subsets, params, suites) for arg in ("-S", s)]
     return ["exp", "run", "--queue", "--downstream", "-n", point.name, *sets, TAIL_START]
 
 

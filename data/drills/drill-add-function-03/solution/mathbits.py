@@ -1,6 +1,6 @@
-def cube(x):
-    return x ** 3
+def add_one(n):
+    return n + 1
 
 
-def first_char(s):
-    return s[0]
+def count_words(text):
+    return len(text.split())

@@ -1,6 +1,6 @@
-def double(x):
-    return x * 2
+def negate(x):
+    return -x
 
 
-def is_negative(x):
-    return x < 0
+def count_words(text):
+    return len(text.split())

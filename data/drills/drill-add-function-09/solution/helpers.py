@@ -1,6 +1,6 @@
-def first_char(s):
-    return s[0]
+def last_char(s):
+    return s[-1]
 
 
-def negate(x):
-    return -x
+def double(x):
+    return x * 2

@@ -1,2 +1,2 @@
-def first_char(s):
-    return s[0]
+def last_char(s):
+    return s[-1]

@@ -1,6 +1,6 @@
-def last_char(s):
-    return s[-1]
+def square(x):
+    return x * x
 
 
-def cube(x):
-    return x ** 3
+def shout(s):
+    return s.upper()

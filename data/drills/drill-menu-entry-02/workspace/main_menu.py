@@ -1,4 +1,4 @@
-print("1) New game")
-print("2) Profiles")
-print("3) Help")
-print("4) Credits")
+print("1) Help")
+print("2) Credits")
+print("3) Statistics")
+print("4) New game")

@@ -1,4 +1,3 @@
-print("1) Load game")
-print("2) Help")
-print("3) Credits")
-print("4) Statistics")
+print("1) Profiles")
+print("2) Options")
+print("3) Help")

@@ -1,4 +1,3 @@
-print("1) Options")
-print("2) High scores")
-print("3) Profiles")
-print("4) Load game")
+print("1) Help")
+print("2) Credits")
+print("3) Statistics")

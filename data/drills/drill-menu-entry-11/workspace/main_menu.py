@@ -1,3 +1,4 @@
-print("1) Profiles")
-print("2) Credits")
-print("3) High scores")
+print("1) Load game")
+print("2) Profiles")
+print("3) Help")
+print("4) Options")

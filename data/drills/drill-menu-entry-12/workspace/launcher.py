@@ -1,4 +1,4 @@
-print("1) Help")
-print("2) Statistics")
+print("1) Load game")
+print("2) Help")
 print("3) Credits")
-print("4) Profiles")
+print("4) Statistics")

@@ -1,4 +1,4 @@
 import sys
 
-print("Received release request")
+print("Achieve audit request")
 sys.exit(0)

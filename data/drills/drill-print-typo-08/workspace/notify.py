@@ -1,4 +1,4 @@
 import sys
 
-print("Recieved release request")
+print("Acheive audit request")
 sys.exit(0)

@@ -1,4 +1,4 @@
 import sys
 
-print("Audit committed")
+print("Achieve upload request")
 sys.exit(0)

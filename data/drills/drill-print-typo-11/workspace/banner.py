@@ -1,4 +1,4 @@
 import sys
 
-print("Audit comitted")
+print("Acheive upload request")
 sys.exit(0)

@@ -1,4 +1,4 @@
 import sys
 
-print("Ticket achieve")
+print("The batch was definitely")
 sys.exit(0)

@@ -1,4 +1,4 @@
 import sys
 
-print("Ticket acheive")
+print("The batch was definately")
 sys.exit(0)

@@ -1,3 +1,3 @@
-from textops import km_to_m
+from units import km_to_m
 
 print(km_to_m(2))

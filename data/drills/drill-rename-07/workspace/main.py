@@ -1,3 +1,3 @@
-from textops import conv
+from units import conv
 
 print(conv(2))

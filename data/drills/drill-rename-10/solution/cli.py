@@ -1,3 +1,3 @@
-from textops import km_to_m
+from pricing import title_words
 
-print(km_to_m(2))
+print(title_words('red fox'))

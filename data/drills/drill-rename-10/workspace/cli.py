@@ -1,3 +1,3 @@
-from textops import conv
+from pricing import fmt
 
-print(conv(2))
+print(fmt('red fox'))

@@ -1,3 +1,3 @@
-from textops import total_price
+from textops import title_words
 
-print(total_price(3, 4))
+print(title_words('red fox'))

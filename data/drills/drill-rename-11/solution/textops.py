@@ -1,2 +1,2 @@
-def total_price(qty, unit):
-    return qty * unit
+def title_words(s):
+    return s.title()

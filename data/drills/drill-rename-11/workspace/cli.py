@@ -1,3 +1,3 @@
-from textops import calc
+from textops import fmt
 
-print(calc(3, 4))
+print(fmt('red fox'))

@@ -1,2 +1,2 @@
-def calc(qty, unit):
-    return qty * unit
+def fmt(s):
+    return s.title()

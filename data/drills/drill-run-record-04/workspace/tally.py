@@ -1,3 +1,3 @@
-values = [271, 932, 37, 977, 542, 692, 592]
+values = [431, 46, 636, 487, 405, 479]
 weights = range(1, len(values) + 1)
-print("total:", sum(v * w for v, w in zip(values, weights)))
+print("checksum:", sum(v * w for v, w in zip(values, weights)))

@@ -1,2 +1,0 @@
-def halve(x):
-    return x / 2

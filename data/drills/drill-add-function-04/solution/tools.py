@@ -1,0 +1,6 @@
+def negate(x):
+    return -x
+
+
+def double(x):
+    return x * 2

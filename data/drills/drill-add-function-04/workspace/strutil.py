@@ -1,2 +1,0 @@
-def last_char(s):
-    return s[-1]

@@ -1,6 +1,0 @@
-def negate(x):
-    return -x
-
-
-def is_odd(n):
-    return n % 2 == 1

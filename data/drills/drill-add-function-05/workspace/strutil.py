@@ -1,0 +1,2 @@
+def is_negative(x):
+    return x < 0

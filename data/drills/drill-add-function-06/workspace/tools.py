@@ -1,2 +1,0 @@
-def add_one(n):
-    return n + 1

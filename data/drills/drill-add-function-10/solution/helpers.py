@@ -1,0 +1,6 @@
+def first_char(s):
+    return s[0]
+
+
+def negate(x):
+    return -x

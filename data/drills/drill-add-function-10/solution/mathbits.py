@@ -1,6 +1,0 @@
-def square(x):
-    return x * x
-
-
-def shout(s):
-    return s.upper()

@@ -1,2 +1,0 @@
-def square(x):
-    return x * x

@@ -1,3 +1,0 @@
-print("1) Help")
-print("2) Credits")
-print("3) Statistics")

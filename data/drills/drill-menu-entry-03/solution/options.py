@@ -1,0 +1,4 @@
+print("1) Load game")
+print("2) Statistics")
+print("3) Credits")
+print("4) About")

@@ -1,0 +1,5 @@
+print("1) Help")
+print("2) Statistics")
+print("3) High scores")
+print("4) New game")
+print("5) Back")

@@ -1,3 +1,0 @@
-print("1) Load game")
-print("2) Options")
-print("3) Help")

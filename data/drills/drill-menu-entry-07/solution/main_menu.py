@@ -1,0 +1,4 @@
+print("1) Load game")
+print("2) Options")
+print("3) New game")
+print("4) Log out")

@@ -1,0 +1,3 @@
+print("1) Load game")
+print("2) Options")
+print("3) New game")

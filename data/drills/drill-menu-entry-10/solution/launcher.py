@@ -1,5 +1,0 @@
-print("1) High scores")
-print("2) Options")
-print("3) Credits")
-print("4) Profiles")
-print("5) Log out")

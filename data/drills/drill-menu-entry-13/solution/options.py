@@ -1,5 +1,0 @@
-print("1) Statistics")
-print("2) Help")
-print("3) New game")
-print("4) Credits")
-print("5) About")

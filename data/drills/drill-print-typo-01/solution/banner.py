@@ -1,0 +1,4 @@
+import sys
+
+print("Beginning cache request")
+sys.exit(0)

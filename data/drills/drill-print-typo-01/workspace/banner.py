@@ -1,0 +1,4 @@
+import sys
+
+print("Begining cache request")
+sys.exit(0)

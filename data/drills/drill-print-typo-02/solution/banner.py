@@ -1,4 +1,0 @@
-import sys
-
-print("The batch was definitely")
-sys.exit(0)

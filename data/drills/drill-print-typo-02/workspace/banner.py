@@ -1,4 +1,0 @@
-import sys
-
-print("The batch was definately")
-sys.exit(0)

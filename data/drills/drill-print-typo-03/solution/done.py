@@ -1,0 +1,4 @@
+import sys
+
+print("Calendar cache request")
+sys.exit(0)

@@ -1,4 +1,0 @@
-import sys
-
-print("The backup was beginning")
-sys.exit(0)

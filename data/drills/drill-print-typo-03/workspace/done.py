@@ -1,0 +1,4 @@
+import sys
+
+print("Calender cache request")
+sys.exit(0)

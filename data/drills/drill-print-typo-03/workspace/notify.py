@@ -1,4 +1,0 @@
-import sys
-
-print("The backup was begining")
-sys.exit(0)

@@ -1,4 +1,0 @@
-import sys
-
-print("Tomorrow archive request")
-sys.exit(0)

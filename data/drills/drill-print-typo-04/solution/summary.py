@@ -1,0 +1,4 @@
+import sys
+
+print("The import was definitely")
+sys.exit(0)

@@ -1,4 +1,0 @@
-import sys
-
-print("Tommorow archive request")
-sys.exit(0)

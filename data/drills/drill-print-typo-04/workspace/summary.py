@@ -1,0 +1,4 @@
+import sys
+
+print("The import was definately")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("The export was environment")
+sys.exit(0)

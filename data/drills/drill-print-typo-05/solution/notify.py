@@ -1,4 +1,0 @@
-import sys
-
-print("Weird import request")
-sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("The export was enviroment")
+sys.exit(0)

@@ -1,4 +1,0 @@
-import sys
-
-print("Wierd import request")
-sys.exit(0)

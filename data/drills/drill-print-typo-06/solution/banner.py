@@ -1,4 +1,0 @@
-import sys
-
-print("Batch achieve")
-sys.exit(0)

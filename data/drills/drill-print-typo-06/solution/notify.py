@@ -1,0 +1,4 @@
+import sys
+
+print("The report was achieve")
+sys.exit(0)

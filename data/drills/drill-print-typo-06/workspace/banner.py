@@ -1,4 +1,0 @@
-import sys
-
-print("Batch acheive")
-sys.exit(0)

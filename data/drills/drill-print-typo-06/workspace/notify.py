@@ -1,0 +1,4 @@
+import sys
+
+print("The report was acheive")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("Definitely audit request")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("Definately audit request")
+sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("The report was environment")
+sys.exit(0)

@@ -1,4 +1,0 @@
-import sys
-
-print("Achieve queue request")
-sys.exit(0)

@@ -1,0 +1,4 @@
+import sys
+
+print("The report was enviroment")
+sys.exit(0)

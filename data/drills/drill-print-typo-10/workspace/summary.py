@@ -1,4 +1,0 @@
-import sys
-
-print("Acheive queue request")
-sys.exit(0)

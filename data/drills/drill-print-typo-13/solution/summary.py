@@ -1,4 +1,0 @@
-import sys
-
-print("Cache beginning")
-sys.exit(0)

@@ -1,4 +1,0 @@
-import sys
-
-print("Cache begining")
-sys.exit(0)

@@ -1,0 +1,3 @@
+from stats import avg
+
+print(avg([2, 4]))

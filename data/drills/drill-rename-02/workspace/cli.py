@@ -1,0 +1,3 @@
+from stats import proc
+
+print(proc('a b c'))

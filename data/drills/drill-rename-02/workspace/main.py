@@ -1,3 +1,0 @@
-from units import fmt
-
-print(fmt('red fox'))

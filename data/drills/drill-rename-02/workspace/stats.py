@@ -1,0 +1,2 @@
+def proc(s):
+    return s.replace(' ', '')

@@ -1,3 +1,0 @@
-from stats import total_price
-
-print(total_price(3, 4))

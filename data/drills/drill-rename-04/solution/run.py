@@ -1,0 +1,3 @@
+from textops import total_price
+
+print(total_price(3, 4))

@@ -1,3 +1,0 @@
-from units import title_words
-
-print(title_words('red fox'))

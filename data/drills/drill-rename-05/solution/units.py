@@ -1,2 +1,0 @@
-def title_words(s):
-    return s.title()

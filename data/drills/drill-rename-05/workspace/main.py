@@ -1,0 +1,3 @@
+from textops import calc
+
+print(calc(3, 4))

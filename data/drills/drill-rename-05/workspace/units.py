@@ -1,2 +1,0 @@
-def fmt(s):
-    return s.title()

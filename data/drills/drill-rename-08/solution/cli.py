@@ -1,0 +1,3 @@
+from pricing import title_words
+
+print(title_words('red fox'))

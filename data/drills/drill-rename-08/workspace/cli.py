@@ -1,0 +1,3 @@
+from pricing import fmt
+
+print(fmt('red fox'))

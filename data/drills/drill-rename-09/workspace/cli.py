@@ -1,3 +1,0 @@
-from stats import calc
-
-print(calc(3, 4))

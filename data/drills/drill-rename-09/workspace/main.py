@@ -1,0 +1,3 @@
+from units import conv
+
+print(conv(2))

@@ -1,0 +1,3 @@
+from pricing import percent
+
+print(percent(1, 4))

@@ -1,3 +1,0 @@
-from stats import conv
-
-print(conv(2))

@@ -1,0 +1,2 @@
+def f(part, whole):
+    return part * 100 / whole

@@ -1,0 +1,3 @@
+from pricing import f
+
+print(f(1, 4))

@@ -1,3 +1,0 @@
-from stats import km_to_m
-
-print(km_to_m(2))

@@ -1,2 +1,0 @@
-def km_to_m(km):
-    return km * 1000

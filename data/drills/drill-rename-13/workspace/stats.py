@@ -1,2 +1,0 @@
-def conv(km):
-    return km * 1000

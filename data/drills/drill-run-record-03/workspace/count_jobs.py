@@ -1,0 +1,3 @@
+values = [974, 46, 502, 437]
+weights = range(1, len(values) + 1)
+print("jobs:", sum(v * w for v, w in zip(values, weights)))

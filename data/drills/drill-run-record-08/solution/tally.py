@@ -1,3 +1,0 @@
-values = [134, 377, 718, 40]
-weights = range(1, len(values) + 1)
-print("jobs:", sum(v * w for v, w in zip(values, weights)))

@@ -1,0 +1,3 @@
+TOP_K = 30
+WARMUP_STEPS = 8
+CACHE_MB = 2

@@ -1,0 +1,3 @@
+WORKERS = 4
+PAGE_SIZE = 8
+CACHE_MB = 2

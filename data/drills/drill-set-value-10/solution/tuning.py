@@ -1,0 +1,3 @@
+MAX_RETRIES = 4
+WORKERS = 5
+TOP_K = 30
