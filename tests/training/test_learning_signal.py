@@ -2,8 +2,8 @@
 through the sft stage's own path, and the model is scored on tasks it never saw; with the chat template's
 generation marks moved onto the user turns (a broken loss mask) the same run must not improve the score.
 
-- training data: the replay teacher works six seed tasks through the real tools in bubblewrap, as collect
-  does (agent system prompt, tool schemas, verified records);
+- training data: the replay teacher works six drill tasks (``data/drills``, six families) through the real
+  tools in bubblewrap, as collect does (agent system prompt, tool schemas, verified records);
 - training: :func:`pipelines.training.run.run`, the sft stage's data loading, mask, packing and trainer
   (full fine-tuning, a few dozen steps at a high learning rate, seeded);
 - held-out measure: the replay teacher's trajectories of easy-tier eval tasks (held out from training by
@@ -41,8 +41,9 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.needs_bwrap
 
-TRAIN_SEEDS = ("seed-hosts-entry", "seed-stock-total", "seed-post-requests", "seed-package-skeleton",
-               "seed-health-route", "seed-backup-script")
+#: six drills of six families (the easy tier's kind of task; data/drills)
+TRAIN_SEEDS = ("drill-new-file-01", "drill-set-value-01", "drill-print-typo-01", "drill-run-record-01",
+               "drill-shell-fact-01", "drill-menu-entry-01")
 HELD_OUT = 4  # the first easy-tier tasks
 PARAMS = SFTParams(method="full", max_steps=24, learning_rate=1e-2, warmup_ratio=0.0, batch_size=2, save_steps=1000,
                    seed=0)
@@ -74,9 +75,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def trajectories(tmp_path_factory) -> tuple[Path, list[dict]]:
-    """The training file (six verified seed trajectories) and the held-out easy-tier trajectories."""
+    """The training file (six verified drill trajectories) and the held-out easy-tier trajectories."""
     collector = Collector(parse_params({"collect": {"sandbox": "bwrap"}}), REPO)
-    seeds = {q.id: q for q in load_seed_tasks(REPO / "data" / "seeds")}
+    seeds = {q.id: q for q in load_seed_tasks(REPO / "data" / "drills")}
     train = [collector.run(Job(seeds[name], "replay", f"train-{name}")) for name in TRAIN_SEEDS]
     held = [collector.run(Job(easy_query(task), "replay", f"held-{task.id}")) for task in load_easy()[:HELD_OUT]]
     assert all(r["meta"]["passed"] for r in train + held), [r["meta"]["task_id"] for r in train + held]
