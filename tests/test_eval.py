@@ -145,7 +145,7 @@ def test_missing_sft_output_is_one_clear_line(project):
 
 def test_eval_params():
     repo = load_params(REPO / "params.yaml").eval
-    assert [s.name for s in repo.suites] == ["builtin", "humaneval"] and repo.main_metric == "agencybench_average"
+    assert [s.name for s in repo.suites] == ["builtin", "humaneval", "easy"] and repo.main_metric == "agencybench_average"
     assert [(m.name, m.adapter) for m in repo.models] == [("base", None), ("tuned", "models/sft")]
     with pytest.raises(UserError, match="agencybench suite needs directory"):
         parse_params({"eval": {"suites": [{"name": "agencybench"}]}})

@@ -110,7 +110,8 @@ def served_project(tmp_path: Path, server: dict) -> Path:
     harness = {"rounds": 1, "parallel": 1, "limits": {"max_steps": 2}, "sampling": {"max_tokens": 72}}
     params["collect"].update(seeds=False, drills=False, query_files=["queries.jsonl"],
                              teachers=[{"model": "served", "sources": ["human"]}], **harness)
-    params["eval"].update(models=[{"name": "base", "model": "served"}], k=1, **harness)
+    params["eval"].update(models=[{"name": "base", "model": "served"}], k=1,
+                          suites=[{"name": "builtin", "limit": 3}, {"name": "humaneval", "limit": 2}], **harness)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 
