@@ -476,15 +476,14 @@ def sweep_env(root: Path) -> dict[str, str]:
 def test_two_point_sweep_end_to_end(sweep_project):
     root = sweep_project
     env = sweep_env(root)
-    dry = run_module("pipelines.tools.sweep", "--sizes", "2,50", "--seeds", "0", "--teachers", "all,embedded",
-                     "--dry-run", root=root, env=env, timeout=300)
+    args = ("--sizes", "2,50", "--suites", "builtin", "--seeds", "0", "--teachers", "all,embedded")
+    dry = run_module("pipelines.tools.sweep", *args, "--dry-run", root=root, env=env, timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "teachers embedded: no curate-eligible trajectories; skipped" in dry.stderr
     assert "size 50 capped at 5" in dry.stderr
     assert dry.stdout.count("dvc exp run --queue --downstream") == 2 and "curate.target_size=5" in dry.stdout
 
-    result = run_module("pipelines.tools.sweep", "--sizes", "2,50", "--seeds", "0", "--teachers", "all,embedded",
-                        root=root, env=env, timeout=1200)
+    result = run_module("pipelines.tools.sweep", *args, root=root, env=env, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     [sweep_file] = (root / ".dvc" / "tmp" / "sweeps").glob("sweep-*.json")
     sweep = json.loads(sweep_file.read_text())
@@ -572,3 +571,30 @@ def test_the_sweep_evaluates_only_the_suites_it_names():
     assert "eval.suites" not in dict(s.split("=", 1) for s in overrides(point, {"all": []}, params))
     with pytest.raises(UserError, match="--suites: agencybench not in params.yaml eval.suites"):
         overrides(point, {"all": []}, params, ["agencybench"])
+
+
+def test_the_whole_eval_json_comes_from_the_dvc_cache_because_exp_show_drops_lists(tmp_path):
+    from pipelines.core.dvc import dvc_command
+    from pipelines.tools.sweep.results import cached_eval_json
+
+    git = lambda *a: subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *a],  # noqa: E731
+                                    cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+    git("init", "-q")
+    dvc_command(["init", "-q"], tmp_path)
+    full = {"k": 1, "intervals": {"tuned": {"ftfc": [0.0, 27.8]}}, "suite_comparisons": {"easy": {"tuned": {
+        "ftfc": {"delta": 11.1, "interval": [0.0, 27.8], "significant": False, "tasks": 12}}}}}
+    text = json.dumps(full)
+    import hashlib
+    md5 = hashlib.md5(text.encode()).hexdigest()
+    cached = tmp_path / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    cached.parent.mkdir(parents=True)
+    cached.write_text(text)
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"eval": {
+        "cmd": "x", "outs": [{"path": "metrics/eval.json", "hash": "md5", "md5": md5, "size": len(text)}]}}}))
+    git("add", "dvc.lock")
+    git("commit", "-qm", "exp")
+    rev = git("rev-parse", "HEAD")
+    assert cached_eval_json(tmp_path, rev) == full  # the intervals are there
+    assert cached_eval_json(tmp_path, "0" * 40) is None and cached_eval_json(tmp_path, None) is None
+    cached.unlink()
+    assert cached_eval_json(tmp_path, rev) is None  # not in the cache: fall back to what exp show gives

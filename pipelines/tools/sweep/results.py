@@ -10,9 +10,11 @@ An eval.json written before intervals existed still reads; those fields are then
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from pipelines.core.dvc import dvc_command
@@ -36,7 +38,47 @@ def experiment_data(root: Path, baseline_rev: str | None) -> dict[str, dict[str,
             for rev in exp.get("revs") or []:
                 if rev.get("name") and rev.get("data"):
                     out[rev["name"]] = {**rev["data"], "state": state}
+                    full = cached_eval_json(root, rev.get("rev"))
+                    if full is not None:  # the whole file: `dvc exp show` keeps scalars only (no intervals)
+                        out[rev["name"]].setdefault("metrics", {})[EVAL_JSON] = {"data": full}
     return out
+
+
+def cached_eval_json(root: Path, rev: str | None) -> dict[str, Any] | None:
+    """The whole ``metrics/eval.json`` of experiment commit ``rev``, read from the DVC cache by the md5 its
+    ``dvc.lock`` records; None when the commit, the entry or the cached file is not there.
+
+    Why: ``dvc exp show --json`` drops every list from a metrics file, so the eval's 95% intervals
+    (``[lo, hi]``) never reach the sweep through it; the cached file has them."""
+    if not rev:
+        return None
+    lock = subprocess.run(["git", "show", f"{rev}:dvc.lock"], cwd=root, capture_output=True, text=True)
+    if lock.returncode != 0:
+        return None
+    md5 = None
+    for stage in (yaml.safe_load(lock.stdout) or {}).get("stages", {}).values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == EVAL_JSON:
+                md5 = out.get("md5")
+    cache = _cache_dir(root)
+    path = cache / "files" / "md5" / md5[:2] / md5[2:] if md5 and cache else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+_CACHE_DIRS: dict[Path, Path | None] = {}
+
+
+def _cache_dir(root: Path) -> Path | None:
+    """The project's DVC cache folder (``dvc cache dir``), asked once per root."""
+    if root not in _CACHE_DIRS:
+        result = dvc_command(["cache", "dir"], root, check=False, timeout=120)
+        _CACHE_DIRS[root] = Path(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else None
+    return _CACHE_DIRS[root]
 
 
 def _file_data(data: dict[str, Any], kind: str, path: str) -> dict[str, Any]:
