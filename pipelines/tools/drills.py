@@ -2,7 +2,7 @@
 templates so that curate can select 4 to 128 of them, each with a reference solution the ``replay``
 teacher plays through the agent's tools.
 
-    python -m pipelines.tools.drills --out data/drills [--per-family 14] [--seed 0]
+    python -m pipelines.tools.drills --out data/drills [--per-family 12] [--seed 0]
 
 Each task is a folder in the seed tasks' layout (``task.json``, ``workspace/``, ``solution/``; see
 :mod:`pipelines.core.seeds`) with ``source: drill`` and ``provenance.family``. Rerunning with the same
