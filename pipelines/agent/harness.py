@@ -79,8 +79,8 @@ class Session:
         return total
 
     def total(self, counter: str) -> int:
-        """``counter`` (steps, tool_calls, invalid_tool_calls, format_errors, finish_calls) summed over the
-        episodes."""
+        """``counter`` (steps, tool_calls, invalid_tool_calls, format_errors, finish_calls, missed_calls) summed
+        over the episodes."""
         return sum(getattr(episode, counter) for episode in self.episodes)
 
     def meta(self, settings: HarnessParams, *, sampling: dict[str, Any] | None, user: str) -> dict[str, Any]:

@@ -72,6 +72,10 @@ class EpisodeResult:
     first_turn_valid: bool | None = None
     #: ``finish`` calls the tools accepted (each one handed the turn back)
     finish_calls: int = 0
+    #: turns where a tool call was due and none could be read: every format error, and, when the offered
+    #: tools include ``finish`` (so the work ends with a call), every plain-text turn. Tool-call validity
+    #: counts each as an invalid call (pipelines.evaluation.metrics.tool_call_validity).
+    missed_calls: int = 0
 
     @property
     def passed(self) -> bool:
@@ -94,8 +98,9 @@ def run_episode(query: str, model: ChatModel, toolbox, verifier: Verifier, user:
 
     messages: list[dict[str, Any]] = list(history) if history else [{"role": "system", "content": system_prompt}]
     messages.append({"role": "user", "content": query})
-    episode = _Episode(messages, limits, format_hint)
     tools = tools if tools is not None else TOOL_SCHEMAS
+    episode = _Episode(messages, limits, format_hint,
+                       calls_due=any(t.get("function", {}).get("name") == "finish" for t in tools))
     while not episode.done:
         reply = episode.ask(model, tools, sampling or {})
         if reply is None:
@@ -113,8 +118,11 @@ def run_episode(query: str, model: ChatModel, toolbox, verifier: Verifier, user:
 class _Episode:
     """The state of one running episode; each method takes one turn's part and may end the episode."""
 
-    def __init__(self, messages: list[dict[str, Any]], limits: Limits, format_hint: str = FORMAT_HINT):
+    def __init__(self, messages: list[dict[str, Any]], limits: Limits, format_hint: str = FORMAT_HINT,
+                 calls_due: bool = True):
         self.format_hint = format_hint
+        #: the tools end the work with a ``finish`` call, so a plain-text turn is a call not made
+        self.calls_due = calls_due
         self.result = EpisodeResult(messages=messages, termination="finished", rounds_used=1, first_round=None,
                                     final=None)
         self.limits = limits
@@ -149,6 +157,7 @@ class _Episode:
     def reject(self, reply: Reply) -> None:
         """A turn that could not be read as a tool call: shown to the model with the format, up to a limit."""
         self.result.format_errors += 1
+        self.result.missed_calls += 1
         self.consecutive_format_errors += 1
         messages = self.result.messages
         messages.append({"role": "assistant", "content": reply.raw if reply.raw is not None else reply.content})
@@ -167,6 +176,7 @@ class _Episode:
             call["id"] = f"call_{turn}_{k}"
         res.messages.append(reply.message)
         finished = not reply.tool_calls  # a plain-text answer hands the turn back, like finish
+        res.missed_calls += int(finished and self.calls_due)
         for call in reply.tool_calls:
             res.tool_calls += 1
             if finished:  # calls after finish are not run, but every call id still gets an answer

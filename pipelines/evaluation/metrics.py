@@ -30,8 +30,10 @@ pass@k, pass^k and a task's success use whole-task completion: every query compl
 Measures of how well the agent works the tools, which move before success does (a model that cannot yet
 solve a task may already call tools correctly, or learn to end with ``finish``):
 
-- **tool-call validity**: the share of all tool calls that were valid (known tool, fitting arguments,
-  allowed path), pooled over the scored trials' calls.
+- **tool-call validity**: the share of the tool calls due that were valid (known tool, fitting arguments,
+  allowed path), pooled over the scored trials. A call is due at every model turn until the work is handed
+  back; a turn where none could be read (a format error, or prose where the tools end the work with
+  ``finish``) counts as one invalid call (see :func:`tool_call_validity` for the reading and why).
 - **first-call validity**: the share of scored trials whose first assistant turn was a well-formed tool
   call: it parsed as tool calls (not a format error, not plain text), and each call names a tool the agent
   was offered, with arguments that fit that tool's schema. Whether the call then succeeds (a path refused,
@@ -71,7 +73,8 @@ class EpisodeOutcome:
     the first response to their query. ``query_rounds``: the rounds each completed query used, in order
     (queries are completed in order, so its length is the number completed). ``first_call_valid``: the
     trial's first assistant turn was a well-formed tool call (None: no first turn, or not recorded);
-    ``finish_calls``: the ``finish`` calls the tools accepted.
+    ``finish_calls``: the ``finish`` calls the tools accepted; ``missed_calls``: turns where a call was due and
+    none could be read (format errors; plain-text turns when the tools end the work with ``finish``).
     """
 
     task_id: str
@@ -94,6 +97,7 @@ class EpisodeOutcome:
     query_rounds: tuple[int, ...] = ()
     first_call_valid: bool | None = None
     finish_calls: int = 0
+    missed_calls: int = 0
 
     def __post_init__(self) -> None:
         where = f"outcome {self.model}/{self.task_id}/trial {self.trial}"
@@ -126,6 +130,8 @@ class EpisodeOutcome:
         if not 0 <= self.finish_calls <= self.tool_calls:
             raise ValueError(f"{where}: finish_calls ({self.finish_calls}) must lie in 0..tool_calls "
                              f"({self.tool_calls}): a finish call is a tool call")
+        if self.missed_calls < 0:
+            raise ValueError(f"{where}: missed_calls must be at least 0, got {self.missed_calls}")
         if self.first_call_valid and self.tool_calls < 1:
             raise ValueError(f"{where}: a valid first call is a tool call, but tool_calls is 0")
 
@@ -268,13 +274,22 @@ def tasks_with_k_trials(outcomes: Iterable[EpisodeOutcome], k: int) -> int:
 
 
 def tool_call_validity(outcomes: Iterable[EpisodeOutcome]) -> float | None:
-    """The share of all tool calls in scored episodes that were valid (known tool, fitting arguments,
-    allowed path), pooled over episodes (0-100); None when no tool was called."""
+    """The share of the tool calls due in scored episodes that were valid, pooled over episodes (0-100);
+    None when no call was due.
+
+    The reading: a call is due at every model turn until the work is handed back. Each call the model made
+    counts once, valid when the tools accepted it (known tool, fitting arguments, allowed path); each turn
+    where no call could be read counts as one invalid call: a turn that did not parse (a format error) and,
+    with tools that end the work by calling ``finish`` (the default set), a plain-text turn. With the
+    ``limi`` set a plain-text turn is how the work ends, so it is not counted. Why: a model that answers in
+    prose where the protocol needs a call has not used the tools, and scoring only the calls that parsed
+    would rate a model that almost never manages one at 100."""
     kept = scored(outcomes)
     calls = sum(o.tool_calls for o in kept)
-    if calls == 0:
+    due = calls + sum(o.missed_calls for o in kept)
+    if due == 0:
         return None
-    return 100 * (calls - sum(o.invalid_tool_calls for o in kept)) / calls
+    return 100 * (calls - sum(o.invalid_tool_calls for o in kept)) / due
 
 
 def first_call_validity(outcomes: Iterable[EpisodeOutcome]) -> float | None:

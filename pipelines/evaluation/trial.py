@@ -126,6 +126,7 @@ def trial_outcome(task: EvalTask, model_name: str, trial: int, settings: EvalPar
         seconds=round(sum(e.seconds for e in episodes), 3),
         requirements_total=sum(counts), requirements_met_first_round=met, query_rounds=tuple(completed_rounds),
         first_call_valid=episodes[0].first_turn_valid, finish_calls=session.total("finish_calls"),
+        missed_calls=session.total("missed_calls"),
     )
 
 

@@ -212,6 +212,8 @@ def test_eval_gives_each_model_its_tool_set():
                                                    parallel=1)}
     limi, plain = trials["limi"], trials["plain"]
     assert limi.outcome.completed and limi.outcome.invalid_tool_calls == 0 and limi.outcome.finish_calls == 0
+    # with the limi set the closing prose is how the work ends, not a call it failed to make
+    assert limi.outcome.missed_calls == 0 and plain.outcome.missed_calls == 0
     assert limi.record["tools"] == LIMI_TOOL_SCHEMAS and limi.record["meta"]["tool_set"] == "limi"
     assert limi_model.requests[0]["tools"] == LIMI_TOOL_SCHEMAS
     assert limi.record["meta"]["system_prompt_sha"] == hashlib.sha256(

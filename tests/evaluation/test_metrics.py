@@ -11,12 +11,13 @@ from pipelines.evaluation.metrics import (
 
 def outcome(task_id, trial=0, *, model="base", category="algorithm", total=2, met=0, completed=False, rounds=3,
             max_rounds=3, infra=False, calls=0, invalid=0, steps=0, tokens=0, seconds=0.0, first_call=None,
-            finishes=0):
+            finishes=0, missed=0):
     """A trial whose queries each hold one requirement and are all completed in ``rounds`` rounds, or none is."""
     done = (rounds,) * total if completed and rounds >= 1 else ()
     return EpisodeOutcome(task_id, model, trial, category, total, met, completed, rounds, max_rounds, infra, calls,
                           invalid, steps, tokens, seconds, requirements_total=total, requirements_met_first_round=met,
-                          query_rounds=done, first_call_valid=first_call, finish_calls=finishes)
+                          query_rounds=done, first_call_valid=first_call, finish_calls=finishes,
+                          missed_calls=missed)
 
 
 def trial(task_id, requirements, met, query_rounds, *, queries=3, trial=0, max_rounds=3, infra=False):
@@ -88,6 +89,20 @@ def test_first_call_validity_and_finish_rate_by_hand():
     broken = [outcome("a", infra=True, rounds=0, calls=1, first_call=True, finishes=1)]
     assert first_call_validity(broken) is None and finish_rate(broken) is None and finish_rate([]) is None
     assert first_call_validity([outcome("a")]) is None and finish_rate([outcome("a")]) == 0.0
+
+
+def test_tool_call_validity_counts_the_calls_not_made():
+    # g0: 4 calls, 1 rejected, and 2 turns that did not parse -> due 6, valid 3; g1: prose only, 3 turns -> due 3,
+    # valid 0. Pooled: 3 valid of 9 due -> 33.3 (the parsed calls alone would say 3 of 4 -> 75)
+    g = [outcome("g", 0, calls=4, invalid=1, missed=2), outcome("g", 1, missed=3)]
+    assert tool_call_validity(g) == pytest.approx(100 / 3)
+    # a model that answers in prose only has a validity of 0, not "no value"
+    assert tool_call_validity([outcome("h", missed=3)]) == 0.0
+    # nothing due (no turn at all, or only infra-broken trials) -> no value
+    assert tool_call_validity([outcome("h")]) is None
+    assert tool_call_validity([outcome("h", infra=True, rounds=0, missed=2)]) is None
+    with pytest.raises(ValueError, match="missed_calls"):
+        outcome("h", missed=-1)
 
 
 def test_tool_use_fields_are_consistent():

@@ -16,7 +16,7 @@ from pipelines.evaluation.suites.builtin import builtin_solution_dir, load_built
 from pipelines.evaluation.suites.common import EvalTask, Subtask
 from pipelines.evaluation.suites.easy import easy_solution_dir, load_easy
 from pipelines.evaluation.suites.humaneval import load_humaneval
-from pipelines.evaluation.trial import evaluate
+from pipelines.evaluation.trial import evaluate, outcome_fields
 from pipelines.llm.scripted import ScriptedModel
 
 SANDBOX = "bwrap" if BwrapSandbox.available() else "none"
@@ -123,6 +123,9 @@ def test_first_call_validity_and_finish_calls_come_from_the_session():
     assert {m: (o.first_call_valid, o.finish_calls, o.completed) for m, o in trials.items()} == {
         "valid": (True, 1, True), "garbled": (False, 1, True), "misfit": (False, R, False), "chatty": (False, 0, False)}
     assert trials["misfit"].invalid_tool_calls == 1 and trials["garbled"].tool_calls == 2
+    # the calls not made: garbled's unparsed first turn, and chatty's prose, one turn in each of its R rounds
+    assert {m: o.missed_calls for m, o in trials.items()} == {"valid": 0, "garbled": 1, "misfit": 0, "chatty": R}
+    assert outcome_fields(trials["chatty"])["missed_calls"] == R  # recorded, so a shard's merge reads it back
 
 
 def test_rubric_subtasks_show_the_judge_the_agents_answer():
