@@ -573,6 +573,19 @@ def test_the_sweep_evaluates_only_the_suites_it_names():
         overrides(point, {"all": []}, params, ["agencybench"])
 
 
+def test_the_sweep_sets_the_eval_rounds_it_is_given():
+    from pipelines.core.params import parse_params
+    from pipelines.tools.sweep.cli import main
+    from pipelines.tools.sweep.plan import Point, overrides
+
+    params = parse_params({})
+    point = Point("p", "all", 8, 0, True)
+    assert dict(s.split("=", 1) for s in overrides(point, {"all": []}, params, None, 1))["eval.rounds"] == "1"
+    assert "eval.rounds" not in dict(s.split("=", 1) for s in overrides(point, {"all": []}, params))
+    with pytest.raises(SystemExit):
+        main(["run", "--rounds", "-1"])
+
+
 def test_the_whole_eval_json_comes_from_the_dvc_cache_because_exp_show_drops_lists(tmp_path):
     from pipelines.core.dvc import dvc_command
     from pipelines.tools.sweep.results import cached_eval_json

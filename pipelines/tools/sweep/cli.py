@@ -30,6 +30,10 @@ experiment only, which saves one untuned eval per experiment but leaves the othe
 interval (the report says how many seeds had one). Experiments never register a champion
 (``eval.register_champion=false``).
 
+The experiments' eval runs one round (``--rounds 1``, the default; ``--rounds 0`` keeps params.yaml's
+eval.rounds): FTFC and first-call validity are first-round measures, and the feedback rounds would about
+double each experiment's eval time, spent on the trials that fail. The report states R.
+
 Measures (``--measures``): besides the main metric (eval.main_metric), the report has a table and the
 plot a panel per measure: ``metric`` (the eval's overall numbers) or ``suite:metric`` (one suite's, e.g.
 ``easy:ftfc``), the metric one of the eval's rates (ftfc, sr_at_r, rc_at_r, agencybench_average,
@@ -93,6 +97,10 @@ def main(argv: Iterable[str] | None = None) -> int:
                        help="evaluate the experiments on these eval.suites entries only, comma-separated, or 'all' "
                             "(default: %(default)s: the measures the sweep answers with, and each experiment's "
                             "eval stays within a few minutes on a CPU)")
+        p.add_argument("--rounds", type=int, default=1,
+                       help="eval.rounds of the experiments, 0 = params.yaml's (default: %(default)s: FTFC and "
+                            "first-call validity are first-round measures; further rounds of feedback would about "
+                            "double each experiment's eval time, spent on the trials that fail)")
         p.add_argument("--dry-run", action="store_true", help="print the dvc commands and exit")
         p.add_argument("--no-wait", action="store_true", help="queue and exit; start the queue yourself "
                                                               "(dvc queue start) and run `report` afterwards")
@@ -103,6 +111,8 @@ def main(argv: Iterable[str] | None = None) -> int:
                             + (f"{DEFAULT_MEASURES}" if p is not rep else "the sweep's own") + ")")
     rep.add_argument("--sweep", help="the sweep id (default: the latest)")
     args = parser.parse_args(list(argv) if argv is not None else None)
+    if getattr(args, "rounds", 0) < 0:
+        parser.error("--rounds must be 0 (params.yaml's) or more")
     measures = parse_measures(args.measures) if args.measures else None
     root = repo_root()
     if args.command == "report":
@@ -114,7 +124,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                        parse_ints(args.seeds, "seeds"), jobs=args.jobs, baseline=args.baseline,
                        measures=measures or parse_measures(DEFAULT_MEASURES),
                        suites=None if args.suites == "all" else [s.strip() for s in args.suites.split(",") if s.strip()],
-                       dry_run=args.dry_run,
+                       rounds=args.rounds or None, dry_run=args.dry_run,
                        wait=not args.no_wait)
     if args.dry_run or args.no_wait:
         if args.no_wait:

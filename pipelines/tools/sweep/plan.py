@@ -137,14 +137,17 @@ def eval_suites(params: Params, names: list[str] | None) -> list[dict[str, Any]]
 
 
 def overrides(point: Point, subsets: dict[str, list[str]], params: Params,
-              suites: list[str] | None = None) -> list[str]:
-    """The ``-S key=value`` overrides of one experiment (``suites``: evaluate only these eval suites)."""
+              suites: list[str] | None = None, rounds: int | None = None) -> list[str]:
+    """The ``-S key=value`` overrides of one experiment (``suites``: evaluate only these eval suites;
+    ``rounds``: eval.rounds, None to keep params.yaml's)."""
     teachers = subsets[point.teachers]
     sets = {"curate.target_size": point.size, "curate.seed": point.seed, "sft.seed": point.seed,
             "curate.teachers": teachers, "eval.register_champion": False}
     picked = eval_suites(params, suites)
     if picked is not None:
         sets["eval.suites"] = picked
+    if rounds is not None:
+        sets["eval.rounds"] = rounds
     if teachers:  # an explicit subset: nothing else drops teachers behind its back
         sets["curate.drop_teachers"] = []
     if not point.with_baseline:
@@ -153,9 +156,9 @@ def overrides(point: Point, subsets: dict[str, list[str]], params: Params,
 
 
 def queue_command(point: Point, subsets: dict[str, list[str]], params: Params,
-                  suites: list[str] | None = None) -> list[str]:
+                  suites: list[str] | None = None, rounds: int | None = None) -> list[str]:
     """The arguments of ``dvc`` that queue one experiment: ``exp run --queue --downstream -n NAME -S ... curate``."""
-    sets = [arg for s in overrides(point, subsets, params, suites) for arg in ("-S", s)]
+    sets = [arg for s in overrides(point, subsets, params, suites, rounds) for arg in ("-S", s)]
     return ["exp", "run", "--queue", "--downstream", "-n", point.name, *sets, TAIL_START]
 
 

@@ -34,7 +34,7 @@ WORKSPACE_VARS = ("LIMI_ROOT", "LIMI_PARAMS", "LIMI_PARENT_RUN_ID")
 
 def run_sweep(root: Path, subsets: dict[str, list[str]], sizes: list[int], seeds: list[int], *, jobs: int = 1,
               baseline: str = "every", measures: list[Measure] | None = None, suites: list[str] | None = None,
-              dry_run: bool = False, wait: bool = True, poll_s: float = 5.0) -> dict[str, Any]:
+              rounds: int | None = None, dry_run: bool = False, wait: bool = True, poll_s: float = 5.0) -> dict[str, Any]:
     """Plan, queue, run and wait; return the sweep record (also saved under ``.dvc/tmp/sweeps``).
 
     ``dry_run`` prints the ``dvc`` commands and returns the plan; without ``wait`` the experiments are
@@ -49,14 +49,15 @@ def run_sweep(root: Path, subsets: dict[str, list[str]], sizes: list[int], seeds
         log.info("%s", note)
     if not points:
         raise UserError("no experiment to run: every teacher subset was skipped")
-    commands = [queue_command(p, subsets, params, suites) for p in points]
+    commands = [queue_command(p, subsets, params, suites, rounds) for p in points]
     if dry_run:
         for cmd in commands:
             print("dvc " + shlex.join(cmd))
         return {"id": sweep_id, "points": [asdict(p) for p in points], "notes": notes, "available": available}
     keys = [m.key for m in measures or parse_measures(DEFAULT_MEASURES)]
     record: dict[str, Any] = {"id": sweep_id, "main_metric": params.eval.main_metric, "sizes": sizes, "seeds": seeds,
-                              "subsets": subsets, "baseline": baseline, "measures": keys, "suites": suites or "all", "available": available,
+                              "subsets": subsets, "baseline": baseline, "measures": keys, "suites": suites or "all",
+                              "rounds": rounds or params.eval.rounds, "available": available,
                               "notes": notes, "points": []}
     open_sweep_run(root, record, params)
     queue_points(root, record, points, commands)
