@@ -1,0 +1,2 @@
+SYSTEM_PROMPT = "You are a helpful assistant. Answer in one short paragraph."
+MAX_TURNS = 6

@@ -1,0 +1,3 @@
+def square(n):
+    """n raised to the second power."""
+    return n * n

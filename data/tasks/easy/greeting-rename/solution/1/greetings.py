@@ -1,0 +1,2 @@
+def format_greeting(name):
+    return f"Hello, {name}!"

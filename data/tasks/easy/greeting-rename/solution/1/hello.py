@@ -1,0 +1,3 @@
+from greetings import format_greeting
+
+print(format_greeting("Grace"))

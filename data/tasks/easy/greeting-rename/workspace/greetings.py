@@ -1,0 +1,2 @@
+def fmt(name):
+    return f"Hello, {name}!"

@@ -1,0 +1,3 @@
+from greetings import fmt
+
+print(fmt("Grace"))
