@@ -38,7 +38,7 @@ def exit_codes(workspace: Path, commands: list[str]) -> list[int]:
 
 
 def test_easy_suite_shape():
-    assert 10 <= len(EASY) <= 16
+    assert 30 <= len(EASY) <= 40
     assert len({t.id for t in EASY}) == len(EASY)
     assert {t.domain for t in EASY} == {"software", "research"}
     assert len({t.category for t in EASY}) >= 8
