@@ -1,0 +1,2 @@
+def remaining(limit, spent):
+    return limit - spent

@@ -1,0 +1,7 @@
+def shelf_label(name):
+    """The label printed on a shelf: the product name in title case."""
+    return name.upper()
+
+
+if __name__ == "__main__":
+    print(shelf_label("oat milk"))
