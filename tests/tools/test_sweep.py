@@ -115,13 +115,14 @@ def test_rows_read_each_experiments_eval_metrics():
     eval_json = {"k": 2, "baseline": "base", "headline": {"base": {"sr_at_r": 10.0}, "tuned": {"sr_at_r": 25.0}},
                  "suites": {"humaneval": {}, "builtin": {}}, "tasks": 3, "trials": 12, "R": 2}
     points = [{"name": n, "teachers": "all", "size": 4, "seed": 0} for n in ("done", "running", "unknown")]
-    exps = {"done": exp_data(eval_json), "running": exp_data(None, "running")}
+    # dvc exp show gives a running experiment its parent commit's files: they are not its results
+    exps = {"done": exp_data(eval_json), "running": exp_data(eval_json, "running")}
     done, running, unknown = point_rows({"main_metric": "sr_at_r", "points": points}, exps)
     assert (done["status"], done["score"], done["tuned"], done["base_name"], done["base_score"]) == \
         ("Success", 25.0, "tuned", "base", 10.0)
     assert (done["tasks"], done["k"], done["rounds"], done["kept"]) == (3, 2, 2, 4)
     assert done["suites"] == ["builtin", "humaneval"]
-    assert running["status"] == "Running" and running["score"] is None and running["kept"] == 4
+    assert running["status"] == "Running" and running.get("score") is None and running.get("kept") is None
     assert unknown["status"] == "no result yet" and "score" not in unknown
     exps["done"] = exp_data({"k": "two"})
     with pytest.raises(UserError, match="experiment done: metrics/eval.json field k: Input should be a valid integer"):

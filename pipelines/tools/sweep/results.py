@@ -143,6 +143,9 @@ def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]],
         state = (data or {}).get("state")
         row.update(status=p.get("status") or (state.capitalize() if state else "no result yet"),
                    run_id=p.get("run_id"))
+        if row["status"] in ("Queued", "Running"):
+            # dvc exp show gives an experiment that has not ended its parent commit's files: not its results
+            data = None
         if data:
             ev = eval_metrics(p["name"], data)
             sft = _file_data(data, "metrics", "metrics/sft.json")
