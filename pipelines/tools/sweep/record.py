@@ -19,6 +19,7 @@ from pipelines.core.io import atomic_write_json
 
 SWEEPS = Path(".dvc") / "tmp" / "sweeps"  # sweep records; tracking.SWEEP_POINTS holds the per-experiment notes
 DONE = {"Success", "Failed"}  # the states of an experiment that ended (dvc queue status)
+WAITING = {"Queued", "Running"}  # the states of one that has not (dvc exp show gives it its parent's files)
 
 
 def save_record(root: Path, record: dict[str, Any]) -> None:

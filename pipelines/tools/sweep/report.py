@@ -25,7 +25,7 @@ from pipelines.core.io import atomic_write_text
 from pipelines.core.mlflow_runs import RunStore
 from pipelines.tools.sweep.measures import Measure, record_measures
 from pipelines.tools.sweep.plots import Panel, plot
-from pipelines.tools.sweep.record import DONE, load_record
+from pipelines.tools.sweep.record import DONE, WAITING, load_record
 from pipelines.tools.sweep.results import experiment_data, point_rows
 from pipelines.tools.sweep.stats import Cell, Comparison, base_cell, build_cells, compare, paired
 
@@ -310,7 +310,7 @@ def measure_sections(rows: list[dict[str, Any]], measures: list[Measure]) -> lis
 def _wall_from_mlflow(record: dict[str, Any], rows: list[dict[str, Any]]) -> float | None:
     """Seconds from the sweep run's start to the end of its last stage run, once no experiment is waiting
     (for a sweep whose queue was started and waited on by someone else, e.g. ``--no-wait``)."""
-    if any(r["status"] in ("Queued", "Running") for r in rows):
+    if any(r["status"] in WAITING for r in rows):
         return None
     try:
         store = RunStore(record["tracking_uri"], record["experiment_id"])
@@ -347,7 +347,7 @@ def _log_report(record: dict[str, Any], rows: list[dict[str, Any]], cells: list[
                 summary[f"{prefix}base"] = found.mean if found else None
         store.log_metrics(run_id, {**summary, f"base.{metric}": base})
         store.log_files(run_id, [root / REPORT, root / PLOT])
-        if any(r["status"] in ("Queued", "Running") for r in rows):
+        if any(r["status"] in WAITING for r in rows):
             return  # a report of a sweep still running: the run stays open for the final one
         failed = sum(1 for r in rows if r["status"] != "Success")
         store.set_tag(run_id, "sweep.failed", str(failed))

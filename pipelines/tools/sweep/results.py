@@ -21,6 +21,7 @@ from pipelines.core.dvc import dvc_command
 from pipelines.core.errors import UserError, first_error
 from pipelines.core.schema import EvalMetrics
 from pipelines.tools.sweep.measures import Measure, as_interval, measure_values, paired_entry, record_measures
+from pipelines.tools.sweep.record import WAITING
 
 EVAL_JSON = "metrics/eval.json"
 
@@ -143,9 +144,8 @@ def point_rows(record: dict[str, Any], exps: dict[str, dict[str, Any]],
         state = (data or {}).get("state")
         row.update(status=p.get("status") or (state.capitalize() if state else "no result yet"),
                    run_id=p.get("run_id"))
-        if row["status"] in ("Queued", "Running"):
-            # dvc exp show gives an experiment that has not ended its parent commit's files: not its results
-            data = None
+        if row["status"] in WAITING:
+            data = None  # its parent commit's files, not its results
         if data:
             ev = eval_metrics(p["name"], data)
             sft = _file_data(data, "metrics", "metrics/sft.json")
