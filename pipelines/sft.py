@@ -32,7 +32,10 @@ How it trains (transformers ``Trainer`` + peft):
   kernels where installed on a GPU (``liger``);
 - ``num_processes > 1`` relaunches under ``accelerate launch`` with ``accelerate_config`` (FSDP, ZeRO-3
   in ``configs/accelerate/``);
-- checkpoints every ``save_steps``; a rerun with the same data and params resumes from the last one.
+- checkpoints every ``save_steps``; a rerun with the same data and params resumes from the last one;
+- on an x86 CPU with AVX2, PyTorch's and MKL's AVX2 kernels whatever else the processor has
+  (:mod:`pipelines.training.cpu_kernels`), so that CPU models with and without AVX-512 train the same
+  weights; an ``ATEN_CPU_CAPABILITY`` or ``MKL_CBWR`` in the environment is kept.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from pipelines.core.datasets import resolve_sources
 from pipelines.core.errors import UserError
 from pipelines.core.io import atomic_write_json
 from pipelines.core.params import load_params
+from pipelines.training import cpu_kernels
 from pipelines.training.config import SFTParams
 from pipelines.core.paths import repo_root
 from pipelines.training.run import run
@@ -91,6 +95,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="override sft.epochs")
     parser.add_argument("--max-steps", type=int, help="override sft.max_steps")
     args = parser.parse_args()
+    pinned = cpu_kernels.pin()  # before torch loads: one kernel set, so other CPU models train the same weights
+    log.debug("CPU kernel settings: %s", pinned or "the libraries' own choice (no AVX2 and FMA)")
     root = repo_root()
     standalone = args.data is not None
     params = load_params().sft if (root / "params.yaml").exists() else SFTParams()

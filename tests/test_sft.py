@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.training import cpu_kernels
 from tests.conftest import REPO, make_project, run_module
 from tests.training.samples import sample
 
@@ -82,3 +83,23 @@ def test_two_runs_write_the_same_bytes_and_keep_timings_out(tmp_path, tiny_model
     assert adapter["base_model_name_or_path"] == "models/base"  # not the host path of either project
     timings = json.loads((roots[0] / "reports" / "runs" / "sft.json").read_text())
     assert timings["train_seconds"] > 0 and timings["tokens_per_s"] > 0 and timings["resumed_from"] is None
+    # the stage asked for the AVX2 kernels before torch loaded (pipelines.training.cpu_kernels)
+    assert timings["cpu_kernels"] == ("AVX2" if cpu_kernels.has_avx2_fma() else timings["cpu_kernels"])
+    assert "cpu_kernels" not in metrics
+
+
+def test_a_kernel_setting_in_the_environment_is_kept(tmp_path, tiny_model_dir):
+    root = _dvc_mode_project(tmp_path / "p", tiny_model_dir)
+    result = run_module("pipelines.sft", root=root, env={"CI": "1", "ATEN_CPU_CAPABILITY": "default"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((root / "reports" / "runs" / "sft.json").read_text())["cpu_kernels"] == "DEFAULT"
+
+
+def test_the_pin_applies_only_where_the_cpu_has_avx2_and_fma():
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx fma avx2 avx512f\n"
+    env: dict[str, str] = {}
+    assert cpu_kernels.pin(env, avx2) == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"} == env
+    env = {"MKL_CBWR": "COMPATIBLE"}
+    assert cpu_kernels.pin(env, avx2) == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"}
+    env = {}
+    assert cpu_kernels.pin(env, "flags\t\t: fpu sse2 avx\n") == {} == env  # no AVX2: nothing asked for

@@ -21,7 +21,7 @@ from pipelines.training.plots import write_plots
 
 log = logging.getLogger(__name__)
 #: Metrics that differ between two runs of the same inputs: kept out of DVC outputs (``record_timings``).
-RUN_FACTS = ("train_seconds", "tokens_per_s", "peak_rss_mb", "resumed_from", "gradient_checkpointing")
+RUN_FACTS = ("train_seconds", "tokens_per_s", "peak_rss_mb", "resumed_from", "gradient_checkpointing", "cpu_kernels")
 
 
 def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, checkpoints: Path,
@@ -53,9 +53,11 @@ def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, chec
             model.enable_input_require_grads()  # frozen embeddings would otherwise cut the gradient path
     liger = use_liger(params)
     loss = loss_function(model, params, liger)
-    log.info("longest batch %d tokens: gradient checkpointing %s; loss %s; Liger kernels %s", batch_tokens,
-             "on" if checkpointing else "off", f"in chunks of {params.loss_chunk_tokens} targets"
-             if isinstance(loss, ChunkedTargetLoss) else "over all target logits at once", "on" if liger else "off")
+    cpu_kernels = torch.backends.cpu.get_cpu_capability()  # pipelines.training.cpu_kernels: AVX2 when pinned
+    log.info("longest batch %d tokens: gradient checkpointing %s; loss %s; Liger kernels %s; CPU kernels %s",
+             batch_tokens, "on" if checkpointing else "off", f"in chunks of {params.loss_chunk_tokens} targets"
+             if isinstance(loss, ChunkedTargetLoss) else "over all target logits at once", "on" if liger else "off",
+             cpu_kernels)
     trainer = Trainer(model=model, args=training_arguments(params, checkpoints, total_steps, liger=liger),
                       train_dataset=Dataset.from_list(samples),  # only int lists: no Arrow schema surprises
                       data_collator=counter, callbacks=[step_recorder(counter, history, total_steps, tracker)],
@@ -78,6 +80,7 @@ def train(samples: list[dict], base: Path, out: Path, params: SFTParams, *, chec
         "train_seconds": round(seconds, 2), "tokens_per_s": round(counter.tokens / max(seconds, 1e-9), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "resumed_from": str(resume) if resume else None,
+        "cpu_kernels": cpu_kernels,
     }
     # sharded weights (FSDP, ZeRO-3) are gathered by every process together; then only rank 0 writes
     state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped) if trainer.accelerator.num_processes > 1 \

@@ -18,6 +18,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.params import parse_params
 from pipelines.tools.sweep.measures import DEFAULT_MEASURES, Measure, parse_measures, record_measures
 from pipelines.tools.sweep.plan import cap_sizes, hydra, overrides, parse_ints, parse_subsets, plan
+from pipelines.tools.sweep import queue as sweep_queue
 from pipelines.tools.sweep.plots import Panel, plot
 from pipelines.tools.sweep.report import measure_sections, panels, render_report
 from pipelines.tools.sweep.results import point_rows
@@ -549,6 +550,52 @@ def test_two_point_sweep_end_to_end(sweep_project):
 
     again = run_module("pipelines.tools.sweep", "report", root=root, env=env, timeout=300)
     assert again.returncode == 0 and "wrote" in again.stdout, again.stderr[-3000:]
+
+
+def test_a_queue_left_without_a_worker_gets_a_new_one(monkeypatch):
+    """The decision alone (DVC's status and worker count faked): a queued experiment, nothing running and no
+    worker for the stall time -> one restart; a worker that answers, or an experiment running -> none."""
+    states = [{"a": "Success", "b": "Queued"}] * 3 + [{"a": "Success", "b": "Running"}, {"a": "Success", "b": "Success"}]
+    polls = iter(states)
+    workers = iter([1, 0, 1])  # a worker answers (idle, about to take b); none (restart); the new one answers
+    monkeypatch.setattr(sweep_queue, "queue_status", lambda root: next(polls))
+    monkeypatch.setattr(sweep_queue, "queue_workers", lambda root: next(workers))
+    restarts = []
+    seen = sweep_queue.wait_for(Path("."), ["a", "b"], poll_s=0, restart=lambda: restarts.append(1), stall_s=0)
+    assert seen == {"a": "Success", "b": "Success"} and restarts == [1]
+
+    polls = iter([{"a": "Running", "b": "Queued"}, {"a": "Success", "b": "Success"}])
+    monkeypatch.setattr(sweep_queue, "queue_workers", lambda root: pytest.fail("asked for workers while one runs"))
+    assert sweep_queue.wait_for(Path("."), ["a", "b"], poll_s=0, restart=lambda: restarts.append(2), stall_s=0)
+    assert restarts == [1]
+
+
+@pytest.mark.slow
+def test_a_sweep_queued_with_no_worker_is_run_by_a_restarted_one(sweep_project):
+    """The state a dead DVC worker leaves (experiments queued, no worker), made with ``--no-wait``; waiting on
+    it asks the real queue, finds no worker, starts one, and the experiment succeeds."""
+    from pipelines.core.dvc import start_dvc
+    from pipelines.tools.sweep.record import load_record
+
+    root = sweep_project
+    env = sweep_env(root)
+    queued = run_module("pipelines.tools.sweep", "--sizes", "2", "--seeds", "0", "--suites", "builtin", "--no-wait",
+                        root=root, env=env, timeout=300)
+    assert queued.returncode == 0, queued.stderr[-3000:]
+    sweep = load_record(root)
+    names = [p["name"] for p in sweep["points"]]
+    assert sweep_queue.queue_status(root) == {names[0]: "Queued"} and sweep_queue.queue_workers(root) == 0
+    starts = []
+
+    def restart():
+        log = (root / "queue.log").open("a")
+        starts.append(start_dvc(["queue", "start"], root, {**os.environ, **env,
+                                                         "MLFLOW_TRACKING_URI": sweep["tracking_uri"]}, log))
+
+    # stall_s: longer than a new worker takes to pick the experiment up, so one start is enough
+    seen = sweep_queue.wait_for(root, names, poll_s=1, restart=restart, stall_s=20)
+    assert seen == {names[0]: "Success"} and len(starts) == 1, (root / "queue.log").read_text()[-3000:]
+    starts[0].wait(timeout=120)
 
 
 def test_a_sweep_without_cached_trajectories_refuses_to_start(sweep_project):

@@ -14,7 +14,7 @@ import subprocess
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pipelines.core import tracking
 from pipelines.core.dvc import dvc_command, stage_environment, start_dvc
@@ -120,10 +120,14 @@ def run_queue(root: Path, record: dict[str, Any], jobs: int, poll_s: float) -> d
     names = [p["name"] for p in record["points"]]
     env = stage_environment({**dict.fromkeys(WORKSPACE_VARS), "MLFLOW_TRACKING_URI": record["tracking_uri"]})
     # `dvc queue start` may stay up as the parent of its worker: not waited on here, its output goes to a file.
-    with (root / SWEEPS / f"{record['id']}.queue.log").open("w") as out:
-        starter = start_dvc(["queue", "start", "--jobs", str(jobs)], root, env, out)
+    out = (root / SWEEPS / f"{record['id']}.queue.log").open("a")
+    starters = [start_dvc(["queue", "start", "--jobs", str(jobs)], root, env, out)]
+
+    def restart() -> None:
+        starters.append(start_dvc(["queue", "start", "--jobs", str(jobs)], root, env, out))
+
     try:
-        states = wait_for(root, names, poll_s=poll_s)
+        states = wait_for(root, names, poll_s=poll_s, restart=restart)
     except BaseException:
         log.warning("stopping: removing this sweep's queued experiments and killing the running one")
         dvc_command(["queue", "remove", *names], root, check=False)
@@ -131,10 +135,13 @@ def run_queue(root: Path, record: dict[str, Any], jobs: int, poll_s: float) -> d
         if running:
             dvc_command(["queue", "kill", *running], root, check=False)
         raise
-    try:
-        starter.wait(timeout=60)  # its worker exits once the queue is empty
-    except subprocess.TimeoutExpired:
-        log.info("dvc queue start (pid %d) is still up; `dvc queue stop` ends its worker", starter.pid)
+    finally:
+        out.close()
+    for starter in starters:
+        try:
+            starter.wait(timeout=60)  # its worker exits once the queue is empty
+        except subprocess.TimeoutExpired:
+            log.info("dvc queue start (pid %d) is still up; `dvc queue stop` ends its worker", starter.pid)
     return states
 
 
@@ -159,10 +166,25 @@ def queue_status(root: Path) -> dict[str, str]:
         return {e["name"]: e["status"] for e in repo.experiments.celery_queue.status() if e.get("name")}
 
 
-def wait_for(root: Path, names: list[str], poll_s: float = 5.0) -> dict[str, str]:
-    """Block until every named experiment succeeded or failed; report each change of state."""
+def queue_workers(root: Path) -> int:
+    """How many DVC queue workers answer (busy or idle), as ``dvc queue status`` counts them."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return len(repo.experiments.celery_queue.worker_status())
+
+
+def wait_for(root: Path, names: list[str], poll_s: float = 5.0, restart: Callable[[], None] | None = None,
+             stall_s: float = 60.0) -> dict[str, str]:
+    """Block until every named experiment succeeded or failed; report each change of state.
+
+    DVC's queue worker can die between two experiments (seen: its filesystem broker read an empty message
+    and the worker exited after its task), leaving the rest queued with nothing to run them. When some are
+    queued, none runs for ``stall_s`` and no worker answers, ``restart`` starts one.
+    """
     seen: dict[str, str] = {}
     started = time.monotonic()
+    stalled_since: float | None = None
     while True:
         status = queue_status(root)
         for name in names:
@@ -173,4 +195,15 @@ def wait_for(root: Path, names: list[str], poll_s: float = 5.0) -> dict[str, str
                 log.info("%s: %s (%d of %d done, %.0f s)", name, state, done, len(names), time.monotonic() - started)
         if all(seen[n] in DONE or seen[n] == "Missing" for n in names):
             return seen
+        queued = sum(1 for n in names if seen[n] == "Queued")
+        if restart is not None and queued and not any(seen[n] == "Running" for n in names):
+            now = time.monotonic()
+            stalled_since = stalled_since if stalled_since is not None else now
+            if now - stalled_since >= stall_s and not queue_workers(root):
+                log.warning("%d experiment(s) queued, none running for %.0f s and no DVC queue worker answers "
+                            "(it may have died): starting one", queued, now - stalled_since)
+                restart()
+                stalled_since = None
+        else:
+            stalled_since = None
         time.sleep(poll_s)
