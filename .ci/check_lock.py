@@ -92,10 +92,10 @@ def main(committed: str, new: str, readme: str, lock_machine: str = ".ci/lock-ma
     if bad:
         print(f"make repro does not reproduce the committed dvc.lock for: {', '.join(bad)}", file=sys.stderr)
         return 1
-    unchecked = sorted(cpu_model) if not same_cpu else []
-    print("dvc.lock reproduced" + (f" (allowed to differ: {', '.join(sorted(any_run))}" if any_run else "")
-          + (f"; outputs not compared on this CPU model: {', '.join(unchecked)}" if unchecked else "")
-          + (")" if any_run else ""))
+    notes = [f"allowed to differ: {', '.join(sorted(any_run))}"] if any_run else []
+    if cpu_model and not same_cpu:
+        notes.append(f"outputs not compared on this CPU model: {', '.join(sorted(cpu_model))}")
+    print("dvc.lock reproduced" + (f" ({'; '.join(notes)})" if notes else ""))
     return 0
 
 

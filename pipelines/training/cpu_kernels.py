@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from pathlib import Path
 
 SETTINGS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
@@ -50,8 +49,3 @@ def pin(environ: dict[str, str] | None = None, cpuinfo: str | None = None) -> di
     for key, value in SETTINGS.items():
         env.setdefault(key, value)
     return {key: env[key] for key in SETTINGS}
-
-
-def torch_loaded() -> bool:
-    """Whether torch is already imported (then :func:`pin` is too late for this process)."""
-    return "torch" in sys.modules

@@ -121,13 +121,14 @@ def run_queue(root: Path, record: dict[str, Any], jobs: int, poll_s: float) -> d
     env = stage_environment({**dict.fromkeys(WORKSPACE_VARS), "MLFLOW_TRACKING_URI": record["tracking_uri"]})
     # `dvc queue start` may stay up as the parent of its worker: not waited on here, its output goes to a file.
     out = (root / SWEEPS / f"{record['id']}.queue.log").open("a")
-    starters = [start_dvc(["queue", "start", "--jobs", str(jobs)], root, env, out)]
+    starters: list[subprocess.Popen] = []
 
-    def restart() -> None:
+    def start() -> None:
         starters.append(start_dvc(["queue", "start", "--jobs", str(jobs)], root, env, out))
 
+    start()
     try:
-        states = wait_for(root, names, poll_s=poll_s, restart=restart)
+        states = wait_for(root, names, poll_s=poll_s, restart=start)
     except BaseException:
         log.warning("stopping: removing this sweep's queued experiments and killing the running one")
         dvc_command(["queue", "remove", *names], root, check=False)
